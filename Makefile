@@ -1,0 +1,34 @@
+# The README's commands. Every target bootstraps .venv itself, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export DAGSTER_HOME ?= $(abspath .dagster)
+export DBT_PROFILES_DIR ?= $(abspath dbt_project)
+export RELAY_WAREHOUSE ?= $(abspath data/warehouse.duckdb)
+
+.PHONY: demo test dev manifest bench soak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	mkdir -p $(DAGSTER_HOME) && ln -sf $(abspath dagster.yaml) $(DAGSTER_HOME)/dagster.yaml
+	touch $(STAMP)
+
+# dbt's manifest is a build artifact that Dagster and the sync engine read.
+manifest: $(STAMP)
+	cd dbt_project && $(abspath $(BIN))/dbt parse --quiet
+
+demo: $(STAMP) manifest
+	$(BIN)/relay demo
+
+test: $(STAMP) manifest
+	$(BIN)/python -m pytest -n 2 --durations=15
+
+dev: $(STAMP) manifest
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m orchestration.definitions
+
+clean:
+	rm -rf data .dagster dbt_project/target dbt_project/logs

@@ -1,0 +1,27 @@
+with source as (
+    {{ relay_source('shopify', 'abandoned_checkout') }}
+)
+
+select
+    cast(id as {{ dbt.type_bigint() }}) as checkout_id,
+    {{ clean_text('token') }} as checkout_token,
+    {{ clean_text('cart_token') }} as cart_token,
+    {{ normalize_email('email') }} as email,
+    {{ valid_e164(normalize_phone('phone')) }} as phone,
+    cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
+    {{ clean_timestamp('created_at') }} as created_at,
+    {{ clean_timestamp('updated_at') }} as updated_at,
+    {{ clean_timestamp('completed_at') }} as completed_at,
+    {{ clean_timestamp('closed_at') }} as closed_at,
+    {{ clean_text('abandoned_checkout_url') }} as recovery_url,
+    cast(total_price as {{ dbt.type_numeric() }}) as total_price,
+    cast(subtotal_price as {{ dbt.type_numeric() }}) as subtotal_price,
+    cast(coalesce(total_discounts, 0) as {{ dbt.type_numeric() }}) as total_discounts,
+    upper({{ clean_text('currency') }}) as currency,
+    buyer_accepts_marketing,
+    {{ clean_text('shipping_address_address_1') }} as shipping_address_1,
+    {{ clean_text('shipping_address_zip') }} as shipping_zip,
+    upper({{ clean_text('shipping_address_country_code') }}) as shipping_country_code,
+    {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
+from source
+where {{ not_deleted() }}

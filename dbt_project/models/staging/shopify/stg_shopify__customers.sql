@@ -1,0 +1,31 @@
+with source as (
+    {{ relay_source('shopify', 'customer') }}
+),
+
+cleaned as (
+    select
+        cast(id as {{ dbt.type_bigint() }}) as customer_id,
+        {{ normalize_email('email') }} as email,
+        {{ clean_text('email') }} as email_raw,
+        {{ clean_text('first_name') }} as first_name,
+        {{ clean_text('last_name') }} as last_name,
+        {{ valid_e164(normalize_phone('phone')) }} as phone,
+        lower({{ clean_text('state') }}) as account_state,
+        lower(coalesce(
+            {{ clean_text('email_marketing_consent_state') }},
+            case when accepts_marketing then 'subscribed' when not accepts_marketing then 'not_subscribed' end
+        )) as email_consent_state,
+        lower({{ clean_text('email_marketing_consent_opt_in_level') }}) as email_consent_opt_in_level,
+        {{ clean_timestamp('email_marketing_consent_consent_updated_at') }} as email_consent_updated_at,
+        lower({{ clean_text('sms_marketing_consent_state') }}) as sms_consent_state,
+        {{ clean_timestamp('sms_marketing_consent_consent_updated_at') }} as sms_consent_updated_at,
+        coalesce(verified_email, false) as is_verified_email,
+        upper({{ clean_text('currency') }}) as currency,
+        {{ clean_timestamp('created_at') }} as created_at,
+        {{ clean_timestamp('updated_at') }} as updated_at,
+        {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
+    from source
+    where {{ not_deleted() }}
+)
+
+select * from cleaned

@@ -1,0 +1,18 @@
+with source as (
+    {{ relay_source('shopify', 'order_line') }}
+)
+
+select
+    cast(id as {{ dbt.type_bigint() }}) as order_line_id,
+    cast(order_id as {{ dbt.type_bigint() }}) as order_id,
+    cast(index as {{ dbt.type_int() }}) as line_index,
+    cast(product_id as {{ dbt.type_bigint() }}) as product_id,
+    cast(variant_id as {{ dbt.type_bigint() }}) as variant_id,
+    {{ clean_text('sku') }} as sku,
+    {{ clean_text('title') }} as title,
+    {{ clean_text('vendor') }} as vendor,
+    cast(quantity as {{ dbt.type_int() }}) as quantity,
+    cast(price as {{ dbt.type_numeric() }}) as price,
+    cast(coalesce(total_discount, 0) as {{ dbt.type_numeric() }}) as total_discount,
+    {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
+from source

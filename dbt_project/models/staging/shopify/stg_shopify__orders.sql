@@ -1,0 +1,43 @@
+with source as (
+    {{ relay_source('shopify', 'order') }}
+),
+
+cleaned as (
+    select
+        cast(id as {{ dbt.type_bigint() }}) as order_id,
+        {{ clean_text('name') }} as order_name,
+        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
+        {{ normalize_email('email') }} as email,
+        {{ valid_e164(normalize_phone('coalesce(' ~ clean_text('phone') ~ ', ' ~ clean_text('billing_address_phone') ~ ')')) }} as phone,
+        {{ clean_timestamp('created_at') }} as created_at,
+        {{ clean_timestamp('processed_at') }} as processed_at,
+        {{ clean_timestamp('updated_at') }} as updated_at,
+        {{ clean_timestamp('cancelled_at') }} as cancelled_at,
+        lower({{ clean_text('cancel_reason') }}) as cancel_reason,
+        lower({{ clean_text('financial_status') }}) as financial_status,
+        lower({{ clean_text('fulfillment_status') }}) as fulfillment_status,
+        upper({{ clean_text('currency') }}) as currency,
+        cast(total_price as {{ dbt.type_numeric() }}) as total_price,
+        cast(subtotal_price as {{ dbt.type_numeric() }}) as subtotal_price,
+        cast(coalesce(total_discounts, 0) as {{ dbt.type_numeric() }}) as total_discounts,
+        cast(coalesce(total_tax, 0) as {{ dbt.type_numeric() }}) as total_tax,
+        cast(total_line_items_price as {{ dbt.type_numeric() }}) as total_line_items_price,
+        lower({{ clean_text('source_name') }}) as source_name,
+        coalesce(test, false) as is_test_order,
+        {{ clean_text('browser_ip') }} as browser_ip,
+        {{ clean_text('checkout_token') }} as checkout_token,
+        {{ clean_text('cart_token') }} as cart_token,
+        buyer_accepts_marketing,
+        {{ clean_text('billing_address_address_1') }} as billing_address_1,
+        {{ clean_text('billing_address_zip') }} as billing_zip,
+        upper({{ clean_text('billing_address_country_code') }}) as billing_country_code,
+        {{ clean_text('shipping_address_address_1') }} as shipping_address_1,
+        {{ clean_text('shipping_address_city') }} as shipping_city,
+        {{ clean_text('shipping_address_zip') }} as shipping_zip,
+        upper({{ clean_text('shipping_address_country_code') }}) as shipping_country_code,
+        {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
+    from source
+    where {{ not_deleted() }}
+)
+
+select * from cleaned

@@ -1,0 +1,244 @@
+"""`relay`: the project's command line. Run `relay --help`."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime
+
+import httpx
+
+from relay import config, pipeline
+
+FAILED = ("failed", "refused")
+
+
+def _progress(label: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(f"\r  {label:<40} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return report
+
+
+def _print_run(r) -> None:
+    line = (f"  {r.sync_name:<36} {r.status:<9} add={r.planned_add} change={r.planned_change} "
+            f"remove={r.planned_remove}")
+    if r.mode == "apply":
+        line += (f" | acked={r.acked} rejected={r.rejected} unsent={r.unsent} requests={r.requests} "
+                 f"retries={r.retries} {r.rows_per_s:.0f} rows/s")
+    print(line)
+    if r.message:
+        print(f"    {r.message}")
+
+
+def cmd_sample_data(args) -> int:
+    from relay import sample_data
+
+    config.export_environment()
+    started = time.monotonic()
+    if args.append_hours:
+        counts = sample_data.append(config.warehouse_path(), args.append_hours)
+        what = f"appended {args.append_hours}h of activity"
+    else:
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+        counts = sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed, as_of=as_of)
+        what = f"generated {args.customers} customers (seed {args.seed})"
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps({"tables": counts, "seconds": round(elapsed, 2)}))
+    else:
+        print(f"{what} in {elapsed:.1f}s into {config.warehouse_path()}")
+        for table, n in counts.items():
+            print(f"  {table:<40} {n:>12,}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    extra = ["--select", args.select] if args.select else []
+    return pipeline.run_dbt("build", *extra, check=False).returncode
+
+
+def _run_syncs(args, apply: bool) -> int:
+    specs = pipeline.sync_specs(args.syncs, getattr(args, "schedule", None))
+    results = []
+    for spec in specs:
+        result = pipeline.run_sync(
+            spec, apply=apply, full_resync=getattr(args, "full_resync", False),
+            allow_large_change=getattr(args, "allow_large_change", False),
+            progress=None if args.json else _progress(spec.name),
+        )
+        results.append(result)
+        if not args.json:
+            _print_run(result)
+            if not apply:
+                for kind, samples in result.plan.get("samples", {}).items():
+                    for sample in samples:
+                        print(f"      {kind}: {json.dumps(sample, default=str)[:300]}")
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], default=str))
+    return 1 if any(r.status in FAILED or r.unsent for r in results) else 0
+
+
+def cmd_plan(args) -> int:
+    return _run_syncs(args, apply=False)
+
+
+def cmd_sync(args) -> int:
+    return _run_syncs(args, apply=True)
+
+
+def cmd_status(args) -> int:
+    runs = pipeline.last_runs(args.limit)
+    if args.json:
+        print(json.dumps(runs, default=str))
+        return 0
+    if not runs:
+        print("no sync runs yet")
+        return 0
+    print(f"{'started':<20} {'sync':<36} {'mode':<6} {'status':<10} {'planned':>8} {'acked':>8} {'rejected':>8} {'rows/s':>8}")
+    for r in runs:
+        planned = (r["planned_add"] or 0) + (r["planned_change"] or 0) + (r["planned_remove"] or 0)
+        acked = (r["acked_add"] or 0) + (r["acked_change"] or 0) + (r["acked_remove"] or 0)
+        print(f"{str(r['started_at'])[:19]:<20} {r['sync_name']:<36} {r['mode']:<6} {r['status']:<10} "
+              f"{planned:>8} {acked:>8} {r['rejected'] or 0:>8} {r['rows_per_s'] or 0:>8.0f}")
+        if r["message"] and r["status"] != "succeeded":
+            print(f"{'':<21}{r['message'][:160]}")
+    return 1 if runs[0]["status"] in FAILED else 0
+
+
+def cmd_emulators(args) -> int:
+    from sinks.emulators import __main__ as emulators_main
+
+    return emulators_main.main(["--state-dir", str(config.data_dir() / "emulators")] + args.rest)
+
+
+@contextmanager
+def running_emulators():
+    """Use emulators already listening, or start them for the duration of the block."""
+    from sinks.destinations import EMULATOR_PORTS, emulator_url
+
+    def up() -> bool:
+        try:
+            return all(httpx.get(f"{emulator_url(n)}/_emulator/stats", timeout=1).status_code == 200 for n in EMULATOR_PORTS)
+        except httpx.HTTPError:
+            return False
+
+    if up():
+        yield
+        return
+    state_dir = config.data_dir() / "emulators"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinks.emulators", "--state-dir", str(state_dir)],
+        env=os.environ.copy(), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not up():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the destination emulators did not start (python -m sinks.emulators)")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def cmd_demo(args) -> int:
+    """Sample data (once), dbt build, sync to the local emulators, summary."""
+    from relay import sample_data
+
+    config.export_environment()
+    os.environ.setdefault("RELAY_DESTINATIONS", "emulator")
+    started = time.monotonic()
+    if args.regenerate or not config.warehouse_path().exists():
+        print(f"== sample data: {args.customers} customers")
+        sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed)
+    print("== dbt build")
+    pipeline.run_dbt("build", "--quiet")
+    print("== sync to the local destination emulators")
+    exit_code = 0
+    with running_emulators():
+        for spec in pipeline.sync_specs():
+            result = pipeline.run_sync(spec, progress=_progress(spec.name))
+            _print_run(result)
+            if result.status in FAILED or result.unsent:
+                exit_code = 1
+    summary = pipeline.warehouse_summary()
+    print("== summary")
+    for schema, tables in summary["layers"].items():
+        print(f"  {schema:<12} {len(tables):>3} tables, {sum(tables.values()):>12,} rows")
+    segments = summary["layers"].get("marts", {})
+    for table, n in segments.items():
+        print(f"    marts.{table:<40} {n:>10,}")
+    for sync_name, n in summary["synced"].items():
+        print(f"  destination holds {n:>10,} rows from {sync_name}")
+    print(f"demo finished in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse_path()}")
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relay", description="Warehouse-native retention activation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample-data", help="generate deterministic sample raw data, or append hours of activity")
+    p.add_argument("--customers", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--as-of", help="end of the generated history (ISO timestamp, UTC); default 2026-11-01T00:00:00")
+    p.add_argument("--append-hours", type=int, help="append the next H hours of activity to existing data instead")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sample_data)
+
+    p = sub.add_parser("build", help="dbt build (models, tests, snapshots)")
+    p.add_argument("--select", help="dbt selection, e.g. tag:frequent")
+    p.set_defaults(func=cmd_build)
+
+    for name, func, text in (("plan", cmd_plan, "compute and record what each sync would send, without sending"),
+                             ("sync", cmd_sync, "send each sync's changes to its destination")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("syncs", nargs="*", help="sync model names (default: all)")
+        p.add_argument("--schedule", choices=["frequent", "daily"], help="only syncs on this schedule")
+        p.add_argument("--full-resync", action="store_true", help="resend every row, not only changes")
+        p.add_argument("--allow-large-change", action="store_true", help="approve a run the blast-radius guard refuses")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("status", help="the last sync runs")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("emulators", help="serve the local Customer.io, Cordial and Talon.One emulators")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_emulators)
+
+    p = sub.add_parser("demo", help="sample data -> dbt -> syncs to the emulators -> summary")
+    p.add_argument("--customers", type=int, default=int(os.environ.get("RELAY_DEMO_CUSTOMERS", "5000")))
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--regenerate", action="store_true", help="regenerate the sample data even if a warehouse exists")
+    p.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (RuntimeError, ValueError) as exc:
+        print(f"relay {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Sync declarations, read from the dbt manifest: a sync is a dbt model whose `meta.sync` says where
+its rows go. Adding a sync is SQL + YAML; nothing here is per sync."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DESTINATIONS = ("customerio", "cordial", "talon_one")
+OBJECTS = ("attributes", "membership")
+ON_EXIT = {"attributes": ("clear", "ignore"), "membership": ("remove", "ignore")}
+SCHEDULES = ("frequent", "daily")
+
+
+class DeclarationError(ValueError):
+    """A sync model's meta block is wrong; the message names the model and the field."""
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    name: str  # the dbt model name, e.g. sync_customerio__people
+    relation: str  # schema.table in the warehouse
+    destination: str
+    object: str
+    primary_key: tuple[str, ...]
+    identifier: str
+    on_exit: str
+    schedule: str
+    columns: dict[str, str]  # column -> declared data_type, in model order
+    column_meta: dict[str, dict] = field(default_factory=dict)
+    max_change_share: float | None = None  # blast-radius override for this sync
+    unique_id: str = ""
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        fixed = set(self.primary_key) | {self.identifier}
+        return [c for c in self.columns if c not in fixed]
+
+    @property
+    def audience_column(self) -> str:
+        return "audience"
+
+
+def load_specs(manifest_path: Path) -> list[SyncSpec]:
+    manifest = json.loads(Path(manifest_path).read_text())
+    specs = []
+    for unique_id, node in sorted(manifest["nodes"].items()):
+        if node.get("resource_type") != "model":
+            continue
+        meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+        if "sync" not in meta:
+            continue
+        specs.append(_spec(unique_id, node, meta["sync"]))
+    return specs
+
+
+def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
+    name = node["name"]
+
+    def fail(message: str) -> DeclarationError:
+        return DeclarationError(f"sync model {name}: meta.sync.{message}")
+
+    if not isinstance(sync, dict):
+        raise fail("must be a mapping")
+    destination = sync.get("destination")
+    if destination not in DESTINATIONS:
+        raise fail(f"destination is {destination!r}; expected one of {', '.join(DESTINATIONS)}")
+    obj = sync.get("object")
+    if obj not in OBJECTS:
+        raise fail(f"object is {obj!r}; expected one of {', '.join(OBJECTS)}")
+    columns = {c: (spec.get("data_type") or "").lower() for c, spec in node.get("columns", {}).items()}
+    if not columns:
+        raise fail("requires the model's columns to be declared in YAML (an enforced contract)")
+    key = sync.get("primary_key")
+    if isinstance(key, str):
+        key = [key]
+    if not key or not all(isinstance(k, str) for k in key):
+        raise fail("primary_key must be a column name or a list of column names")
+    identifier = sync.get("identifier", key[0])
+    for column in [*key, identifier]:
+        if column not in columns:
+            raise fail(f"names column {column!r}, which the model does not declare (columns: {', '.join(columns)})")
+    if obj == "membership" and "audience" not in key:
+        raise fail("primary_key of a membership sync must include the 'audience' column")
+    on_exit = sync.get("on_exit", ON_EXIT[obj][0])
+    if on_exit not in ON_EXIT[obj]:
+        raise fail(f"on_exit is {on_exit!r}; for object {obj} expected one of {', '.join(ON_EXIT[obj])}")
+    schedule = sync.get("schedule", "daily")
+    if schedule not in SCHEDULES:
+        raise fail(f"schedule is {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    share = sync.get("max_change_share")
+    if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
+        raise fail(f"max_change_share is {share!r}; expected a fraction in (0, 1]")
+    column_meta = {
+        c: {**(spec.get("meta") or {}), **((spec.get("config") or {}).get("meta") or {})}
+        for c, spec in node.get("columns", {}).items()
+    }
+    return SyncSpec(
+        name=name,
+        relation=f"{node['schema']}.{node.get('alias') or name}",
+        destination=destination,
+        object=obj,
+        primary_key=tuple(key),
+        identifier=identifier,
+        on_exit=on_exit,
+        schedule=schedule,
+        columns=columns,
+        column_meta=column_meta,
+        max_change_share=share,
+        unique_id=unique_id,
+    )

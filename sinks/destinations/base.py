@@ -1,0 +1,128 @@
+"""What every destination adapter provides to the engine, and the pieces they share.
+
+An adapter only knows its API: how to address a record, how to pack changes into requests within the
+API's count and byte limits, and how the API reports per-item outcomes. Diffing, retries, rate limits,
+state and the ledger belong to the engine and sinks.http."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Iterator
+
+import duckdb
+
+from sinks.http import HttpClient, Request
+
+
+class SplitBatch(Exception):
+    """The destination refused a multi-item request as a whole: the engine bisects it to find the bad rows."""
+
+
+class DestinationAuthError(Exception):
+    """Credentials refused: no row is at fault, so the run stops instead of rejecting rows."""
+
+
+class SetupError(Exception):
+    """A list, audience, segment or attribute the sync needs is missing and cannot be created."""
+
+
+@dataclass
+class Change:
+    key: str
+    kind: str  # add | change | remove
+    identifier: str | None
+    row: dict | None = None  # the model row (add/change)
+    prev_row: dict | None = None  # what the destination was last told (change/remove)
+    row_hash: str | None = None
+    payload_json: str | None = None
+    fields: list[str] = field(default_factory=list)  # attributes to send: all (add), changed (change), cleared (remove)
+    internal: bool = False  # a helper step (leaving an old identifier), not a row outcome of its own
+
+
+@dataclass
+class Batch:
+    request: Request | None  # None: refused before sending (e.g. over a size limit), see `error`
+    items: list[Change]
+    error: str | None = None
+
+
+Outcome = tuple[Change, str | None]  # (change, None if acknowledged else the reason it was refused)
+
+
+class ObjectRegistry:
+    """Ids of objects created at a destination (lists, audiences, segments), kept in the warehouse so
+    setup looks up before it creates."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, destination: str, account: str) -> None:
+        self.con, self.destination, self.account = con, destination, account
+
+    def get(self, kind: str, name: str) -> str | None:
+        row = self.con.execute(
+            "select external_id from relay.destination_objects where destination = ? and account = ? and kind = ? and name = ?",
+            [self.destination, self.account, kind, name],
+        ).fetchone()
+        return row[0] if row else None
+
+    def put(self, kind: str, name: str, external_id: str) -> None:
+        self.con.execute(
+            "insert or replace into relay.destination_objects values (?, ?, ?, ?, ?, ?)",
+            [self.destination, self.account, kind, name, str(external_id), datetime.utcnow()],
+        )
+
+
+class Destination:
+    name: str = ""
+    account: str = ""
+    concurrency: int = 8
+    credential_hint: str = ""
+
+    def open_client(self) -> HttpClient:
+        raise NotImplementedError
+
+    async def setup(self, spec, client: HttpClient, registry: ObjectRegistry, audiences: list[str]) -> None:
+        """Idempotently create what the sync writes into (look up first, create when missing)."""
+
+    def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def interpret(self, spec, batch: Batch, response) -> list[Outcome]:
+        raise NotImplementedError
+
+    def describe(self, spec, change: Change) -> dict:
+        """A sample of what would be sent for one change (for plans); values only from the model."""
+        return {"key": change.key, "kind": change.kind, "identifier": change.identifier,
+                "fields": {f: (change.row or {}).get(f) for f in change.fields} if change.kind != "remove" else change.fields}
+
+
+def pack(items: Iterable[Change], *, max_items: int, max_bytes: int | None = None,
+         size=lambda change: 0, group=None) -> Iterator[list[Change]]:
+    """Greedy packing by count and bytes. With `group`, items sharing a group value are never split
+    across two packs (unless one group alone exceeds a pack)."""
+    pack_, size_ = [], 0
+    items = list(items)
+    i = 0
+    while i < len(items):
+        j = i + 1
+        if group is not None:
+            while j < len(items) and group(items[j]) == group(items[i]):
+                j += 1
+        run = items[i:j]
+        run_size = sum(size(c) for c in run)
+        too_many = len(pack_) + len(run) > max_items
+        too_big = max_bytes is not None and size_ + run_size > max_bytes
+        if pack_ and (too_many or too_big):
+            yield pack_
+            pack_, size_ = [], 0
+        if len(run) > max_items:  # one group larger than a request: it has to be split
+            for k in range(0, len(run), max_items):
+                yield run[k:k + max_items]
+        else:
+            pack_.extend(run)
+            size_ += run_size
+        i = j
+    if pack_:
+        yield pack_
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

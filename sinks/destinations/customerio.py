@@ -1,0 +1,127 @@
+"""Customer.io: people attributes through the Track API v2 batch endpoint, and manual-segment
+membership through Track's add_customers/remove_customers (segments created via the App API)."""
+
+import base64
+from typing import Iterator
+
+from sinks.destinations.base import Batch, Change, Destination, SetupError, dumps, pack
+from sinks.http import REDACT, HttpClient, Request
+
+MAX_BATCH_BYTES = 500 * 1024
+MAX_ENTRY_BYTES = 32 * 1024
+MAX_SEGMENT_IDS = 1000
+CLEARED = ""  # Customer.io removes a person attribute set to an empty string
+
+
+class CustomerIO(Destination):
+    name = "customerio"
+    credential_hint = "CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY (and CUSTOMERIO_APP_API_KEY for segments)"
+
+    def __init__(self, *, track_url: str, app_url: str, site_id: str, track_api_key: str, app_api_key: str | None,
+                 rate_per_s: float = 100, concurrency: int = 8) -> None:
+        self.track_url, self.app_url = track_url.rstrip("/"), app_url.rstrip("/")
+        self.site_id, self._track_key, self._app_key = site_id, track_api_key, app_api_key
+        self.account = f"customerio:{site_id}"
+        self.rate_per_s, self.concurrency = rate_per_s, concurrency
+        self._segments: dict[str, str] = {}
+        REDACT.add(track_api_key, app_api_key)
+
+    def open_client(self) -> HttpClient:
+        token = base64.b64encode(f"{self.site_id}:{self._track_key}".encode()).decode()
+        return HttpClient(self.track_url, auth_headers={"Authorization": f"Basic {token}"}, account=self.account,
+                          rates={"default": self.rate_per_s, "app": 10}, concurrency=self.concurrency)
+
+    def _app(self, method: str, path: str, json=None) -> Request:
+        return Request(method, f"{self.app_url}{path}", json=json, group="app",
+                       headers={"Authorization": f"Bearer {self._app_key}"})
+
+    async def setup(self, spec, client, registry, audiences) -> None:
+        if spec.object != "membership":
+            return
+        missing = [a for a in audiences if registry.get("segment", a) is None]
+        if missing:
+            if not self._app_key:
+                raise SetupError(f"manual segments {missing} are unknown and CUSTOMERIO_APP_API_KEY is not set to create them")
+            listed = await client.send(self._app("GET", "/v1/segments"))
+            _raise_for(listed, "listing segments")
+            existing = {s["name"]: s["id"] for s in listed.json().get("segments", []) if s.get("type", "manual") == "manual"}
+            for name in missing:
+                if name not in existing:
+                    created = await client.send(self._app("POST", "/v1/segments", {
+                        "segment": {"name": name, "description": f"Managed by relay from {spec.name}"}}))
+                    _raise_for(created, f"creating segment {name!r}")
+                    existing[name] = created.json()["segment"]["id"]
+                registry.put("segment", name, existing[name])
+        self._segments = {a: registry.get("segment", a) for a in audiences}
+
+    def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        if spec.object == "membership":
+            yield from self._membership_batches(changes)
+            return
+        sized: list[tuple[Change, bytes]] = []
+        for change in changes:
+            entry = dumps(_identify(change)).encode()
+            if len(entry) > MAX_ENTRY_BYTES:
+                yield Batch(None, [change], error=f"entry is {len(entry)} bytes; Customer.io accepts at most {MAX_ENTRY_BYTES}")
+            else:
+                sized.append((change, entry))
+        entries = dict((id(c), e) for c, e in sized)
+        # 2 bytes of slack per entry for the separators.
+        for group in pack([c for c, _ in sized], max_items=10_000, max_bytes=MAX_BATCH_BYTES - 64,
+                          size=lambda c: len(entries[id(c)]) + 1):
+            body = b'{"batch":[' + b",".join(entries[id(c)] for c in group) + b"]}"
+            yield Batch(Request("POST", "/api/v2/batch", content=body), group)
+
+    def _membership_batches(self, changes: list[Change]) -> Iterator[Batch]:
+        by_target: dict[tuple[str, str], list[Change]] = {}
+        for change in changes:
+            audience = (change.row or change.prev_row)["audience"]
+            action = "remove_customers" if change.kind == "remove" else "add_customers"
+            by_target.setdefault((audience, action), []).append(change)
+        for (audience, action), items in by_target.items():
+            segment = self._segments.get(audience)
+            for group in pack(items, max_items=MAX_SEGMENT_IDS):
+                if segment is None:
+                    yield Batch(None, group, error=f"manual segment {audience!r} has no Customer.io id")
+                    continue
+                yield Batch(Request("POST", f"/api/v1/segments/{segment}/{action}",
+                                    json={"ids": [c.identifier for c in group]}, params={"id_type": "id"}), group)
+
+    def interpret(self, spec, batch: Batch, response):
+        status = response.status_code
+        if status == 200:
+            return [(c, None) for c in batch.items]
+        if status == 207:
+            errors = {}
+            for error in _json(response).get("errors", []):
+                index = error.get("batch_index")
+                detail = "; ".join(str(error[k]) for k in ("reason", "field", "message") if error.get(k))
+                errors[index] = f"Customer.io rejected the entry: {detail or 'no reason given'}"
+            return [(c, errors.get(i)) for i, c in enumerate(batch.items)]
+        if status in (400, 413) and len(batch.items) > 1:
+            from sinks.destinations.base import SplitBatch
+            raise SplitBatch()
+        reason = f"HTTP {status}: {REDACT(response.text[:300])}"
+        return [(c, reason) for c in batch.items]
+
+
+def _identify(change: Change) -> dict:
+    row = change.row or {}
+    if change.kind == "remove":
+        attributes = {f: CLEARED for f in change.fields}
+    else:
+        attributes = {f: CLEARED if row.get(f) is None else row[f] for f in change.fields}
+    return {"type": "person", "identifiers": {"id": change.identifier}, "action": "identify", "attributes": attributes}
+
+
+def _json(response) -> dict:
+    try:
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _raise_for(response, doing: str) -> None:
+    if response.status_code >= 300:
+        raise SetupError(f"Customer.io answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")

@@ -1,0 +1,598 @@
+"""The sync engine: diff a sync model against what its destination acknowledged, plan, and deliver
+only the changes, advancing state strictly after acknowledgement.
+
+State lives in the warehouse (schema `relay`), so it is queryable and survives any crash:
+  relay.sync_state        one row per (sync, key) the destination holds: identifier, hash, payload sent
+  relay.sync_runs         one row per plan/apply run with counts, requests, retries, rows/s
+  relay.sync_rejections   rows a destination refused (or that could not be sent), with the reason
+  relay.sync_deliveries   what each destination was told and when (key, kind, fields)
+  relay.destination_objects  ids of lists/audiences/segments created at destinations
+
+A crash between a destination's acknowledgement and the state write only means the next run resends
+those rows (every write the engine makes is idempotent at the destination); state never claims more
+than was delivered.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import duckdb
+
+from sinks.declarations import SyncSpec
+from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, ObjectRegistry, SplitBatch
+from sinks.http import REDACT, RetriesExhausted
+
+log = logging.getLogger("relay.sync")
+
+LEDGER_DDL = """
+create schema if not exists relay;
+create table if not exists relay.sync_state (
+    sync_name varchar not null,
+    record_key varchar not null,
+    identifier varchar,
+    row_hash varchar not null,
+    payload json,
+    first_synced_at timestamp,
+    last_synced_at timestamp,
+    last_run_id varchar,
+    primary key (sync_name, record_key)
+);
+create table if not exists relay.sync_runs (
+    run_id varchar primary key,
+    sync_name varchar,
+    destination varchar,
+    mode varchar,
+    status varchar,
+    full_resync boolean,
+    started_at timestamp,
+    finished_at timestamp,
+    model_rows bigint,
+    state_rows bigint,
+    planned_add bigint,
+    planned_change bigint,
+    planned_remove bigint,
+    acked_add bigint,
+    acked_change bigint,
+    acked_remove bigint,
+    rejected bigint,
+    unsent bigint,
+    requests bigint,
+    retries bigint,
+    throttled bigint,
+    duration_s double,
+    rows_per_s double,
+    message varchar,
+    plan json
+);
+create table if not exists relay.sync_rejections (
+    run_id varchar,
+    sync_name varchar,
+    record_key varchar,
+    identifier varchar,
+    kind varchar,
+    status_code integer,
+    reason varchar,
+    rejected_at timestamp
+);
+create table if not exists relay.sync_deliveries (
+    run_id varchar,
+    sync_name varchar,
+    record_key varchar,
+    identifier varchar,
+    kind varchar,
+    fields varchar[],
+    acked_at timestamp
+);
+create table if not exists relay.destination_objects (
+    destination varchar,
+    account varchar,
+    kind varchar,
+    name varchar,
+    external_id varchar,
+    created_at timestamp,
+    primary key (destination, account, kind, name)
+);
+"""
+
+CHUNK_ROWS = 5000
+FLUSH_EVERY_S = 0.5
+FLUSH_EVERY_ROWS = 5000
+SAMPLES_PER_KIND = 3
+
+
+class SyncRefused(Exception):
+    """The plan is abnormal (blast radius) or the model is unusable (duplicate keys); nothing was sent."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    sync_name: str
+    destination: str
+    mode: str
+    status: str = "running"
+    full_resync: bool = False
+    model_rows: int = 0
+    state_rows: int = 0
+    planned_add: int = 0
+    planned_change: int = 0
+    planned_remove: int = 0
+    acked_add: int = 0
+    acked_change: int = 0
+    acked_remove: int = 0
+    rejected: int = 0
+    unsent: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    duration_s: float = 0.0
+    rows_per_s: float = 0.0
+    message: str = ""
+    plan: dict = field(default_factory=dict)
+
+    @property
+    def planned(self) -> int:
+        return self.planned_add + self.planned_change + self.planned_remove
+
+    @property
+    def acked(self) -> int:
+        return self.acked_add + self.acked_change + self.acked_remove
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(warehouse), read_only=read_only)
+    if not read_only:
+        con.execute(LEDGER_DDL)
+    return con
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _key_sql(spec: SyncSpec, alias: str = "m") -> str:
+    # Keys are text; compound keys are a JSON array so parts containing separators stay unambiguous.
+    if len(spec.primary_key) == 1:
+        return f"cast({alias}.{_quote(spec.primary_key[0])} as varchar)"
+    parts = ", ".join(f"cast({alias}.{_quote(c)} as varchar)" for c in spec.primary_key)
+    return f"cast(to_json([{parts}]) as varchar)"
+
+
+def _payload_sql(spec: SyncSpec, alias: str = "m") -> str:
+    fields = ", ".join(f"{_quote(c)} := {alias}.{_quote(c)}" for c in spec.columns)
+    return f"cast(to_json(struct_pack({fields})) as varchar)"
+
+
+class SyncRun:
+    """One plan or apply of one sync. Use `execute()`; the warehouse connection is held only while it runs."""
+
+    def __init__(
+        self,
+        spec: SyncSpec,
+        destination: Destination,
+        warehouse: str | os.PathLike,
+        *,
+        apply: bool = True,
+        full_resync: bool = False,
+        allow_large_change: bool = False,
+        max_change_share: float | None = None,
+        min_guarded_rows: int | None = None,
+        concurrency: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.destination = destination
+        self.warehouse = warehouse
+        self.apply = apply
+        self.full_resync = full_resync
+        self.allow_large_change = allow_large_change
+        self.max_change_share = (
+            spec.max_change_share or max_change_share or float(os.environ.get("RELAY_MAX_CHANGE_SHARE", "0.3"))
+        )
+        self.min_guarded_rows = min_guarded_rows if min_guarded_rows is not None else int(
+            os.environ.get("RELAY_BLAST_RADIUS_MIN_ROWS", "100")
+        )
+        self.concurrency = concurrency or destination.concurrency
+        self.progress = progress
+        self.result = RunResult(
+            run_id=f"{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+            sync_name=spec.name,
+            destination=spec.destination,
+            mode="apply" if apply else "plan",
+            full_resync=full_resync,
+        )
+        self._acks: list[tuple[Change, list[str]]] = []
+        self._rejections: list[tuple[Change, int | None, str]] = []
+        self._last_flush = time.monotonic()
+        self._done_rows = 0
+
+    # ---------------------------------------------------------------- orchestration
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        self.con = connect(self.warehouse)
+        try:
+            self._insert_run()
+            self._plan()
+            if self.apply and self.result.status == "running":
+                asyncio.run(self._deliver())
+                self._flush()
+                self._finish_status()
+        except SyncRefused as exc:
+            self.result.status = "refused"
+            self.result.message = str(exc)
+        except DestinationAuthError as exc:
+            self._flush()
+            self.result.status = "failed"
+            self.result.message = REDACT(exc)
+        except Exception as exc:  # recorded, then re-raised: the run row must say how it ended
+            self._flush()
+            self.result.status = "failed"
+            self.result.message = REDACT(f"{type(exc).__name__}: {exc}")
+            self._update_run(started)
+            self.con.close()
+            raise
+        self._update_run(started)
+        self.con.close()
+        return self.result
+
+    def _finish_status(self) -> None:
+        r = self.result
+        r.unsent = max(0, r.planned - r.acked - r.rejected)
+        if r.unsent and not r.message:
+            r.message = f"{r.unsent} rows were not acknowledged and will be resent next run"
+        r.status = "succeeded" if not (r.rejected or r.unsent) else ("partial" if r.acked else "failed")
+
+    # ---------------------------------------------------------------- plan
+    def _plan(self) -> None:
+        spec, con, r = self.spec, self.con, self.result
+        try:
+            r.model_rows = con.execute(f"select count(*) from {spec.relation}").fetchone()[0]
+        except duckdb.CatalogException as exc:
+            raise SyncRefused(f"sync model {spec.relation} does not exist in the warehouse: run dbt build first") from exc
+        duplicates = con.execute(
+            f"select {_key_sql(spec)} as k, count(*) from {spec.relation} m group by 1 having count(*) > 1 order by 2 desc, 1 limit 5"
+        ).fetchall()
+        if duplicates:
+            shown = ", ".join(f"{k} (x{n})" for k, n in duplicates)
+            raise SyncRefused(
+                f"sync model {spec.relation} has duplicate primary keys ({', '.join(spec.primary_key)}): {shown}. "
+                "Refusing to pick one; fix the model."
+            )
+        r.state_rows = con.execute(
+            "select count(*) from relay.sync_state where sync_name = ?", [spec.name]
+        ).fetchone()[0]
+        changed = "true" if self.full_resync else "m.row_hash is distinct from s.row_hash"
+        con.execute(
+            f"""
+            create or replace temp table _changes as
+            with model as (
+                select
+                    {_key_sql(spec)} as record_key,
+                    cast(m.{_quote(spec.identifier)} as varchar) as identifier,
+                    {_payload_sql(spec)} as payload
+                from {spec.relation} m
+            ),
+            hashed as (select *, md5(payload) as row_hash from model),
+            state as (select * from relay.sync_state where sync_name = $sync)
+            select
+                row_number() over (order by coalesce(m.identifier, s.identifier), coalesce(m.record_key, s.record_key)) as rn,
+                coalesce(m.record_key, s.record_key) as record_key,
+                case when s.record_key is null then 'add' when m.record_key is null then 'remove' else 'change' end as kind,
+                m.identifier,
+                s.identifier as prev_identifier,
+                m.payload,
+                cast(s.payload as varchar) as prev_payload,
+                m.row_hash
+            from hashed m
+            full outer join state s on m.record_key = s.record_key
+            where s.record_key is null or m.record_key is null or {changed}
+            """,
+            {"sync": spec.name},
+        )
+        counts = dict(con.execute("select kind, count(*) from _changes group by kind").fetchall())
+        r.planned_add, r.planned_change, r.planned_remove = (counts.get(k, 0) for k in ("add", "change", "remove"))
+        null_ids = con.execute(
+            "select record_key from _changes where kind <> 'remove' and identifier is null order by rn"
+        ).fetchall()
+        samples = {}
+        for kind in ("add", "change", "remove"):
+            rows = con.execute(
+                "select * exclude (rn) from _changes where kind = ? and (kind = 'remove' or identifier is not null) order by rn limit ?",
+                [kind, SAMPLES_PER_KIND],
+            ).fetchall()
+            samples[kind] = [self.destination.describe(spec, ch) for row in rows for ch in self._change(row)]
+        r.plan = {
+            "counts": {"add": r.planned_add, "change": r.planned_change, "remove": r.planned_remove},
+            "on_exit": spec.on_exit,
+            "null_identifier_rows": len(null_ids),
+            "samples": samples,
+        }
+        if null_ids and self.apply:
+            r.rejected += len(null_ids)
+            for (key,) in null_ids:
+                self._rejections.append(
+                    (Change(key=key, kind="add", identifier=None), None,
+                     f"identifier column {spec.identifier!r} is null; the row cannot be addressed at {spec.destination}")
+                )
+            self.con.execute("delete from _changes where kind <> 'remove' and identifier is null")
+        self._guard()
+        if not self.apply:
+            self.result.status = "planned"
+            self._flush()
+
+    def _guard(self) -> None:
+        r = self.result
+        touched = r.planned_change + r.planned_remove
+        if self.full_resync or self.allow_large_change or r.state_rows == 0 or touched < self.min_guarded_rows:
+            return
+        share = touched / r.state_rows
+        if share > self.max_change_share:
+            raise SyncRefused(
+                f"blast-radius guard: this run would change or remove {touched} of {r.state_rows} rows the destination "
+                f"holds ({share:.0%} > {self.max_change_share:.0%}). Check the model; re-run with --allow-large-change "
+                "to approve, or --full-resync to resend everything."
+            )
+
+    # ---------------------------------------------------------------- deliver
+    def _change(self, row: tuple) -> list[Change]:
+        key, kind, identifier, prev_identifier, payload, prev_payload, row_hash = row
+        new = json.loads(payload) if payload is not None else None
+        old = json.loads(prev_payload) if prev_payload is not None else None
+        attrs = self.spec.attribute_columns
+        if kind == "add" or (kind == "change" and self.full_resync):
+            fields = [c for c in attrs if new.get(c) is not None]
+            return [Change(key, kind, identifier, new, old, row_hash, payload, fields)]
+        if kind == "remove":
+            return [Change(key, kind, prev_identifier, None, old, None, None, list(attrs))]
+        if identifier != prev_identifier:
+            # The destination addresses records by identifier: leave the old record, then write the new one.
+            exit_old = Change(key, "remove", prev_identifier, None, old, None, None, list(attrs), internal=True)
+            return [exit_old, Change(key, "add", identifier, new, old, row_hash, payload,
+                                     [c for c in attrs if new.get(c) is not None])]
+        fields = [c for c in attrs if new.get(c) != old.get(c)]
+        return [Change(key, kind, identifier, new, old, row_hash, payload, fields)]
+
+    def _chunks(self):
+        """Changes in identifier order, never splitting one identifier's rows across chunks (so a
+        destination that forbids parallel writes to one profile can keep them in one request)."""
+        start, carry = 1, []
+        while True:
+            rows = self.con.execute(
+                "select record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash "
+                "from _changes where rn >= ? and rn < ? order by rn",
+                [start, start + CHUNK_ROWS],
+            ).fetchall()
+            start += CHUNK_ROWS
+            changes = carry + [c for row in rows for c in self._change(row)]
+            if not rows:
+                if changes:
+                    yield changes
+                return
+            last = changes[-1].identifier
+            cut = len(changes)
+            while cut > 0 and changes[cut - 1].identifier == last:
+                cut -= 1
+            if cut == 0:  # one identifier fills the chunk: nothing to hold back
+                cut = len(changes)
+            carry = changes[cut:]
+            yield changes[:cut]
+
+    def _audiences(self) -> list[str]:
+        if self.spec.object != "membership":
+            return []
+        rows = self.con.execute(
+            "select distinct json_extract_string(coalesce(payload, prev_payload), '$.audience') from _changes order by 1"
+        ).fetchall()
+        return [a for (a,) in rows if a is not None]
+
+    def _nothing_to_send(self, change: Change) -> bool:
+        if change.kind == "remove" and not change.internal:
+            return self.spec.on_exit == "ignore"  # the destination keeps the record; we only forget it
+        return self.spec.object == "attributes" and change.kind == "change" and not change.fields
+
+    async def _deliver(self) -> None:
+        spec = self.spec
+        self._total = self.result.planned - self.result.rejected
+        async with self.destination.open_client() as client:
+            if self._total:
+                registry = ObjectRegistry(self.con, spec.destination, self.destination.account)
+                await self.destination.setup(spec, client, registry, self._audiences())
+            sem = asyncio.Semaphore(self.concurrency)
+            tasks: set[asyncio.Task] = set()
+            failures = 0
+            for chunk in self._chunks():
+                for change in [c for c in chunk if self._nothing_to_send(c)]:
+                    self._ack(change)
+                chunk = [c for c in chunk if not self._nothing_to_send(c)]
+                for batch in self.destination.batches(spec, chunk):
+                    await sem.acquire()
+                    task = asyncio.create_task(self._send(client, batch))
+                    task.add_done_callback(lambda _t: sem.release())
+                    tasks.add(task)
+                    done = {t for t in tasks if t.done()}
+                    tasks -= done
+                    failures += sum(self._settle(t) for t in done)
+                    self._flush_if_due()
+                    if failures >= 3:
+                        break
+                if failures >= 3:
+                    self.result.message = "stopped early: the destination kept failing after retries"
+                    break
+            if tasks:
+                await asyncio.wait(tasks)
+                for t in tasks:
+                    self._settle(t)
+            stats = client.stats
+            self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+
+    def _settle(self, task: asyncio.Task) -> int:
+        exc = task.exception()
+        if exc is None:
+            return 0
+        if isinstance(exc, DestinationAuthError):
+            raise exc
+        if isinstance(exc, RetriesExhausted):
+            log.warning("%s: %s", self.spec.name, REDACT(exc))
+            self.result.message = REDACT(exc)
+            return 1
+        raise exc
+
+    async def _send(self, client, batch: Batch) -> None:
+        if batch.request is None:
+            self._record(batch.items, None, batch.error)
+            return
+        response = await client.send(batch.request)
+        if response.status_code in (401, 403):
+            raise DestinationAuthError(
+                f"{self.spec.destination} refused the credentials (HTTP {response.status_code}) for {batch.request.url}; "
+                f"check {self.destination.credential_hint}"
+            )
+        try:
+            outcomes = self.destination.interpret(self.spec, batch, response)
+        except SplitBatch:
+            if len(batch.items) == 1:
+                outcomes = [(batch.items[0], f"HTTP {response.status_code}: {REDACT(response.text[:300])}")]
+            else:
+                # Bisect a batch the destination refused as a whole, to isolate the bad rows.
+                half = len(batch.items) // 2
+                for part in (batch.items[:half], batch.items[half:]):
+                    for sub in self.destination.batches(self.spec, part):
+                        await self._send(client, sub)
+                return
+        for change, error in outcomes:
+            if error is None:
+                self._ack(change)
+            else:
+                self._record([change], response.status_code, error)
+
+    def _record(self, changes: list[Change], status: int | None, error: str) -> None:
+        for change in changes:
+            self._rejections.append((change, status, REDACT(error)))
+            if not change.internal:
+                self.result.rejected += 1
+                self._tick(1)
+
+    def _ack(self, change: Change) -> None:
+        self._acks.append((change, change.fields))
+        if change.internal:
+            return
+        setattr(self.result, f"acked_{change.kind}", getattr(self.result, f"acked_{change.kind}") + 1)
+        self._tick(1)
+
+    def _tick(self, n: int) -> None:
+        self._done_rows += n
+        if self.progress:
+            self.progress(self._done_rows, self._total)
+
+    # ---------------------------------------------------------------- ledger writes
+    def _flush_if_due(self) -> None:
+        if len(self._acks) >= FLUSH_EVERY_ROWS or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write acknowledged rows to state and rejections to the ledger, in one transaction."""
+        acks, rejections = self._acks, self._rejections
+        self._acks, self._rejections = [], []
+        self._last_flush = time.monotonic()
+        if not acks and not rejections:
+            return
+        now, run_id, name = _now(), self.result.run_id, self.spec.name
+        upserts = [c for c, _ in acks if c.kind in ("add", "change")]
+        removes = [c for c, _ in acks if c.kind == "remove" and not c.internal]
+        con = self.con
+        con.execute("begin")
+        try:
+            if upserts:
+                con.execute(
+                    """
+                    insert into relay.sync_state by name
+                    select $sync as sync_name, unnest($keys) as record_key, unnest($ids) as identifier,
+                           unnest($hashes) as row_hash, cast(unnest($payloads) as json) as payload,
+                           $now as first_synced_at, $now as last_synced_at, $run as last_run_id
+                    on conflict (sync_name, record_key) do update set
+                        identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
+                        last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
+                    """,
+                    {
+                        "sync": name, "now": now, "run": run_id,
+                        "keys": [c.key for c in upserts], "ids": [c.identifier for c in upserts],
+                        "hashes": [c.row_hash for c in upserts], "payloads": [c.payload_json for c in upserts],
+                    },
+                )
+            if removes:
+                con.execute(
+                    "delete from relay.sync_state where sync_name = $sync and record_key in (select unnest($keys))",
+                    {"sync": name, "keys": [c.key for c in removes]},
+                )
+            delivered = [(c, f) for c, f in acks if not c.internal]
+            if delivered:
+                con.execute(
+                    """
+                    insert into relay.sync_deliveries
+                    select $run, $sync, unnest($keys), unnest($ids), unnest($kinds), unnest($fields), $now
+                    """,
+                    {
+                        "run": run_id, "sync": name, "now": now,
+                        "keys": [c.key for c, _ in delivered], "ids": [c.identifier for c, _ in delivered],
+                        "kinds": [c.kind for c, _ in delivered], "fields": [f for _, f in delivered],
+                    },
+                )
+            if rejections:
+                con.execute(
+                    """
+                    insert into relay.sync_rejections
+                    select $run, $sync, unnest($keys), unnest($ids), unnest($kinds), unnest($codes), unnest($reasons), $now
+                    """,
+                    {
+                        "run": run_id, "sync": name, "now": now,
+                        "keys": [c.key for c, _, _ in rejections], "ids": [c.identifier for c, _, _ in rejections],
+                        "kinds": [c.kind for c, _, _ in rejections], "codes": [s for _, s, _ in rejections],
+                        "reasons": [reason[:1000] for _, _, reason in rejections],
+                    },
+                )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+
+    def _insert_run(self) -> None:
+        # Runs left 'running' by a killed process are marked so operators see them.
+        self.con.execute(
+            "update relay.sync_runs set status = 'abandoned', message = 'process ended before the run finished' "
+            "where sync_name = ? and status = 'running'",
+            [self.spec.name],
+        )
+        r = self.result
+        self.con.execute(
+            "insert into relay.sync_runs (run_id, sync_name, destination, mode, status, full_resync, started_at) "
+            "values (?, ?, ?, ?, 'running', ?, ?)",
+            [r.run_id, r.sync_name, r.destination, r.mode, r.full_resync, _now()],
+        )
+
+    def _update_run(self, started: float) -> None:
+        r = self.result
+        r.duration_s = round(time.monotonic() - started, 3)
+        r.rows_per_s = round(r.acked / r.duration_s, 1) if r.duration_s and r.acked else 0.0
+        cols = [
+            "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "acked_add",
+            "acked_change", "acked_remove", "rejected", "unsent", "requests", "retries", "throttled", "duration_s",
+            "rows_per_s", "message",
+        ]
+        self.con.execute(
+            f"update relay.sync_runs set {', '.join(f'{c} = ?' for c in cols)}, plan = ?, finished_at = ? where run_id = ?",
+            [getattr(r, c) for c in cols] + [json.dumps(r.plan, default=str), _now(), r.run_id],
+        )
