@@ -118,6 +118,17 @@ def cmd_status(args) -> int:
     return 1 if runs[0]["status"] in FAILED else 0
 
 
+def cmd_contract(args) -> int:
+    from relay import contract
+
+    if args.update_readme:
+        changed = contract.update_readme()
+        print("README.md contract section " + ("updated" if changed else "already up to date"))
+    else:
+        print(contract.markdown())
+    return 0
+
+
 def cmd_emulators(args) -> int:
     from sinks.emulators import __main__ as emulators_main
 
@@ -221,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("contract", help="print the raw-data contract (from the dbt sources YAML) as Markdown")
+    p.add_argument("--update-readme", action="store_true", help="rewrite the README's contract section")
+    p.set_defaults(func=cmd_contract)
 
     p = sub.add_parser("emulators", help="serve the local Customer.io, Cordial and Talon.One emulators")
     p.add_argument("rest", nargs=argparse.REMAINDER)

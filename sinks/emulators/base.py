@@ -123,6 +123,7 @@ class Endpoint:
     auth: str  # which credential check guards it
     group: str  # which rate limit it draws from
     claims: Callable[[Any], Iterable[str]] | None = None  # ids the request holds while in flight (Talon.One 409)
+    items: Callable[[Any], int] | None = None  # how many items an accepted body carried, for the counters
 
 
 # --- small helpers the emulators use -------------------------------------------------------------------
@@ -305,7 +306,11 @@ class Emulator:
             self.stats.by_route[route] += 1
             bucket = None
             try:
-                response, bucket = await self._pipeline(e, route, check_auth, request)
+                if self.roll(self.faults.drop_rate):
+                    response = await _drop_connection(request)
+                else:
+                    bucket = await self._admit(e, route, check_auth, request)
+                    response = await self._handle(e, request)
             except ApiError as err:
                 response = self.render_error(request, err)
                 response.headers.update(err.headers)
@@ -320,29 +325,31 @@ class Emulator:
 
         return endpoint
 
-    async def _pipeline(
-        self, e: Endpoint, route: str, check_auth: AuthCheck, request: Request
-    ) -> tuple[Response, TokenBucket | None]:
-        f = self.faults
-        if self.roll(f.drop_rate):
-            return await _drop_connection(request), None
-        if self.roll(f.timeout_rate):
-            await asyncio.sleep(f.timeout_s)
-        if self.roll(f.error_rate):
+    async def _admit(self, e: Endpoint, route: str, check_auth: AuthCheck, request: Request) -> TokenBucket | None:
+        """Injected stalls and 5xx, then auth, then the rate limit; returns the bucket that was drawn from."""
+        if self.roll(self.faults.timeout_rate):
+            await asyncio.sleep(self.faults.timeout_s)
+        if self.roll(self.faults.error_rate):
             raise ApiError(self.rng.choice(SERVER_ERRORS), "injected server error", reason="server_error")
         check_auth(request)
         bucket = self._bucket(e.group, route)
         if bucket is not None and not bucket.take():
-            limit = self.rate_limits[e.group]
-            headers = bucket.headers(refused=True) if limit.headers else None
-            # Returned with the bucket so the normal path adds no second set of headers.
+            headers = bucket.headers(refused=True) if self.rate_limits[e.group].headers else None
             raise ApiError(429, "rate limit exceeded", reason="rate_limited", headers=headers)
-        claimed = self._claim(e.claims(await json_body(request))) if e.claims else ()
+        return bucket
+
+    async def _handle(self, e: Endpoint, request: Request) -> Response:
+        """Claim the ids the request touches, add latency while holding them, then run the handler."""
+        claimed = self._claim(e.claims(await json_body(request))) if e.claims else set()
         try:
+            f = self.faults
             delay_ms = f.latency_ms + (f.spike_ms if self.roll(f.spike_rate) else 0.0)
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
-            return await e.handler(request), bucket
+            response = await e.handler(request)
+            if e.items is not None:
+                self.stats.items[f"{e.method} {e.path}"] += e.items(await json_body(request))
+            return response
         finally:
             self._in_flight.difference_update(claimed)
 
@@ -397,10 +404,14 @@ class Emulator:
                 raise ApiError(400, "expected a JSON object")
             updates = dict(body)
             limits = updates.pop("rate_limits", {})
+            for name, value in updates.items():
+                # Every fault setting is a non-negative number; a string here would break every request.
+                if name != "seed" and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                    raise ApiError(400, f"{name} must be a non-negative number")
             try:
                 faults = dataclasses.replace(self.faults, **updates)
                 new_limits = {g: dataclasses.replace(self.rate_limits[g], **v) for g, v in limits.items()}
-            except (TypeError, KeyError) as exc:
+            except (TypeError, KeyError, AttributeError) as exc:
                 raise ApiError(400, f"unknown setting: {exc}") from None
             self.faults = faults
             self.rate_limits.update(new_limits)

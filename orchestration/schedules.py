@@ -1,0 +1,26 @@
+"""Two paths: a frequent one for time-critical segments (cart windows, eligibility revocation: a purchase
+must reach the destinations within minutes) and a daily one for everything."""
+
+import dagster as dg
+from dagster_dbt import build_dbt_asset_selection
+
+from orchestration.dbt import relay_dbt_models
+from orchestration.syncs import SYNC_SPECS, sync_asset_key
+
+frequent_selection = build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent") | dg.AssetSelection.assets(
+    *[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"]
+)
+
+frequent_job = dg.define_asset_job(
+    "frequent_path", selection=frequent_selection,
+    description="Models on the time-critical path and the syncs that carry them (cart windows, winback revocation).",
+)
+daily_job = dg.define_asset_job("daily_full", selection=dg.AssetSelection.all(),
+                                description="Every model, test and sync.")
+
+frequent_schedule = dg.ScheduleDefinition(
+    job=frequent_job, cron_schedule="*/10 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+daily_schedule = dg.ScheduleDefinition(
+    job=daily_job, cron_schedule="0 5 * * *", default_status=dg.DefaultScheduleStatus.RUNNING,
+)
