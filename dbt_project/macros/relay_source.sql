@@ -7,8 +7,8 @@
   * A source whose YAML says `meta: {optional: true}` may be absent (or switched off with the var
     `relay_using_<source>`): then the result is an empty relation with the declared columns, so
     downstream models build unchanged.
-  * `<source>_external_location` (e.g. "/landing/shopify/{name}.parquet") reads Parquet/CSV files
-    through dbt-duckdb's external sources instead of warehouse tables.
+  * Raw tables may be Parquet/CSV/JSON files: either dbt-duckdb's own `meta.external_location` on the
+    source, or the shortcut var `<source>_external_location` (e.g. "/landing/shopify/{name}.parquet").
 -#}
 {% macro relay_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
@@ -19,7 +19,11 @@
         {%- set source_meta = node.source_meta or {} -%}
         {%- set optional = source_meta.get('optional', false) or (node.config.meta or {}).get('optional', false) -%}
         {%- set label = source_name ~ '.' ~ table_name -%}
-        {%- set present = relay_source_columns(relation, source_name, label, optional) -%}
+        {%- set location = var(source_name ~ '_external_location', none) -%}
+        {%- if location -%}
+            {%- set relation = "'" ~ location | replace('{name}', table_name) | replace("'", "''") ~ "'" -%}
+        {%- endif -%}
+        {%- set present = relay_source_columns(relation, source_name, label, optional, location or relation.external) -%}
         {%- if present is none -%}
             select
             {%- for column in node.columns.values() %}
@@ -52,11 +56,10 @@
 
 
 {#- Landed column names (lower-cased -> as landed), or none when an optional source is absent/disabled. -#}
-{% macro relay_source_columns(relation, source_name, label, optional) -%}
+{% macro relay_source_columns(relation, source_name, label, optional, external) -%}
     {%- if optional and not var('relay_using_' ~ source_name, true) -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set external = var(source_name ~ '_external_location', none) -%}
     {%- if external -%}
         {%- set described = run_query('describe select * from ' ~ relation ~ ' limit 0') -%}
         {%- set names = described.columns[0].values() -%}
