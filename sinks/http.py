@@ -26,21 +26,22 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._ordered: list[str] = []
 
     def add(self, *secrets: str | None) -> None:
         import base64
 
         for secret in secrets:
-            if secret and len(secret) >= 4:
-                self._secrets.add(secret)
-        # Basic auth headers carry base64(user:password); redact those encodings too.
-        for s in list(self._secrets):
-            for combo in (f"{s}:", f":{s}"):
-                self._secrets.add(base64.b64encode(combo.encode()).decode().rstrip("="))
+            if not secret or len(secret) < 4 or secret in self._secrets:
+                continue
+            # Basic auth headers carry base64("user:password"): redact the encodings of this secret too.
+            variants = {secret} | {base64.b64encode(c.encode()).decode().rstrip("=") for c in (f"{secret}:", f":{secret}")}
+            self._secrets |= variants
+        self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def __call__(self, text: object) -> str:
         text = str(text)
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._ordered:
             text = text.replace(secret, "***")
         return re.sub(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+(\s+[^'\"\s,}]+)?)", r"\1***", text)
 
@@ -63,10 +64,18 @@ class RateLimiter:
         self._stamp = time.monotonic()
         self._pause_until = 0.0
         self._last_raise = time.monotonic()
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop = None
+
+    def _loop_lock(self) -> asyncio.Lock:
+        # Each sync run has its own event loop; an asyncio.Lock belongs to the loop that first used it.
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._lock = loop, asyncio.Lock()
+        return self._lock
 
     async def acquire(self) -> None:
-        async with self._lock:
+        async with self._loop_lock():
             while True:
                 now = time.monotonic()
                 if now < self._pause_until:
@@ -144,7 +153,8 @@ class HttpClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.account = account
-        self.limiters = {group: shared_limiter(account, group, rate) for group, rate in rates.items()}
+        # The budget belongs to the account at this host, whichever sync uses it.
+        self.limiters = {group: shared_limiter(f"{account}@{self.base_url}", group, rate) for group, rate in rates.items()}
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s

@@ -55,4 +55,6 @@ def create_contract_tables(warehouse: Path, skip_sources=(), drop_columns=(), ex
 
 @pytest.fixture
 def warehouse(tmp_path) -> Path:
-    return tmp_path / "data" / "warehouse.duckdb"
+    path = tmp_path / "data" / "warehouse.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -4,7 +4,7 @@ membership through Track's add_customers/remove_customers (segments created via 
 import base64
 from typing import Iterator
 
-from sinks.destinations.base import Batch, Change, Destination, SetupError, dumps, pack
+from sinks.destinations.base import Batch, Change, Destination, SetupError, SplitBatch, dumps, pack
 from sinks.http import REDACT, HttpClient, Request
 
 MAX_BATCH_BYTES = 500 * 1024
@@ -91,15 +91,15 @@ class CustomerIO(Destination):
         status = response.status_code
         if status == 200:
             return [(c, None) for c in batch.items]
-        if status == 207:
-            errors = {}
-            for error in _json(response).get("errors", []):
-                index = error.get("batch_index")
+        errors = {e.get("batch_index"): e for e in _json(response).get("errors", []) if isinstance(e, dict)}
+        if status in (207, 400) and errors.keys() - {None}:
+            # 207: some entries failed; 400 with indexed errors: every entry failed, each with its reason.
+            reasons = {}
+            for index, error in errors.items():
                 detail = "; ".join(str(error[k]) for k in ("reason", "field", "message") if error.get(k))
-                errors[index] = f"Customer.io rejected the entry: {detail or 'no reason given'}"
-            return [(c, errors.get(i)) for i, c in enumerate(batch.items)]
+                reasons[index] = f"Customer.io rejected the entry: {detail or 'no reason given'}"
+            return [(c, reasons.get(i)) for i, c in enumerate(batch.items)]
         if status in (400, 413) and len(batch.items) > 1:
-            from sinks.destinations.base import SplitBatch
             raise SplitBatch()
         reason = f"HTTP {status}: {REDACT(response.text[:300])}"
         return [(c, reason) for c in batch.items]
