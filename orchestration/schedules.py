@@ -7,8 +7,12 @@ from dagster_dbt import build_dbt_asset_selection
 from orchestration.dbt import relay_dbt_models
 from orchestration.syncs import SYNC_SPECS, sync_asset_key
 
-frequent_selection = build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent") | dg.AssetSelection.assets(
-    *[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"]
+PUBLISHED_KEY = dg.AssetKey(["stakeholders", "published_warehouse"])
+
+frequent_selection = (
+    build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent")
+    | dg.AssetSelection.assets(*[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"])
+    | dg.AssetSelection.assets(PUBLISHED_KEY)
 )
 
 frequent_job = dg.define_asset_job(

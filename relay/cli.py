@@ -170,36 +170,54 @@ def running_emulators():
 
 
 def cmd_demo(args) -> int:
-    """Sample data (once), dbt build, sync to the local emulators, summary."""
+    """Sample data (once), then the Dagster job every schedule runs (dbt build, syncs to the local
+    emulators, stakeholder copy), then a summary."""
+    import dagster as dg
+
     from relay import sample_data
 
     config.export_environment()
     os.environ.setdefault("RELAY_DESTINATIONS", "emulator")
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.utcnow()
     if args.regenerate or not config.warehouse_path().exists():
         print(f"== sample data: {args.customers} customers")
+        t = time.monotonic()
         sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed)
-    print("== dbt build")
-    pipeline.run_dbt("build", "--quiet")
-    print("== sync to the local destination emulators")
-    exit_code = 0
-    with running_emulators():
-        for spec in pipeline.sync_specs():
-            result = pipeline.run_sync(spec, progress=_progress(spec.name))
-            _print_run(result)
-            if result.status in FAILED or result.unsent:
-                exit_code = 1
+        print(f"   {time.monotonic() - t:.1f}s")
+    pipeline.manifest_path(ensure=True)
+    from orchestration.definitions import defs
+
+    print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy")
+    with running_emulators(), dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("daily_full").execute_in_process(instance=instance, raise_on_error=False)
+    print(f"   run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
+          f"(see it in the Dagster UI: make dev)")
+    _print_summary(started_at)
+    print(f"demo finished in {time.monotonic() - started:.1f}s")
+    return 0 if result.success else 1
+
+
+def _print_summary(since: datetime) -> None:
+    from relay.publish import connect_published
+
     summary = pipeline.warehouse_summary()
-    print("== summary")
+    print("== rows per layer")
     for schema, tables in summary["layers"].items():
-        print(f"  {schema:<12} {len(tables):>3} tables, {sum(tables.values()):>12,} rows")
-    segments = summary["layers"].get("marts", {})
-    for table, n in segments.items():
-        print(f"    marts.{table:<40} {n:>10,}")
-    for sync_name, n in summary["synced"].items():
-        print(f"  destination holds {n:>10,} rows from {sync_name}")
-    print(f"demo finished in {time.monotonic() - started:.1f}s; warehouse: {config.warehouse_path()}")
-    return exit_code
+        print(f"   {schema:<12} {len(tables):>3} tables {sum(tables.values()):>12,} rows")
+    with connect_published() as con:
+        segments = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()
+        print("== marts")
+        for (table,) in segments:
+            print(f"   marts.{table:<38} {summary['layers']['marts'][table]:>10,}")
+        runs = con.execute(
+            "select sync_name, status, planned_add + planned_change + planned_remove, acked_add + acked_change + acked_remove, "
+            "rejected, requests, rows_per_s from relay.sync_runs "
+            "where started_at >= ? order by sync_name", [since]).fetchall()
+    print("== syncs in this run (destination now holds)")
+    for name, status, planned, acked, rejected, requests, rate in runs:
+        print(f"   {name:<38} {status:<9} changes={planned:<7} acked={acked:<7} rejected={rejected:<5} "
+              f"requests={requests:<5} holds={summary['synced'].get(name, 0):,}")
 
 
 def main(argv: list[str] | None = None) -> int:

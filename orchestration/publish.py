@@ -1,0 +1,22 @@
+"""The stakeholder copy as an asset: refreshed after the syncs, so its lineage shows what it contains."""
+
+import dagster as dg
+
+from orchestration.dbt import relay_dbt_models
+from orchestration.syncs import sync_assets
+from orchestration.schedules import PUBLISHED_KEY
+from relay import publish
+
+
+@dg.asset(
+    key=PUBLISHED_KEY,
+    deps=[*(a.key for a in sync_assets), *relay_dbt_models.keys],
+    group_name="stakeholders",
+    kinds={"duckdb"},
+    description="Read-only snapshot of the warehouse (customers, segments, history, sync ledger) that stakeholders "
+                "query at any time, also while runs write; replaced atomically after each run.",
+)
+def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    result = publish.publish()
+    return dg.MaterializeResult(metadata={
+        "path": result["path"], "size_mb": round(result["bytes"] / 1e6, 1), "publish_seconds": result["seconds"]})

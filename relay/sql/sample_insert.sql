@@ -1,0 +1,277 @@
+-- Turns the temp base tables (built by sample_generate.sql or sample_append.sql) into raw rows:
+--   cust_base(i, created_at, updated_at)                       -> customer, customer_tag, identifies
+--   identify_base(k, anonymous_id, user_id, email, phone, ts)  -> identifies
+--   checkout_keys(cseq, created_at) + accounts(i, email, created_at)  -> abandoned_checkout(+codes), tracks
+--   sessions(sid, anonymous_id, user_id, started_at)           -> tracks (Product Viewed / Product Added)
+--   ob(oseq, customer_id, email, phone, person, created_at, code, source_name, test) + recovered checkouts
+--                                                              -> order, order_line, codes, allocations, transaction
+-- Only rows that become visible in (since, until] are written.
+
+create or replace temp table catalog as
+select p,
+    pick(['Classic', 'Everyday', 'Organic', 'Merino', 'Linen', 'Trail', 'Studio', 'Heritage', 'Cloud', 'Coastal'], 10, p, 'adj')
+        || ' ' || pick(['Tee', 'Hoodie', 'Sock Pack', 'Beanie', 'Tote', 'Water Bottle', 'Candle', 'Mug', 'Notebook', 'Jacket',
+                        'Sneaker', 'Cap', 'Scarf', 'Backpack', 'Blanket'], 15, p, 'noun') || ' ' || (p % 7 + 1) as title,
+    pick(['Relay Basics', 'Northwind', 'Acme Goods', 'Juniper & Co'], 4, p, 'vendor') as vendor,
+    -- log-normal unit prices ending in .99
+    greatest(round(exp(ln(32) + 0.75 * gauss(p, 'price'))), 5) - 0.01 as price
+from range(200) r(p);
+
+insert into shopify.customer by name
+with c as (
+    select b.*, current_email(b.i) as cur from cust_base b
+), e as (
+    select *, account_email(i, cur) as email, case when has_phone(i) then phone_typed(person(i), i) end as phone from c
+), s as (
+    select *,
+        case when email is null then null
+            when rnd(i, 'consent') < 0.45 then 'subscribed' when rnd(i, 'consent') < 0.86 then 'not_subscribed'
+            when rnd(i, 'consent') < 0.96 then 'unsubscribed' when rnd(i, 'consent') < 0.98 then 'pending'
+            when rnd(i, 'consent') < 0.99 then 'invalid' else 'redacted' end as email_state,
+        case when phone is null then null
+            when rnd(i, 'sms') < 0.18 then 'subscribed' when rnd(i, 'sms') < 0.88 then 'not_subscribed'
+            when rnd(i, 'sms') < 0.97 then 'unsubscribed' when rnd(i, 'sms') < 0.98 then 'pending'
+            when rnd(i, 'sms') < 0.99 then 'invalid' else 'redacted' end as sms_state
+    from e
+)
+select cust_id(i) as id, email, first_name(person(i)) as first_name, last_name(i) as last_name, phone,
+    case when rnd(i, 'state') < 0.55 then 'enabled' when rnd(i, 'state') < 0.95 then 'disabled'
+        when rnd(i, 'state') < 0.99 then 'invited' else 'declined' end as state,
+    -- the legacy flag mostly mirrors the consent state
+    (email_state = 'subscribed') != (rnd(i, 'legacy_flag') < 0.02) as accepts_marketing,
+    email_state as email_marketing_consent_state,
+    case when email_state is null then null
+        when email_state = 'subscribed' and rnd(i, 'opt_in') < 0.7 then 'single_opt_in'
+        when email_state = 'subscribed' and rnd(i, 'opt_in') < 0.95 then 'confirmed_opt_in'
+        when rnd(i, 'opt_in') < 0.6 then 'single_opt_in' else 'unknown' end as email_marketing_consent_opt_in_level,
+    -- unsubscribes happen some time after signup; everything else at signup
+    case when email_state is null then null
+        when email_state = 'unsubscribed' then plus_s(created_at, (epoch(updated_at) - epoch(created_at)) * rnd(i, 'consent_at'))
+        else plus_s(created_at, 5) end as email_marketing_consent_consent_updated_at,
+    sms_state as sms_marketing_consent_state,
+    case when sms_state is not null then plus_s(created_at, 5 + (epoch(updated_at) - epoch(created_at)) * rnd(i, 'sms_at')) end
+        as sms_marketing_consent_consent_updated_at,
+    email is not null and rnd(i, 'verified') < 0.85 as verified_email, 'USD' as currency, created_at, updated_at,
+    synced(updated_at, i) as _fivetran_synced, rnd(i, 'deleted') < 0.005 as _fivetran_deleted
+from s
+where visible(created_at);
+
+insert into shopify.customer_tag by name
+select cust_id(i) as customer_id, t as "index",
+    ['VIP', 'newsletter', 'Login with Shop', 'wholesale', 'vip', 'returning', 'klaviyo', 'do-not-contact', 'influencer', 'pos']
+        [1 + ((hash({{seed}}::bigint, i, 'tag') + t * 3) % 10)::integer] as value,
+    synced(updated_at, i) as _fivetran_synced
+from (select *, unnest(range(case when rnd(i, 'tags') < 0.55 then 0 when rnd(i, 'tags') < 0.85 then 1 else 2 end)) as t from cust_base)
+where visible(created_at);
+
+-- Most accounts identify at signup; a quarter (newsletter sign-ups) only with an email, no user id.
+insert into identify_base by name
+with c as (select *, signup_email(i) as signup from cust_base where rnd(i, 'segment') < 0.7)
+select i * 4 as k, anon_id(i * 4) as anonymous_id,
+    case when rnd(i, 'identify_user') < 0.75 then cust_id(i)::varchar end as user_id,
+    typed(signup, i, 'identify_email') as email,
+    case when has_phone(i) and rnd(i, 'identify_phone') < 0.3 then phone_typed(person(i), i * 8 + 3) end as phone,
+    plus_s(created_at, 2) as ts
+from c;
+
+insert into segment.identifies by name
+with i as (select *, plus_s(ts, event_lag_s(k, 'identify')) as received_at from identify_base)
+select 'ajs-next-' || hex32(k, 'identify') as id, anonymous_id, user_id, email, phone, ts as "timestamp", received_at,
+    least(plus_s(received_at, 300 + 900 * rnd(k, 'uuid_ts')), until_ts()) as uuid_ts
+from i
+where visible(received_at);
+
+-- Who is at the checkout (see checkout_who); accounts holds every customer a checkout key can pick.
+create or replace temp table cb as
+with c as (
+    select *, checkout_i(cseq) as i, checkout_who(cseq) as who, checkout_person(cseq) as person from checkout_keys
+)
+select c.cseq, c.created_at,
+    -- logged in only if the account already existed
+    case when who < 0.55 and a.created_at <= c.created_at and not is_gone(a.i) then cust_id(a.i) end as customer_id,
+    case when who < 0.55 then lower(a.email)
+        when who < 0.80 then typed(a.email, c.cseq, 'checkout_email')
+        when who < 0.95 then personal_email(first_name(person), last_name(person), person)
+    end as email,
+    person,
+    case when (who < 0.80 and has_phone(a.i)) or rnd(c.cseq, 'checkout_phone') < 0.3 then phone_typed(person, c.cseq) end as phone,
+    case when rnd(c.cseq, 'checkout_code') < 0.15 then typed_code(pick(['WELCOME10', 'WELCOME10', 'WELCOME10', 'WINBACK20', 'SPRING25',
+        'BFCM30', 'TAKE5', 'FREESHIP2024'], 8, c.cseq, 'checkout_code_pick'), c.cseq) end as code,
+    case when rnd(c.cseq, 'checkout_tracked') < 0.8 then
+        case when who < 0.55 then anon_id(a.i * 4) else anon_id(2000000000000 + c.cseq) end end as anonymous_id
+from c join accounts a using (i);
+
+insert into shopify.abandoned_checkout by name
+with c as (
+    select *,
+        round(exp(ln(55) + 0.65 * gauss(cseq, 'cart')), 2) as subtotal,
+        least(plus_s(created_at, 60 + 840 * rnd(cseq, 'checkout_updated')), until_ts()) as updated_at,
+        rnd(cseq, 'checkout_address') < 0.7 as with_address
+    from cb
+), d as (
+    select *, round(subtotal * code_percent(code) + least(code_fixed(code), subtotal), 2) as discount from c
+)
+select checkout_id(cseq) as id, checkout_token(cseq) as token, hex32(cseq, 'cart_token') as cart_token, email, phone, customer_id,
+    created_at, updated_at, null as completed_at,
+    case when rnd(cseq, 'closed') < 0.03 and plus_s(created_at, 7 * 86400) <= until_ts() then plus_s(created_at, 7 * 86400) end as closed_at,
+    page('/57216434289/checkouts/' || checkout_token(cseq) || '/recover?key=' || hex16(cseq, 'recover_key')) as abandoned_checkout_url,
+    round(subtotal - discount + case when with_address then round((subtotal - discount) * tax_rate(person), 2) else 0 end
+        + case when subtotal - discount < 75 then 6.95 else 0 end, 2) as total_price,
+    subtotal as subtotal_price, discount as total_discounts, 'USD' as currency,
+    rnd(cseq, 'checkout_marketing') < 0.35 as buyer_accepts_marketing,
+    case when with_address then address_1(person, false) end as shipping_address_address_1,
+    case when with_address then zip(person, false) end as shipping_address_zip,
+    case when with_address then country(person, false) end as shipping_address_country_code,
+    synced(updated_at, cseq) as _fivetran_synced, rnd(cseq, 'checkout_deleted') < 0.005 as _fivetran_deleted
+from d
+where visible(created_at);
+
+insert into shopify.abandoned_checkout_discount_code by name
+select checkout_id(cseq) as checkout_id, 0 as "index", code,
+    round(subtotal_price * code_percent(code) + least(code_fixed(code), subtotal_price), 2) as amount,
+    case when code_fixed(code) > 0 then 'fixed_amount' else 'percentage' end as type,
+    plus_s(created_at, 30) as created_at, synced(plus_s(created_at, 30), cseq) as _fivetran_synced
+from (select cb.cseq, cb.code, c.subtotal_price, c.created_at from cb join shopify.abandoned_checkout c on c.id = checkout_id(cb.cseq))
+where code is not null and visible(created_at);
+
+-- Storefront events: browsing sessions, and the add-to-cart / checkout / coupon steps of each checkout.
+insert into segment.tracks by name
+with e as (
+    select s.*, e, cast(floor(200 * pow(rnd(sid * 16 + e, 'product'), 2)) as bigint) as product,
+        plus_s(started_at, e * 50 + 30 * rnd(sid * 16 + e, 'view_gap')) as ts
+    from (select *, 1 + least(floor(-ln(greatest(rnd(sid, 'views'), 1e-9)) * 1.5), 6)::bigint as n_views from sessions) s,
+        -- one more event for the sessions that add something to the cart
+        unnest(range(n_views + (rnd(sid, 'added') < 0.35)::bigint)) t(e)
+), checkout_steps as (
+    select cseq * 4 + step as k, anonymous_id, customer_id::varchar as user_id,
+        ['Product Added', 'Checkout Started', 'Coupon Applied'][step + 1] as event,
+        plus_s(created_at, [-90, 0, 30][step + 1]) as ts,
+        page(case when step = 0 then '/cart' else '/checkouts/' || checkout_token(cseq) end) as context_page_url,
+        case when step = 1 then checkout_token(cseq) end as checkout_id,
+        case when step = 2 then code end as coupon
+    from cb, unnest(range(case when code is null then 2 else 3 end)) t(step)
+    where anonymous_id is not null
+), t as (
+    select sid * 16 + e as k, anonymous_id, user_id, case when e < n_views then 'Product Viewed' else 'Product Added' end as event, ts,
+        page('/products/' || replace(lower(c.title), ' ', '-')) as context_page_url, null as checkout_id, null as coupon
+    from e join catalog c on c.p = e.product
+    union all
+    select k + 8000000000000, anonymous_id, user_id, event, ts, context_page_url, checkout_id, coupon from checkout_steps
+), r as (
+    select *, plus_s(ts, event_lag_s(k, 'track')) as received_at from t
+)
+select 'ajs-next-' || hex32(k, 'track') as id, anonymous_id, user_id, event, event as event_text, ts as "timestamp", received_at,
+    plus_s(received_at, -0.15) as sent_at, context_page_url, null as order_id, checkout_id, coupon, null as revenue,
+    least(plus_s(received_at, 300 + 900 * rnd(k, 'uuid_ts')), until_ts()) as uuid_ts
+from r
+where visible(received_at);
+
+-- Checkouts that became orders (any checkout in the last 3 days, so append picks up earlier carts too).
+insert into ob by name
+select recovered_oseq(c.cseq) as oseq, c.customer_id, c.email, c.phone, checkout_person(c.cseq) as person,
+    plus_s(c.created_at, recover_after_s(c.cseq)) as created_at, d.code, 'web' as source_name, false as test
+from (select id - 31000000000000 as cseq, * from shopify.abandoned_checkout where created_at > plus_s(since_ts(), -3 * 86400)) c
+left join shopify.abandoned_checkout_discount_code d on d.checkout_id = c.id
+where visible(plus_s(c.created_at, recover_after_s(c.cseq)));
+
+create or replace temp table ol as
+with l as (
+    select o.oseq, o.code, o.created_at, n as idx, cast(floor(200 * pow(rnd(o.oseq * 16 + n, 'product'), 2)) as bigint) as product,
+        case when rnd(o.oseq * 16 + n, 'qty') < 0.85 then 1 when rnd(o.oseq * 16 + n, 'qty') < 0.96 then 2 else 3 end as quantity
+    from (select *, unnest(range(n_lines(oseq))) as n from ob where visible(created_at)) o
+)
+select l.*, c.title, c.vendor, c.price,
+    -- percentage codes apply to every line, TAKE5 to the first
+    round(c.price * l.quantity * code_percent(l.code) + case when idx = 0 then least(code_fixed(l.code), c.price * l.quantity) else 0 end, 2)
+        as total_discount
+from l join catalog c on c.p = l.product;
+
+create or replace temp table new_order as
+with t as (
+    select oseq, sum(price * quantity) as items, sum(total_discount) as discounts from ol group by oseq
+), o as (
+    select ob.*, cust_i(ob.customer_id) as i, round(t.items, 2) as items, round(t.discounts, 2) as discounts,
+        case when rnd(ob.oseq, 'cancel') < 0.02 and plus_s(ob.created_at, 1800 + 84600 * rnd(ob.oseq, 'cancel_at')) <= until_ts()
+            then plus_s(ob.created_at, 1800 + 84600 * rnd(ob.oseq, 'cancel_at')) end as cancelled_at,
+        case when ob.source_name = 'pos' then ob.created_at
+            when plus_s(ob.created_at, 86400 * (1 + 3 * rnd(ob.oseq, 'fulfil_at'))) <= until_ts()
+            then plus_s(ob.created_at, 86400 * (1 + 3 * rnd(ob.oseq, 'fulfil_at'))) end as fulfilled_at,
+        -- a gift: shipped to someone else
+        case when rnd(ob.oseq, 'gift') < 0.08 then 70000000 + ob.oseq % 10000000 else ob.person end as ship_to,
+        coalesce(shares_ring_address(cust_i(ob.customer_id)), false) as ring_drop
+    from ob join t using (oseq)
+    where visible(ob.created_at)
+)
+select *, round((items - discounts) * tax_rate(ship_to), 2) as tax,
+    case when items - discounts >= 75 or source_name = 'pos' then 0 else 6.95 end as shipping,
+    coalesce(is_ring(i), false) as ring
+from o;
+
+insert into shopify."order" by name
+with n as (select coalesce(max(try_cast(substr(name, 2) as bigint)), 1000) as last_number from shopify."order")
+select order_id(oseq) as id, '#' || (n.last_number + row_number() over (order by created_at, oseq)) as name, email, phone, customer_id,
+    created_at, plus_s(created_at, 1 + 3 * rnd(oseq, 'processed')) as processed_at,
+    coalesce(cancelled_at, greatest(fulfilled_at, plus_s(created_at, 5))) as updated_at, cancelled_at,
+    case when cancelled_at is not null then pick(['customer', 'fraud', 'inventory', 'declined', 'other'], 5, oseq, 'cancel_reason') end as cancel_reason,
+    case when cancelled_at is not null then 'voided'
+        when source_name = 'shopify_draft_order' and rnd(oseq, 'pending') < 0.3 then 'pending' else 'paid' end as financial_status,
+    case when cancelled_at is null and fulfilled_at is not null then case when rnd(oseq, 'partial') < 0.03 then 'partial' else 'fulfilled' end end
+        as fulfillment_status,
+    'USD' as currency, round(items - discounts + tax + shipping, 2) as total_price, round(items - discounts, 2) as subtotal_price,
+    discounts as total_discounts, tax as total_tax, items as total_line_items_price, source_name, test,
+    case when source_name != 'pos' then pick(['203.0.113.', '198.51.100.', '192.0.2.'], 3, coalesce(i, oseq), 'ip') || (1 + hash({{seed}}::bigint, coalesce(i, oseq), 'ip4') % 254) end
+        as browser_ip,
+    case when recovered_cseq(oseq) is not null then checkout_token(recovered_cseq(oseq))
+        when source_name in ('web', 'iphone', '580111') then hex32(oseq, 'order_checkout') end as checkout_token,
+    case when source_name in ('web', 'iphone', '580111') then hex32(oseq, 'order_cart') end as cart_token,
+    rnd(oseq, 'order_marketing') < 0.35 as buyer_accepts_marketing,
+    address_1(person, ring_drop) as billing_address_address_1, city(person, ring_drop) as billing_address_city,
+    zip(person, ring_drop) as billing_address_zip, country(person, ring_drop) as billing_address_country_code, phone as billing_address_phone,
+    address_1(ship_to, ring_drop) as shipping_address_address_1, city(ship_to, ring_drop) as shipping_address_city,
+    zip(ship_to, ring_drop) as shipping_address_zip, country(ship_to, ring_drop) as shipping_address_country_code,
+    case when ship_to = person then phone end as shipping_address_phone,
+    synced(coalesce(cancelled_at, greatest(fulfilled_at, plus_s(created_at, 5))), oseq) as _fivetran_synced,
+    rnd(oseq, 'order_deleted') < 0.002 as _fivetran_deleted
+from new_order, n;
+
+insert into shopify.order_line by name
+select line_id(l.oseq, l.idx) as id, order_id(l.oseq) as order_id, l.idx as "index", 8100000000000 + l.product as product_id,
+    44000000000000 + l.product * 8 + hash({{seed}}::bigint, l.oseq * 16 + l.idx, 'variant') % 4 as variant_id,
+    'RL-' || lpad(l.product::varchar, 4, '0') || '-' || ['XS', 'S', 'M', 'L'][1 + (hash({{seed}}::bigint, l.oseq * 16 + l.idx, 'variant') % 4)::integer] as sku,
+    l.title, l.vendor, l.quantity, l.price, l.total_discount, synced(l.created_at, l.oseq) as _fivetran_synced
+from ol l;
+
+insert into shopify.order_discount_code by name
+select order_id(oseq) as order_id, 0 as "index", code, discounts as amount,
+    case when code_fixed(code) > 0 then 'fixed_amount' else 'percentage' end as type, synced(created_at, oseq) as _fivetran_synced
+from new_order
+where code is not null;
+
+insert into shopify.discount_allocation by name
+select line_id(oseq, idx) as order_line_id, 0 as "index", total_discount as amount, 0 as discount_application_index,
+    synced(created_at, oseq) as _fivetran_synced
+from ol
+where total_discount > 0;
+
+-- Payments: a declined attempt now and then, the sale (or an authorization that is voided on cancellation).
+insert into shopify."transaction" by name
+with o as (
+    select *, gateway(oseq, source_name) as gateway, round(items - discounts + tax + shipping, 2) as total from new_order
+), t as (
+    select oseq, 0 as j, 'sale' as kind, 'failure' as status, plus_s(created_at, -40) as txn_at, * exclude (oseq) from o
+    where gateway = 'shopify_payments' and rnd(oseq, 'declined') < 0.03
+    union all
+    select oseq, 1, case when cancelled_at is not null then 'authorization' else 'sale' end,
+        case when source_name = 'shopify_draft_order' and rnd(oseq, 'pending') < 0.3 then 'pending' else 'success' end,
+        created_at, * exclude (oseq) from o
+    union all
+    select oseq, 2, 'void', 'success', cancelled_at, * exclude (oseq) from o where cancelled_at is not null
+)
+select txn_id(oseq, j) as id, order_id(oseq) as order_id, null as refund_id, total as amount, kind, status, gateway, 'USD' as currency,
+    txn_at as created_at, plus_s(txn_at, 1) as processed_at,
+    case when gateway = 'shopify_payments' then card_bin(person, ring) end as payment_credit_card_bin,
+    case when gateway = 'shopify_payments' then card_number(person, ring) end as payment_credit_card_number,
+    case when gateway = 'shopify_payments' then card_company(person, ring) end as payment_credit_card_company,
+    test, synced(txn_at, oseq * 4 + j) as _fivetran_synced
+from t
+where visible(txn_at);
