@@ -118,6 +118,28 @@ def cmd_status(args) -> int:
     return 1 if runs[0]["status"] in FAILED else 0
 
 
+def cmd_query(args) -> int:
+    from relay.publish import connect_published
+
+    with connect_published() as con:
+        relation = con.sql(args.sql)
+        if relation is None:
+            return 0
+        if args.json:
+            names = relation.columns
+            print(json.dumps([dict(zip(names, row)) for row in relation.fetchall()], default=str))
+        else:
+            relation.show(max_rows=args.max_rows)
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from relay.publish import publish
+
+    print(json.dumps(publish()))
+    return 0
+
+
 def cmd_contract(args) -> int:
     from relay import contract
 
@@ -198,13 +220,13 @@ def cmd_demo(args) -> int:
 
 
 def _print_summary(since: datetime) -> None:
-    from relay.publish import connect_published
+    from sinks.engine import connect
 
     summary = pipeline.warehouse_summary()
     print("== rows per layer")
     for schema, tables in summary["layers"].items():
         print(f"   {schema:<12} {len(tables):>3} tables {sum(tables.values()):>12,} rows")
-    with connect_published() as con:
+    with connect(config.warehouse_path(), read_only=True) as con:  # the run is over: nothing else holds the file
         segments = con.execute(
             "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()
         print("== marts")
@@ -251,6 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("query", help="run SQL on the published read-only copy of the warehouse (safe during runs)")
+    p.add_argument("sql")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=40)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("publish", help="publish the stakeholder copy now (runs do this after every sync)")
+    p.set_defaults(func=cmd_publish)
+
     p = sub.add_parser("contract", help="print the raw-data contract (from the dbt sources YAML) as Markdown")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's contract section")
     p.set_defaults(func=cmd_contract)
@@ -268,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"relay {args.command}: {exc}", file=sys.stderr)
         return 1
 

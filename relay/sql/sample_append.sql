@@ -12,15 +12,15 @@ from range({{hours}}) r(s);
 
 -- `per_hour` items of one kind per slot: a key unique to (slot, item) and a time inside the hour.
 create or replace temp macro hourly(per_hour, salt) as table
-select slot * 100000 + j as key, plus_s(starts_at, 3600 * rnd(slot * 100000 + j, salt)) as at
+select slot * 100000 + j as key, plus_s(starts_at, 3600 * rnd(slot * 100000 + j, salt)) as happened_at
 from slots, unnest(range(least(round(traffic * per_hour), 99999)::bigint)) t(j);
 
 create or replace temp table cust_base as
-select 100000000000 + key as i, at as created_at, at as updated_at
+select 100000000000 + key as i, happened_at as created_at, happened_at as updated_at
 from hourly(greatest(2, {{customers}} / 10000), 'new_customer');
 
 create or replace temp table checkout_keys as
-select 1000000000 + key as cseq, at as created_at from hourly(greatest(3, {{customers}} / 4000), 'checkout');
+select 1000000000 + key as cseq, happened_at as created_at from hourly(greatest(3, {{customers}} / 4000), 'checkout');
 
 -- Every customer a checkout can pick (see checkout_i), existing or gone.
 create or replace temp table accounts as
@@ -36,18 +36,17 @@ from shopify."order" where customer_id is not null group by all;
 -- customers who just signed up (40% buy at once), and of guests.
 create or replace temp table ob as
 with picked as (
-    select 300000000000 + key * 4 as oseq, at as created_at, 1 + hash({{seed}}::bigint, key, 'repeat_i') % {{customers}} as i
+    select 300000000000 + key * 4 as oseq, happened_at as created_at, 1 + hash({{seed}}::bigint, key, 'repeat_i') % {{customers}} as i
     from hourly(greatest(2, {{customers}} / 10000), 'repeat_order')
     union all
-    select 300000000000 + key * 4 + 1, created_at, i from (
+    -- win-back candidates in random order, the r-th one buying in hour r % hours
+    select 300000000000 + ((epoch(since_ts())::bigint // 3600 + r % {{hours}}) * 100000 + r // {{hours}}) * 4 + 1,
+        plus_s(since_ts(), 3600 * (r % {{hours}}) + 3600 * rnd(cust_id(i), 'winback_at')), i
+    from (
         select cust_i(customer_id) as i, row_number() over (order by hash({{seed}}::bigint, customer_id, epoch(since_ts())::bigint)) - 1 as r
         from last_order
         where last_at between plus_s(since_ts(), -180 * 86400) and plus_s(since_ts(), -60 * 86400)
         qualify r < {{hours}} * greatest(1, {{customers}} // 50000)
-    ) w, lateral (
-        -- spread over the hours, r-th candidate in hour r % hours
-        select (epoch(since_ts())::bigint // 3600 + r % {{hours}}) * 100000 + r // {{hours}} as key,
-            plus_s(since_ts(), 3600 * (r % {{hours}}) + 3600 * rnd(cust_id(i), 'winback_at')) as created_at
     )
     union all
     select 300000000000 + (i - 100000000000) * 4 + 2, plus_s(created_at, 120 + 1080 * rnd(i, 'first_order_at')), i
@@ -70,7 +69,7 @@ from (select *, order_code(oseq, n, i, created_at, gap_days) as canonical_code f
 
 insert into ob by name
 with g as (
-    select 300000000000 + key * 4 + 3 as oseq, at as created_at, 1000000000 + key as g
+    select 300000000000 + key * 4 + 3 as oseq, happened_at as created_at, 1000000000 + key as g
     from hourly(greatest(1, {{customers}} / 50000), 'guest_order')
 ), m as (
     select *, current_email(guest_match_i(g)) as match_email from g
@@ -85,7 +84,7 @@ from m;
 -- Browsing by existing customers (logged in or not, either device) and by new visitors.
 create or replace temp table sessions as
 with s as (
-    select 2000000000000 + key * 2 as sid, at as started_at, 1 + hash({{seed}}::bigint, key, 'session_i') % {{customers}} as i
+    select 2000000000000 + key * 2 as sid, happened_at as started_at, 1 + hash({{seed}}::bigint, key, 'session_i') % {{customers}} as i
     from hourly(greatest(10, {{customers}} / 1000), 'session')
 )
 select sid, anon_id(i * 4 + (rnd(sid, 'device') < 0.25)::integer) as anonymous_id,
@@ -93,23 +92,23 @@ select sid, anon_id(i * 4 + (rnd(sid, 'device') < 0.25)::integer) as anonymous_i
     started_at
 from s
 union all
-select 2000000000000 + key * 2 + 1, anon_id(800000000000 + 100000000000 + key), null, at
+select 2000000000000 + key * 2 + 1, anon_id(800000000000 + 100000000000 + key), null, happened_at
 from hourly(greatest(3, {{customers}} / 4000), 'visit');
 
 -- New visitors who leave an email (a third of them an existing customer's) and second-device logins.
 create or replace temp table identify_base as
 with v as (
-    select 100000000000 + key as v, at, 1 + hash({{seed}}::bigint, key, 'lead_i') % {{customers}} as i
+    select 100000000000 + key as v, happened_at, 1 + hash({{seed}}::bigint, key, 'lead_i') % {{customers}} as i
     from hourly(greatest(3, {{customers}} / 4000), 'visit')
     where rnd(100000000000 + key, 'lead') < 0.15
 )
 select 800000000000 + v as k, anon_id(800000000000 + v) as anonymous_id, null::varchar as user_id,
     case when rnd(v, 'lead_known') < 0.3 then typed(current_email(i), v, 'lead_case')
         else personal_email(first_name(130000000 + v), last_name(130000000 + v), 130000000 + v) end as email,
-    null::varchar as phone, plus_s(at, 90) as ts
+    null::varchar as phone, plus_s(happened_at, 90) as ts
 from v
 union all
-select 3000000000000 + key, anon_id(i * 4 + 1), cust_id(i)::varchar, lower(current_email(i)), null, at
+select 3000000000000 + key, anon_id(i * 4 + 1), cust_id(i)::varchar, lower(current_email(i)), null, happened_at
 from (select *, 1 + hash({{seed}}::bigint, key, 'login_i') % {{customers}} as i
       from hourly(greatest(1, {{customers}} / 20000), 'second_device_login'))
 where not is_gone(i);
