@@ -58,3 +58,26 @@ def warehouse(tmp_path) -> Path:
     path = tmp_path / "data" / "warehouse.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def emulators(monkeypatch):
+    """All three emulators on free loopback ports (rate limits off), with the destinations pointed at them."""
+    from sinks.emulators import EmulatorServer, create_app
+    from sinks.emulators.__main__ import configs_from_args
+
+    configs, _ = configs_from_args(["--rate-limit-customerio", "0", "--rate-limit-cordial", "0",
+                                    "--rate-limit-talon-one", "0", "--rate-limit-talon-one-management", "0",
+                                    "--rate-limit-customerio-app", "0"], {})
+    servers = {}
+    try:
+        for name, config in zip(("customerio", "cordial", "talon_one"), configs):
+            servers[name] = EmulatorServer(create_app(config)).start()
+        monkeypatch.setenv("CUSTOMERIO_TRACK_URL", servers["customerio"].url)
+        monkeypatch.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)
+        monkeypatch.setenv("CORDIAL_API_URL", servers["cordial"].url)
+        monkeypatch.setenv("TALON_ONE_BASE_URL", servers["talon_one"].url)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()

@@ -1,0 +1,115 @@
+"""Dagster definitions: the asset graph, sensors, a real in-process run against the emulators, and a
+broken upstream model blocking every sync."""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from conftest import ROOT
+
+SNAPSHOT = ROOT / "tests" / "snapshots" / "asset_graph.json"
+
+
+@pytest.fixture(scope="module")
+def defs():
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def graph_snapshot(defs) -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {key.to_user_string(): graph.get(key).group_name for key in sorted(graph.get_all_asset_keys())}
+    jobs = {}
+    for name in ("frequent_path", "daily_full"):
+        job = defs.resolve_job_def(name)
+        jobs[name] = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
+    return {"assets": assets, "jobs": jobs}
+
+
+def test_asset_graph_matches_the_reviewed_snapshot(defs):
+    """Lineage drift shows up in review: regenerate with UPDATE_SNAPSHOTS=1 and commit the diff."""
+    current = graph_snapshot(defs)
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_sync_model_has_a_sync_asset_downstream_of_it(defs):
+    from orchestration.syncs import SYNC_SPECS, sync_asset_key
+
+    graph = defs.resolve_asset_graph()
+    assert {s.destination for s in SYNC_SPECS} == {"customerio", "cordial", "talon_one"}
+    for spec in SYNC_SPECS:
+        node = graph.get(sync_asset_key(spec))
+        assert [k.path[-1] for k in node.parent_keys] == [spec.name]
+        assert node.group_name == "destinations"
+    frequent = set(graph_snapshot(defs)["jobs"]["frequent_path"])
+    assert {sync_asset_key(s).to_user_string() for s in SYNC_SPECS if s.schedule == "frequent"} <= frequent
+
+
+def test_schedules_run_by_default(defs):
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["frequent_path_schedule"].default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedules["frequent_path_schedule"].cron_schedule == "*/10 * * * *"
+
+
+def _raw_orders(warehouse: Path, synced: str) -> None:
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema if not exists shopify")
+    for table in ("order", "abandoned_checkout", "customer"):
+        con.execute(f'create or replace table shopify."{table}" as select timestamp \'{synced}\' as _fivetran_synced')
+    con.close()
+
+
+def test_raw_data_sensor_starts_the_frequent_path_once_per_new_watermark(warehouse):
+    from orchestration.sensors import raw_data_sensor
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        assert isinstance(raw_data_sensor(context), dg.SkipReason)  # no warehouse yet
+        _raw_orders(warehouse, "2026-11-01 00:00:00")
+        request = raw_data_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.run_key == "raw-2026-11-01 00:00:00"
+        again = raw_data_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+        assert isinstance(again, dg.SkipReason) and "no new raw data" in again.skip_message
+        _raw_orders(warehouse, "2026-11-01 01:00:00")
+        assert isinstance(raw_data_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)), dg.RunRequest)
+
+
+def test_raw_data_sensor_keeps_off_the_warehouse_while_a_run_is_active(warehouse):
+    from orchestration.sensors import raw_data_sensor
+
+    _raw_orders(warehouse, "2026-11-01 00:00:00")
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="daily_full", run_id="r1", status=dg.DagsterRunStatus.STARTED))
+        result = raw_data_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(result, dg.SkipReason) and "run is active" in result.skip_message
+
+
+def test_run_failure_sensor_records_the_failure(tmp_path):
+    from orchestration.sensors import run_failure_alert
+    from relay import config
+
+    @dg.op
+    def explode():
+        raise RuntimeError("boom")
+
+    @dg.job
+    def failing():
+        explode()
+
+    with dg.instance_for_test() as instance:
+        result = failing.execute_in_process(instance=instance, raise_on_error=False)
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
+            dagster_run=result.dagster_run).for_run_failure()
+        run_failure_alert(context)
+    lines = (config.data_dir() / "alerts" / "run_failures.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["run_id"] == result.run_id

@@ -1,0 +1,77 @@
+"""The whole pipeline through the Dagster job operators run: sample data -> dbt build -> syncs to the
+three emulators over HTTP -> stakeholder copy. Then: an unchanged rerun sends nothing, an hour of new
+activity flows through the frequent path, and a broken upstream model blocks every sync."""
+
+import os
+import stat
+
+import dagster as dg
+import duckdb
+import pytest
+
+from relay import config, publish, sample_data
+
+pytestmark = pytest.mark.slow
+
+
+def requests(emulators) -> dict[str, int]:
+    return {name: server.emulator.stats.requests for name, server in emulators.items()}
+
+
+def run(defs, job: str, instance):
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def synced_rows(warehouse) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(con.execute("select sync_name, count(*) from relay.sync_state group by 1").fetchall())
+
+
+def test_pipeline_end_to_end(emulators, warehouse):
+    config.export_environment()
+    sample_data.generate(warehouse, customers=1500, seed=7)
+    from orchestration.definitions import defs
+
+    with dg.instance_for_test() as instance:
+        first = run(defs, "daily_full", instance)
+        assert first.success
+        held = synced_rows(warehouse)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            for sync_name, rows in held.items():
+                assert rows == con.execute(f"select count(*) from syncs.{sync_name}").fetchone()[0], sync_name
+        assert set(held) >= {"sync_customerio__people", "sync_cordial__contacts", "sync_talon_one__profiles"}
+        people = emulators["customerio"].state.people
+        assert len(people) == held["sync_customerio__people"]
+
+        # The stakeholder copy exists, is read-only, and has the ledger.
+        published = publish.published_path()
+        assert not os.stat(published).st_mode & stat.S_IWUSR
+        with publish.connect_published() as con:
+            assert con.execute("select count(*) from relay.sync_runs").fetchone()[0] >= len(held)
+
+        # Unchanged data: the second run sends nothing to any destination.
+        before = requests(emulators)
+        assert run(defs, "daily_full", instance).success
+        assert requests(emulators) == before
+
+        # One more hour of activity: the frequent path carries the changes.
+        sample_data.append(warehouse, hours=1)
+        frequent = run(defs, "frequent_path", instance)
+        assert frequent.success
+        assert sum(requests(emulators).values()) > sum(before.values())
+
+
+def test_a_failing_dbt_test_blocks_every_sync(emulators, warehouse):
+    config.export_environment()
+    sample_data.generate(warehouse, customers=300, seed=3)
+    with duckdb.connect(str(warehouse)) as con:  # a duplicated customer row: stg_shopify__customers' unique test fails
+        con.execute("insert into shopify.customer select * from shopify.customer limit 1")
+    from orchestration.definitions import defs
+
+    with dg.instance_for_test() as instance:
+        result = run(defs, "daily_full", instance)
+    assert not result.success
+    assert sum(requests(emulators).values()) == 0
+    failed_checks = [e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                     and not e.event_specific_data.asset_check_evaluation.passed]
+    assert any("unique" in e.event_specific_data.asset_check_evaluation.check_name for e in failed_checks)
