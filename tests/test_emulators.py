@@ -149,6 +149,14 @@ def talon_error(response: httpx.Response) -> dict:
     return body
 
 
+def talon_attribute(name: str, kind: str, entity: str = "CustomerProfile", title: str | None = None) -> dict:
+    return {"entity": entity, "name": name, "title": title or name, "type": kind}
+
+
+def audience_action(action: str, profile: str, audience_id: int) -> dict:
+    return {"action": action, "profileIntegrationId": profile, "audienceId": audience_id}
+
+
 def identify(user: str, **attributes) -> dict:
     return {"type": "person", "identifiers": {"id": user}, "action": "identify", "attributes": attributes}
 
@@ -160,7 +168,8 @@ def _spec_validator(pointer: str) -> jsonschema.Draft202012Validator | None:
     if not SPEC.exists():
         return None
     spec = Resource.from_contents(json.loads(SPEC.read_text()), default_specification=DRAFT202012)
-    return jsonschema.Draft202012Validator({"$ref": f"urn:cio#{pointer}"}, registry=Registry().with_resource("urn:cio", spec))
+    registry = Registry().with_resource("urn:cio", spec)
+    return jsonschema.Draft202012Validator({"$ref": f"urn:cio#{pointer}"}, registry=registry)
 
 
 BATCH = "/paths/~1api~1v2~1batch/post"
@@ -203,8 +212,9 @@ def test_customerio_auth_per_route_family(cio):
 
 def test_customerio_region_hosts():
     with serve(cio_config()) as us:
-        assert track(us).put("/api/v1/customers/u1", json={}, headers={"Host": "track-eu.customer.io"}).status_code == 401
-        assert track(us).put("/api/v1/customers/u1", json={}, headers={"Host": "track.customer.io"}).status_code == 200
+        eu_host, us_host = {"Host": "track-eu.customer.io"}, {"Host": "track.customer.io"}
+        assert track(us).put("/api/v1/customers/u1", json={}, headers=eu_host).status_code == 401
+        assert track(us).put("/api/v1/customers/u1", json={}, headers=us_host).status_code == 200
     with serve(cio_config(region="eu")) as eu:
         assert track(eu).put("/api/v1/customers/u1", json={}, headers={"Host": "track.customer.io"}).status_code == 200
         assert admin(eu, "stats")["flags"] == {"eu_account_on_us_host": 1}
@@ -340,7 +350,8 @@ def test_cordial_auth(cordial):
 def test_cordial_contacts_lists_and_attributes(cordial):
     client = cordial_client(cordial)
     for key, kind in (("first_name", "string"), ("ltv", "number"), ("signup_date", "date")):
-        assert client.post("/v2/accountcontactattributes", json={"key": key, "name": key, "type": kind}).status_code == 200
+        definition = {"key": key, "name": key, "type": kind}
+        assert client.post("/v2/accountcontactattributes", json=definition).status_code == 200
     assert client.post("/v2/accountcontactattributes", json={"key": "ltv", "type": "number"}).status_code == 409
     assert client.post("/v2/accountcontactattributes", json={"key": "x", "type": "blob"}).status_code == 400
     cart = "wh | cart | 0-4h | no purchase"
@@ -367,7 +378,8 @@ def test_cordial_contacts_lists_and_attributes(cordial):
         "channels.email.subscribeStatus", "ltv", "signup_date", "favourite_colour", cart}  # fmt: skip
     assert client.post("/v2/contacts", json={"first_name": "No address"}).status_code == 400
     # POST on an existing email updates; unsubscribed -> subscribed needs forceSubscribe.
-    unsubscribe = {"channels": {"email": {"address": "ana@example.com", "subscribeStatus": "unsubscribed"}}, cart: False}
+    unsubscribe = {"channels": {"email": {"address": "ana@example.com", "subscribeStatus": "unsubscribed"}}}
+    unsubscribe[cart] = False
     assert client.post("/v2/contacts", json=unsubscribe).json()["message"] == "contact updated"
     assert client.get(f"/v2/accountlists/{listed['id']}/count").json() == {"count": 0}
     resubscribe = {"channels": {"email": {"subscribeStatus": "subscribed"}}}
@@ -409,7 +421,8 @@ def test_cordial_import_job(cordial, tmp_path):
     client.post("/v2/accountlists", json={"name": "vip"})
     csv_file = tmp_path / "contacts.csv"
     csv_file.write_text("channels.email.address,ltv,vip\na@example.com,10,1\nb@example.com,2.5,0\nnot-an-email,1,1\n")
-    job_id = client.post("/v2/contactimports", json={"source": {"transport": "file", "url": csv_file.as_uri()}}).json()["jobID"]
+    source = {"transport": "file", "url": csv_file.as_uri()}
+    job_id = client.post("/v2/contactimports", json={"source": source}).json()["jobID"]
     seen = set()
     deadline = time.monotonic() + 5
     while (job := client.get(f"/v2/jobs/{job_id}").json())["status"] != "complete" and time.monotonic() < deadline:
@@ -429,7 +442,7 @@ def test_talon_auth_and_error_shape(talon):
     assert integration(talon).put("/v2/customer_profiles", json=body).status_code == 204
     assert management(talon).get("/v1/attributes").status_code == 200
     refused = [
-        httpx.put(f"{talon.url}/v2/customer_profiles", json=body, headers={"Authorization": f"ManagementKey-v1 {TALON_MGMT}"}),
+        management(talon).put("/v2/customer_profiles", json=body),
         httpx.put(f"{talon.url}/v2/customer_profiles", json=body, headers={"Authorization": TALON}),
         httpx.get(f"{talon.url}/v1/attributes", headers={"Authorization": f"ApiKey-v1 {TALON}"}),
     ]
@@ -446,13 +459,14 @@ def test_talon_attributes_and_bulk_profiles():
 def _attributes_and_bulk_profiles(talon):
     mgmt, client = management(talon), integration(talon)
     for name, kind in (("LoyaltyTier", "string"), ("SignupDate", "time"), ("Ltv", "number"), ("Tags", "(list string)")):
-        created = mgmt.post("/v1/attributes", json={"entity": "CustomerProfile", "name": name, "title": name, "type": kind})
+        created = mgmt.post("/v1/attributes", json=talon_attribute(name, kind))
         assert created.status_code == 201 and created.json()["type"] == kind
-    duplicate = mgmt.post("/v1/attributes", json={"entity": "CustomerProfile", "name": "Ltv", "title": "LTV 2", "type": "number"})
+    duplicate = mgmt.post("/v1/attributes", json=talon_attribute("Ltv", "number", title="LTV 2"))
     assert duplicate.status_code == 409 and talon_error(duplicate)
-    assert talon_error(mgmt.post("/v1/attributes", json={"entity": "Nope", "name": "x", "title": "x", "type": "string"}))
+    assert talon_error(mgmt.post("/v1/attributes", json=talon_attribute("x", "string", entity="Nope")))
 
-    good = {"integrationId": "c1", "attributes": {"LoyaltyTier": "gold", "SignupDate": "2024-05-01T00:00:00Z", "Tags": ["a"]}}
+    attributes = {"LoyaltyTier": "gold", "SignupDate": "2024-05-01T00:00:00Z", "Tags": ["a"]}
+    good = {"integrationId": "c1", "attributes": attributes}
     assert client.put("/v2/customer_profiles", json={"customerProfiles": [good]}).status_code == 204
     states = client.put("/v2/customer_profiles", params={"silent": "no"},
                         json={"customerProfiles": [{"integrationId": "c2", "attributes": {"Ltv": 3}}]})  # fmt: skip
@@ -484,16 +498,17 @@ def test_talon_audiences(talon):
     assert talon_error(client.post("/v2/audiences", json={"name": "again", "integrationId": "wh-vip"})).get("message")
     assert client.post("/v2/audiences", json={"name": "again", "integrationId": "wh-vip"}).status_code == 409
     assert client.post("/v2/audiences", json={"description": "no name"}).status_code == 400
-    actions = {"data": [{"action": "add", "profileIntegrationId": p, "audienceId": audience["id"]} for p in ("c1", "c2")]}
+    actions = {"data": [audience_action("add", p, audience["id"]) for p in ("c1", "c2")]}
     assert client.post("/v2/customer_audiences", json=actions).status_code == 204
     assert talon.state.profiles["c1"]["hidden"] is True  # created by an audience add only
-    delete = {"data": [{"action": "delete", "profileIntegrationId": "c2", "audienceId": audience["id"]}]}
+    delete = {"data": [audience_action("delete", "c2", audience["id"])]}
     assert client.post("/v2/customer_audiences", json=delete).status_code == 204
-    unknown = client.post("/v2/customer_audiences", json={"data": [{"action": "add", "profileIntegrationId": "c1", "audienceId": 999}]})
+    unknown = client.post("/v2/customer_audiences", json={"data": [audience_action("add", "c1", 999)]})
     assert unknown.status_code == 404 and talon_error(unknown)
     too_many = {"data": actions["data"] * 501}
     assert client.post("/v2/customer_audiences", json=too_many).status_code == 400
-    single = client.put("/v2/customer_profiles/c3", json={"audiencesChanges": {"adds": [audience["id"]], "deletes": []}})
+    join = {"audiencesChanges": {"adds": [audience["id"]], "deletes": []}}
+    single = client.put("/v2/customer_profiles/c3", json=join)
     assert single.json()["customerProfile"]["audienceMemberships"] == [{"id": audience["id"], "name": "wh_vip"}]
     missing = client.put("/v2/customer_profiles/c3", json={"audiencesChanges": {"adds": [999], "deletes": []}})
     assert missing.status_code == 404 and talon_error(missing)
@@ -532,7 +547,8 @@ def test_talon_management_rate_limit(talon):
 PROBES = {  # one authenticated request per emulator, keyed by its state class
     "CustomerIOState": ("PUT", "/api/v1/customers/u1", {"auth": (SITE, TRACK), "json": {}}),
     "CordialState": ("GET", "/v2/accountlists", {"auth": (CORDIAL, "")}),
-    "TalonOneState": ("PUT", "/v2/customer_profiles/c1", {"headers": {"Authorization": f"ApiKey-v1 {TALON}"}, "json": {}}),
+    "TalonOneState": ("PUT", "/v2/customer_profiles/c1", {"headers": {"Authorization": f"ApiKey-v1 {TALON}"},
+                                                          "json": {}}),
 }
 
 
@@ -599,10 +615,11 @@ def _fill_cordial(server):
 
 
 def _fill_talon(server):
-    management(server).post("/v1/attributes", json={"entity": "CustomerProfile", "name": "Tier", "title": "Tier", "type": "string"})
+    management(server).post("/v1/attributes", json=talon_attribute("Tier", "string"))
     audience = integration(server).post("/v2/audiences", json={"name": "vip"}).json()
-    integration(server).put("/v2/customer_profiles/c1", json={"attributes": {"Tier": "gold"},
-                                                              "audiencesChanges": {"adds": [audience["id"]], "deletes": []}})
+    changes = {"adds": [audience["id"]], "deletes": []}
+    profile = {"attributes": {"Tier": "gold"}, "audiencesChanges": changes}
+    integration(server).put("/v2/customer_profiles/c1", json=profile)
 
 
 @pytest.mark.parametrize(("config", "fill"), [(cio_config, _fill_customerio), (cordial_config, _fill_cordial),
@@ -629,7 +646,8 @@ def test_credentials_never_leave_the_emulators(cio, cordial, talon):
         seen += [json.dumps(admin(server, what)) for what in ("stats", "state", "faults")]
     seen.append(httpx.put(f"{cio.url}/api/v1/customers/u1", auth=(SITE, TRACK + "x")).text)
     seen.append(httpx.get(f"{cordial.url}/v2/accountlists", auth=(CORDIAL + "x", "")).text)
-    seen.append(httpx.put(f"{talon.url}/v2/customer_profiles/c1", headers={"Authorization": f"ApiKey-v1 {TALON}x"}).text)
+    wrong_talon = {"Authorization": f"ApiKey-v1 {TALON}x"}
+    seen.append(httpx.put(f"{talon.url}/v2/customer_profiles/c1", headers=wrong_talon).text)
     for secret in SECRETS:
         assert not any(secret in text for text in seen)
 
@@ -645,8 +663,9 @@ def test_module_entry_point_serves_all_three_and_saves_on_sigterm(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_TRACK_API_KEY": TRACK,
            "CUSTOMERIO_APP_API_KEY": APP, "CORDIAL_API_KEY": CORDIAL, "TALON_ONE_INTEGRATION_KEY": TALON,
            "TALON_ONE_MANAGEMENT_KEY": TALON_MGMT}  # fmt: skip
-    command = [sys.executable, "-m", "sinks.emulators", "--state-dir", str(tmp_path), "--customerio-port", str(ports[0]),
-               "--cordial-port", str(ports[1]), "--talon-one-port", str(ports[2])]  # fmt: skip
+    flags = ("--customerio-port", "--cordial-port", "--talon-one-port")
+    command = [sys.executable, "-m", "sinks.emulators", "--state-dir", str(tmp_path)]
+    command += [part for flag, port in zip(flags, ports) for part in (flag, str(port))]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -660,7 +679,8 @@ def test_module_entry_point_serves_all_three_and_saves_on_sigterm(tmp_path):
                 time.sleep(0.1)
         assert httpx.put(f"{urls[0]}/api/v1/customers/u1", json={"plan": "pro"}, auth=(SITE, TRACK)).status_code == 200
         assert httpx.get(f"{urls[1]}/v2/accountlists", auth=(CORDIAL, "")).status_code == 200
-        assert httpx.put(f"{urls[2]}/v2/customer_profiles/c1", json={}, headers={"Authorization": f"ApiKey-v1 {TALON}"}).status_code == 200
+        talon_auth = {"Authorization": f"ApiKey-v1 {TALON}"}
+        assert httpx.put(f"{urls[2]}/v2/customer_profiles/c1", json={}, headers=talon_auth).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)

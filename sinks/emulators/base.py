@@ -122,7 +122,8 @@ class Endpoint:
     handler: Handler
     auth: str  # which credential check guards it
     group: str  # which rate limit it draws from
-    claims: Callable[[Any], Iterable[str]] | None = None  # ids the request holds while in flight (Talon.One 409)
+    # Ids (from the request and its parsed body) the request holds while in flight (Talon.One 409).
+    claims: Callable[[Request, Any], Iterable[str]] | None = None
     items: Callable[[Any], int] | None = None  # how many items an accepted body carried, for the counters
 
 
@@ -320,7 +321,7 @@ class Emulator:
             self.stats.by_status[status] += 1
             if e.method != "GET" and response.status_code < 300:
                 self.dirty = True
-            log.debug("%s %s %s", request.method, request.url.path, status)
+            log.debug("%s %s", route, status)  # the route template: paths can carry emails
             return response
 
         return endpoint
@@ -340,7 +341,7 @@ class Emulator:
 
     async def _handle(self, e: Endpoint, request: Request) -> Response:
         """Claim the ids the request touches, add latency while holding them, then run the handler."""
-        claimed = self._claim(e.claims(await json_body(request))) if e.claims else set()
+        claimed = self._claim(e.claims(request, await json_body(request))) if e.claims else set()
         try:
             f = self.faults
             delay_ms = f.latency_ms + (f.spike_ms if self.roll(f.spike_rate) else 0.0)
@@ -450,13 +451,18 @@ class Emulator:
 
     async def _autosave(self, stop: asyncio.Event) -> None:
         # The only writer of the state file, so saves never interleave; the last pass runs after `stop`.
+        interval = self.save_interval_s
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.save_interval_s)
+                await asyncio.wait_for(stop.wait(), interval)
             if self.dirty:
                 self.dirty = False
                 # Serialise on the loop (a consistent snapshot), write in a thread (no disk I/O on the loop).
+                started = time.monotonic()
                 data = json.dumps(self.state.to_json(), separators=(",", ":")).encode()
+                # Serialising blocks request handling: with a large state, save less often so that
+                # saving never takes more than a tenth of the loop's time.
+                interval = max(self.save_interval_s, 10 * (time.monotonic() - started))
                 await asyncio.to_thread(write_atomic, self.state_file, data)
             if stop.is_set():
                 return

@@ -198,7 +198,11 @@ def _check_timestamp(value: Any, name: str) -> None:
 
 
 def _value_bytes(value: Any) -> int:
-    return len(value.encode()) if isinstance(value, str) else json_size(value)
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, dict | list):
+        return json_size(value)
+    return len(str(value))  # numbers and booleans: no need to run the JSON encoder
 
 
 def _attribute_problems(attributes: dict[str, Any]) -> dict[str, str]:
@@ -305,11 +309,10 @@ class CustomerIO:
         if cio_id is None:
             # An unknown path identifier with a known body identifier updates that person (vendor rule).
             cio_id = next((c for k, v in body_ids.items() if (c := s.find(k, v))), None)
-        if cio_id is None:
-            if update_only or kind == "cio_id":
-                return self._fail(kind, value, "no person matches and nobody is created")
-            cio_id = s.create()
-        person = s.people[cio_id]
+        if cio_id is None and (update_only or kind == "cio_id"):
+            return self._fail(kind, value, "no person matches and nobody is created")
+        # A new person is only stored once every check has passed.
+        person = s.people[cio_id] if cio_id is not None else {"attributes": {}}
         if timestamp is not None and timestamp < person.get("ts", timestamp):
             self.api.stats.flags["stale_updates_ignored"] += 1
             return
@@ -327,12 +330,17 @@ class CustomerIO:
             if current is not None and _key(k, current) != _key(k, v) and not changeable:
                 return self._fail(kind, value, f"changing {k} needs the person addressed by cio_id")
         stored = person["attributes"]
-        added = sum(1 for n, v in attributes.items() if not _cleared(v) and n not in stored)
-        removed = sum(1 for n, v in attributes.items() if _cleared(v) and n in stored)
-        if len(stored) + added - removed > MAX_ATTRIBUTES:
-            return self._fail(kind, value, "a person may hold at most 300 attributes")
+        if len(stored) + len(attributes) > MAX_ATTRIBUTES:  # only then can the person pass the limit
+            added = sum(1 for n, v in attributes.items() if not _cleared(v) and n not in stored)
+            removed = sum(1 for n, v in attributes.items() if _cleared(v) and n in stored)
+            if len(stored) + added - removed > MAX_ATTRIBUTES:
+                return self._fail(kind, value, "a person may hold at most 300 attributes")
+        if cio_id is None:
+            cio_id = s.create()
+            person = s.people[cio_id]
+            stored = person["attributes"]
         for k, v in wanted.items():
-            if person.get(k) != v:
+            if k not in person or _key(k, person[k]) != _key(k, v):
                 s.set_identifier(cio_id, k, v)
         for name, v in attributes.items():
             if _cleared(v):
@@ -512,9 +520,11 @@ class CustomerIO:
             isinstance(ids.get("cio_object_id"), str)
             or (isinstance(ids.get("object_type_id"), str) and isinstance(ids.get("object_id"), str))
         ):
-            raise ApiError(400, "identifiers need object_type_id and object_id, or cio_object_id", {"identifiers": "invalid"})
+            message = "identifiers need object_type_id and object_id, or cio_object_id"
+            raise ApiError(400, message, {"identifiers": "invalid"})
         if len(ids.get("object_id", "").encode()) > MAX_ID_BYTES:
-            raise ApiError(400, "object_id is longer than 150 bytes", {"identifiers.object_id": "too long"}, reason="too_large")
+            message = "object_id is longer than 150 bytes"
+            raise ApiError(400, message, {"identifiers.object_id": "too long"}, reason="too_large")
         key = ids.get("cio_object_id") or f"{ids['object_type_id']}:{ids['object_id']}"
         if action == "identify":
             attributes = entry.get("attributes", {})
@@ -588,13 +598,15 @@ class CustomerIO:
         body = await json_body(request)
         spec = body.get("segment") if isinstance(body, dict) else None
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
-            raise ApiError(400, 'body must be {"segment": {"name": ..., "description": ...}}', {"segment.name": "required"})
+            message = 'body must be {"segment": {"name": ..., "description": ...}}'
+            raise ApiError(400, message, {"segment.name": "required"})
         description = spec.get("description", "")
         if not isinstance(description, str):
             raise ApiError(400, "description must be a string", {"segment.description": "invalid"})
         segment_id = self.state.next_segment
         self.state.next_segment += 1
-        segment = {"id": segment_id, "name": spec["name"], "description": description, "type": "manual", "members": set()}
+        segment = {"id": segment_id, "name": spec["name"], "description": description, "type": "manual"}
+        segment["members"] = set()
         self.state.segments[segment_id] = segment
         return JSONResponse({"segment": self._segment_json(segment)})
 
