@@ -463,16 +463,23 @@ class SyncRun:
             )
         try:
             outcomes = self.destination.interpret(self.spec, batch, response)
-        except SplitBatch:
-            if len(batch.items) == 1:
-                outcomes = [(batch.items[0], f"HTTP {response.status_code}: {REDACT(response.text[:300])}")]
+        except SplitBatch as split:
+            if split.rejected:
+                # The answer names the bad rows: record them; the rest were not applied, so resend them.
+                for i, reason in split.rejected.items():
+                    self._record([batch.items[i]], response.status_code, reason)
+                parts = [[c for i, c in enumerate(batch.items) if i not in split.rejected]]
+            elif len(batch.items) == 1:
+                self._record(batch.items, response.status_code, f"HTTP {response.status_code}: {REDACT(response.text[:300])}")
+                return
             else:
                 # Bisect a batch the destination refused as a whole, to isolate the bad rows.
                 half = len(batch.items) // 2
-                for part in (batch.items[:half], batch.items[half:]):
-                    for sub in self.destination.batches(self.spec, part):
-                        await self._send(client, sub)
-                return
+                parts = [batch.items[:half], batch.items[half:]]
+            for part in parts:
+                for sub in self.destination.batches(self.spec, part):
+                    await self._send(client, sub)
+            return
         for change, error in outcomes:
             if error is None:
                 self._ack(change)

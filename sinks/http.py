@@ -134,6 +134,8 @@ class Request:
     params: dict | None = None
     headers: dict | None = None  # per-request auth for a second API surface (e.g. Customer.io's App API)
     group: str = "default"  # which rate budget it draws from
+    # None: the client's `retry_conflicts`; False for a request whose 409 means "already exists", not "busy".
+    retry_conflicts: bool | None = None
 
 
 class HttpClient:
@@ -186,6 +188,7 @@ class HttpClient:
     async def send(self, request: Request) -> httpx.Response:
         """Send with retries; returns the final non-retryable response or raises RetriesExhausted."""
         limiter = self.limiters.get(request.group) or self.limiters["default"]
+        retry_conflicts = self.retry_conflicts if request.retry_conflicts is None else request.retry_conflicts
         last_error = "no attempt made"
         for attempt in range(self.max_attempts):
             await limiter.acquire()
@@ -213,7 +216,7 @@ class HttpClient:
                 limiter.throttled(retry_after)
             elif response.status_code >= 500:
                 self.stats.server_errors += 1
-            elif not (response.status_code == 409 and self.retry_conflicts):
+            elif not (response.status_code == 409 and retry_conflicts):
                 return response
             last_error = f"HTTP {response.status_code}: {REDACT(response.text[:200])}"
             await asyncio.sleep(self._delay(attempt, retry_after))

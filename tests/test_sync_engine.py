@@ -1,95 +1,61 @@
-"""The sync engine against a destination emulator over real HTTP on loopback.
+"""The sync engine against each destination's emulator over real HTTP on loopback: one behavioural suite,
+run for Customer.io, Cordial and Talon.One.
 
-Sync models here are plain tables in a real DuckDB warehouse (no dbt needed to exercise the engine);
-the destination's own state, read back from the emulator, is the oracle."""
+Sync models here are plain tables in a real DuckDB warehouse (no dbt needed to exercise the engine); the
+destination's own state, read back from its emulator, is the oracle. Everything that differs between
+destinations (server, credentials, specs, how to read what it holds, what "cleared" looks like there)
+lives in its harness class; the tests are written once."""
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 
 import duckdb
 import httpx
 import pytest
 
+import sinks.destinations.customerio as customerio_adapter
+import sinks.destinations.talon_one as talon_one_adapter
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from sinks.emulators.base import EmulatorServer, RateLimit
-from sinks.emulators.customerio import CustomerIO, CustomerIOConfig
+from sinks.destinations.base import SetupError
+from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRun
 
-SITE, TRACK_KEY, APP_KEY = "site-7f3a", "trk-SECRET-9c1d2e3f4a5b", "app-SECRET-77aa88bb99cc"
-
-PEOPLE = SyncSpec(
-    name="sync_test__people", relation="syncs.people", destination="customerio", object="attributes",
-    primary_key=("customer_key",), identifier="customer_key", on_exit="clear", schedule="frequent",
-    columns={"customer_key": "varchar", "email": "varchar", "orders_count": "bigint",
-             "last_order_at": "bigint", "vip_tier": "varchar"},
-)
-MEMBERS = SyncSpec(
-    name="sync_test__members", relation="syncs.members", destination="customerio", object="membership",
-    primary_key=("customer_key", "audience"), identifier="customer_key", on_exit="remove", schedule="frequent",
-    columns={"customer_key": "varchar", "audience": "varchar"},
-)
+TIERS = ("none", "silver", "gold")
+# One table shape for every destination; each sync reads the columns its spec declares.
+PEOPLE_COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar",
+                  "orders_count": "bigint", "last_order_at": "varchar", "vip_tier": "varchar"}
+MEMBER_COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar", "audience": "varchar"}
 
 
-@pytest.fixture
-def cio(monkeypatch):
-    config = CustomerIOConfig(site_id=SITE, track_api_key=TRACK_KEY, app_api_key=APP_KEY, port=0,
-                              rate_limits={"track": RateLimit(0), "app": RateLimit(0)})
-    with EmulatorServer(CustomerIO(config).app()) as server:
-        for var, value in {"CUSTOMERIO_TRACK_URL": server.url, "CUSTOMERIO_APP_URL": server.url,
-                           "CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_TRACK_API_KEY": TRACK_KEY,
-                           "CUSTOMERIO_APP_API_KEY": APP_KEY}.items():
-            monkeypatch.setenv(var, value)
-        yield server
+def person(i: int) -> dict:
+    return {"customer_key": f"c{i:06d}", "email": f"person{i}@example.com", "integration_id": f"t-c{i:06d}",
+            "orders_count": i % 7, "last_order_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            "vip_tier": TIERS[i % 3]}
 
 
-def people_rows(n: int, start: int = 0) -> list[tuple]:
-    return [(f"c{i:06d}", f"person{i}@example.com", i % 7, 1_700_000_000 + i, ["none", "silver", "gold"][i % 3])
-            for i in range(start, start + n)]
+def people_rows(n: int) -> list[dict]:
+    return [person(i) for i in range(n)]
 
 
-def write_people(warehouse, rows) -> None:
+def member(i: int, audience: str) -> dict:
+    return {**{k: person(i)[k] for k in ("customer_key", "email", "integration_id")}, "audience": audience}
+
+
+def write(warehouse, table: str, columns: dict[str, str], rows: list[dict]) -> None:
     con = duckdb.connect(str(warehouse))
     con.execute("create schema if not exists syncs")
-    con.execute("create or replace table syncs.people (customer_key varchar, email varchar, orders_count bigint, "
-                "last_order_at bigint, vip_tier varchar)")
-    if rows:
-        con.executemany("insert into syncs.people values (?, ?, ?, ?, ?)", rows)
+    select = ", ".join(f"cast(unnest(${c}) as {t}) as {c}" for c, t in columns.items())
+    con.execute(f"create or replace table syncs.{table} as select {select}",
+                {c: [r[c] for r in rows] for c in columns})
     con.close()
-
-
-def write_members(warehouse, rows) -> None:
-    con = duckdb.connect(str(warehouse))
-    con.execute("create schema if not exists syncs")
-    con.execute("create or replace table syncs.members (customer_key varchar, audience varchar)")
-    if rows:
-        con.executemany("insert into syncs.members values (?, ?)", rows)
-    con.close()
-
-
-def sync(spec, warehouse, **kwargs):
-    return SyncRun(spec, destinations.build("customerio"), warehouse, **kwargs).execute()
-
-
-def requests_made(server) -> int:
-    return server.emulator.stats.requests
-
-
-def held(server) -> dict[str, dict]:
-    """What the destination holds: id -> attributes (Customer.io keeps `email` as an identifier)."""
-    return {p["id"]: {**({"email": p["email"]} if "email" in p else {}), **p["attributes"]}
-            for p in server.state.people.values() if "id" in p}
-
-
-def expected(rows) -> dict[str, dict]:
-    cols = [c for c in PEOPLE.columns if c != "customer_key"]
-    return {r[0]: {c: v for c, v in zip(cols, r[1:]) if v is not None} for r in rows}
 
 
 def query(warehouse, sql, params=()):
@@ -100,165 +66,392 @@ def query(warehouse, sql, params=()):
         con.close()
 
 
-def test_first_sync_sends_all_and_unchanged_rerun_sends_nothing(cio, warehouse):
-    rows = people_rows(2500)
-    write_people(warehouse, rows)
-    first = sync(PEOPLE, warehouse)
-    assert (first.status, first.acked_add, first.rejected) == ("succeeded", 2500, 0)
-    assert held(cio) == expected(rows)
-    before = requests_made(cio)
-    second = sync(PEOPLE, warehouse)
+def spec(name: str, destination: str, obj: str, identifier: str, columns: list[str], meta=None) -> SyncSpec:
+    source = MEMBER_COLUMNS if obj == "membership" else PEOPLE_COLUMNS
+    key = ("customer_key", "audience") if obj == "membership" else ("customer_key",)
+    return SyncSpec(name=f"sync_test__{name}", relation=f"syncs.{name}", destination=destination, object=obj,
+                    primary_key=key, identifier=identifier, on_exit="remove" if obj == "membership" else "clear",
+                    schedule="frequent", columns={c: source[c] for c in columns}, column_meta=meta or {})
+
+
+# ------------------------------------------------------------------------------------------ harnesses
+class Harness:
+    """One destination's emulator, credentials, sync specs and readers of what it holds."""
+
+    name: str
+    people: SyncSpec
+    members: SyncSpec
+    audiences: tuple[str, str]
+    credential_var: str  # the key every data request carries
+    items_route: str  # emulator route that receives people rows, counted per item
+    throttle: dict  # emulator rate limits that force 429s
+    fault_rows: int  # enough rows to meet every injected fault
+    small_batch: tuple | None = None  # (module, constant, value): smaller requests, so faults meet more of them
+    kill: tuple[int, int, float]  # rows, kill after every this many items, latency slow enough to land mid-sync
+    poison: dict  # column values the destination refuses for one row
+    poison_reason: str  # part of its reason
+    unset: object = None  # what a string attribute set to null reads as there (None: gone)
+
+    def __init__(self, monkeypatch) -> None:
+        self.server = EmulatorServer(create_app(self.config())).start()
+        for var, value in self.env().items():
+            monkeypatch.setenv(var, value)
+        self.secrets = [v for k, v in self.env().items() if "KEY" in k]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def sync(self, spec, warehouse, **kwargs):
+        return SyncRun(spec, destinations.build(self.name), warehouse, **kwargs).execute()
+
+    def write_people(self, warehouse, rows) -> None:
+        write(warehouse, "people", PEOPLE_COLUMNS, rows)
+
+    def write_members(self, warehouse, rows) -> None:
+        write(warehouse, "members", MEMBER_COLUMNS, rows)
+
+    def state(self) -> dict:
+        return httpx.get(f"{self.server.url}/_emulator/state").json()
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.server.url}/_emulator/stats").json()
+
+    def faults(self, **settings) -> None:
+        httpx.post(f"{self.server.url}/_emulator/faults", json=settings).raise_for_status()
+
+    def requests(self) -> int:
+        return self.stats()["requests"]
+
+    def items(self) -> int:
+        return self.stats()["items"].get(self.items_route, 0)
+
+    def expected(self, rows) -> dict[str, dict]:
+        """What the destination should hold for these model rows."""
+        attrs = self.people.attribute_columns
+        return {r[self.people.identifier]: {c: r[c] for c in attrs if r[c] is not None} for r in rows}
+
+    def id_of(self, row) -> str:
+        return row[self.people.identifier]
+
+    # Per destination: config(), env(), held(), held_members(), objects(), exited(row).
+
+
+class CustomerIOHarness(Harness):
+    name = "customerio"
+    people = spec("people", "customerio", "attributes", "customer_key",
+                  ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"])
+    members = spec("members", "customerio", "membership", "customer_key", ["customer_key", "audience"])
+    audiences = ("wh_cart_0_4h", "wh_vip")
+    credential_var = "CUSTOMERIO_TRACK_API_KEY"
+    items_route = "POST /api/v2/batch"
+    throttle = {"track": {"limit": 20}}
+    fault_rows = 3000
+    small_batch = (customerio_adapter, "MAX_BATCH_BYTES", 8 * 1024)
+    kill = (20_000, 3000, 40)  # ~4000 rows a request
+    poison = {"vip_tier": "x" * 1500}
+    poison_reason = "1000 bytes"
+
+    def config(self):
+        return CustomerIOConfig(site_id="site-7f3a", track_api_key="trk-SECRET-9c1d2e3f4a5b",
+                                app_api_key="app-SECRET-77aa88bb99cc", port=0,
+                                rate_limits={"track": RateLimit(0), "app": RateLimit(0)})
+
+    def env(self):
+        return {"CUSTOMERIO_TRACK_URL": self.server.url, "CUSTOMERIO_APP_URL": self.server.url,
+                "CUSTOMERIO_SITE_ID": "site-7f3a", "CUSTOMERIO_TRACK_API_KEY": "trk-SECRET-9c1d2e3f4a5b",
+                "CUSTOMERIO_APP_API_KEY": "app-SECRET-77aa88bb99cc", "CUSTOMERIO_RATE_LIMIT": "100000"}
+
+    def held(self):
+        # Customer.io keeps `email` as an identifier of the person, not an attribute.
+        return {p["id"]: {**({"email": p["email"]} if "email" in p else {}), **p["attributes"]}
+                for p in self.state()["people"].values() if "id" in p}
+
+    def held_members(self):
+        state = self.state()
+        ids = {cio_id: p.get("id") for cio_id, p in state["people"].items()}
+        return {s["name"]: {ids[m] for m in s["members"]} for s in state["segments"].values()}
+
+    def objects(self):
+        return Counter(s["name"] for s in self.state()["segments"].values())
+
+    def exited(self, row):
+        return {"email": row["email"]}  # every attribute cleared; the identifier stays
+
+
+class CordialHarness(Harness):
+    name = "cordial"
+    people = spec("people", "cordial", "attributes", "email",
+                  ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"],
+                  meta={"last_order_at": {"cordial_type": "date"}})
+    members = spec("members", "cordial", "membership", "email", ["customer_key", "email", "audience"])
+    audiences = ("wh | cart | 0-4h | no purchase", "wh | vip | gold")
+    credential_var = "CORDIAL_API_KEY"
+    items_route = "POST /v2/contacts"
+    throttle = {"api": {"limit": 20, "window_s": 1}}
+    fault_rows = 80  # one request per contact
+    kill = (1500, 300, 5)
+    poison = {"last_order_at": "yesterday"}
+    poison_reason = "must be a date"
+
+    def config(self):
+        return CordialConfig(api_key="cordial-SECRET-5e6f7a8b", port=0,
+                             rate_limits={"api": RateLimit(0, 60, per_route=True, headers=True)})
+
+    def env(self):
+        return {"CORDIAL_API_URL": self.server.url, "CORDIAL_API_KEY": "cordial-SECRET-5e6f7a8b",
+                "CORDIAL_RATE_LIMIT_PER_MIN": "6000000"}
+
+    def held(self):
+        return {c["email"]: c["attributes"] for c in self.state()["contacts"].values()}
+
+    def held_members(self):
+        state = self.state()
+        return {lst["name"]: {state["contacts"][cid]["email"] for cid in lst["members"]}
+                for lst in state["lists"].values()}
+
+    def objects(self):
+        state = self.state()
+        return Counter([lst["name"] for lst in state["lists"].values()] + list(state["attributes"]))
+
+    def exited(self, row):
+        return {}  # the contact stays, every synced attribute cleared
+
+
+class TalonOneHarness(Harness):
+    name = "talon_one"
+    people = spec("people", "talon_one", "attributes", "integration_id",
+                  ["customer_key", "integration_id", "orders_count", "last_order_at", "vip_tier"],
+                  meta={"last_order_at": {"talon_one_type": "time"}})
+    members = spec("members", "talon_one", "membership", "integration_id", ["customer_key", "integration_id", "audience"])
+    audiences = ("wh_cart_0_4h", "wh_vip_gold")
+    credential_var = "TALON_ONE_INTEGRATION_KEY"
+    items_route = "PUT /v2/customer_profiles"
+    throttle = {"integration": {"limit": 20}}
+    fault_rows = 3000
+    small_batch = (talon_one_adapter, "MAX_ITEMS", 50)
+    kill = (6000, 1500, 300)
+    poison = {"last_order_at": "yesterday"}
+    poison_reason = "must be of type time"
+    unset = ""  # Talon.One refuses null: strings are emptied instead
+
+    def config(self):
+        return TalonOneConfig(integration_key="talon-SECRET-int-1a2b3c", management_key="talon-SECRET-mgmt-4d5e6f",
+                              port=0, rate_limits={"integration": RateLimit(0), "management": RateLimit(0, per_route=True)})
+
+    def env(self):
+        return {"TALON_ONE_BASE_URL": self.server.url, "TALON_ONE_INTEGRATION_KEY": "talon-SECRET-int-1a2b3c",
+                "TALON_ONE_MANAGEMENT_KEY": "talon-SECRET-mgmt-4d5e6f", "TALON_ONE_RATE_LIMIT": "100000",
+                "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1000"}
+
+    def held(self):
+        return {i: p["attributes"] for i, p in self.state()["profiles"].items() if not p.get("hidden")}
+
+    def held_members(self):
+        return {a["name"]: set(a["members"]) for a in self.state()["audiences"].values()}
+
+    def objects(self):
+        state = self.state()
+        return Counter([a["name"] for a in state["audiences"].values()]
+                       + list(state["attributes"].get("CustomerProfile", {})))
+
+    def exited(self, row):
+        # Numbers and times cannot be emptied at Talon.One; the string is.
+        return {"orders_count": row["orders_count"], "last_order_at": row["last_order_at"], "vip_tier": ""}
+
+
+HARNESSES = {h.name: h for h in (CustomerIOHarness, CordialHarness, TalonOneHarness)}
+
+
+@pytest.fixture(params=list(HARNESSES))
+def h(request, monkeypatch):
+    harness = HARNESSES[request.param](monkeypatch)
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+@pytest.fixture
+def small_batches(h, monkeypatch):
+    if h.small_batch:
+        monkeypatch.setattr(*h.small_batch)
+
+
+# ------------------------------------------------------------------------------------------ the suite
+def test_first_sync_sends_all_and_unchanged_rerun_sends_nothing(h, warehouse):
+    rows = people_rows(1000)
+    h.write_people(warehouse, rows)
+    first = h.sync(h.people, warehouse)
+    assert (first.status, first.acked_add, first.rejected) == ("succeeded", 1000, 0)
+    assert h.held() == h.expected(rows)
+    before = h.requests()
+    second = h.sync(h.people, warehouse)
     assert (second.status, second.planned, second.requests) == ("succeeded", 0, 0)
-    assert requests_made(cio) == before
-    assert query(warehouse, "select count(*) from relay.sync_state where sync_name = ?", [PEOPLE.name]) == [(2500,)]
+    assert h.requests() == before
+    assert query(warehouse, "select count(*) from relay.sync_state where sync_name = ?", [h.people.name]) == [(1000,)]
 
 
-def test_a_changed_attribute_sends_only_that_row_and_field(cio, warehouse):
+def test_a_changed_attribute_sends_only_that_row_and_field(h, warehouse):
     rows = people_rows(300)
-    write_people(warehouse, rows)
-    sync(PEOPLE, warehouse)
-    rows[42] = rows[42][:2] + (99,) + rows[42][3:]
-    write_people(warehouse, rows)
-    items_before = cio.emulator.stats.items["POST /api/v2/batch"]
-    result = sync(PEOPLE, warehouse)
+    h.write_people(warehouse, rows)
+    h.sync(h.people, warehouse)
+    rows[42]["orders_count"] = 99
+    h.write_people(warehouse, rows)
+    items_before = h.items()
+    result = h.sync(h.people, warehouse)
     assert (result.planned_change, result.acked_change, result.requests) == (1, 1, 1)
-    assert cio.emulator.stats.items["POST /api/v2/batch"] - items_before == 1
-    assert held(cio)["c000042"]["orders_count"] == 99
+    assert h.items() - items_before == 1
+    assert h.held()[h.id_of(rows[42])]["orders_count"] == 99
     assert query(warehouse, "select kind, fields from relay.sync_deliveries where run_id = ?", [result.run_id]) == [
         ("change", ["orders_count"])]
 
 
-def test_null_clears_an_attribute_and_exit_clears_all(cio, warehouse):
+def test_null_clears_an_attribute_and_exit_clears_as_declared(h, warehouse):
     rows = people_rows(10)
-    write_people(warehouse, rows)
-    sync(PEOPLE, warehouse)
-    rows[1] = rows[1][:4] + (None,)
-    write_people(warehouse, rows[:9])  # c000009 leaves the model
-    result = sync(PEOPLE, warehouse)
+    h.write_people(warehouse, rows)
+    h.sync(h.people, warehouse)
+    rows[1]["vip_tier"] = None
+    h.write_people(warehouse, rows[:9])  # c000009 leaves the model
+    result = h.sync(h.people, warehouse)
     assert (result.acked_change, result.acked_remove) == (1, 1)
-    assert "vip_tier" not in held(cio)["c000001"]
-    # Every attribute is cleared; the email stays, as an identifier of the person, not an attribute.
-    assert set(held(cio)["c000009"]) == {"email"}
+    held = h.held()
+    assert held[h.id_of(rows[1])].get("vip_tier") == h.unset
+    assert held[h.id_of(rows[9])] == h.exited(rows[9])
     assert query(warehouse, "select count(*) from relay.sync_state where record_key = 'c000009'") == [(0,)]
 
 
-def test_membership_enters_and_exits(cio, warehouse):
-    write_members(warehouse, [("c1", "wh_cart_0_4h"), ("c2", "wh_cart_0_4h"), ("c2", "wh_vip")])
-    write_people(warehouse, [("c1", None, 1, 1, None), ("c2", None, 1, 1, None)])
-    sync(PEOPLE, warehouse)
-    first = sync(MEMBERS, warehouse)
+def test_membership_enters_and_exits(h, warehouse):
+    cart, vip = h.audiences
+    h.write_people(warehouse, people_rows(3))
+    h.sync(h.people, warehouse)
+    h.write_members(warehouse, [member(1, cart), member(2, cart), member(2, vip)])
+    first = h.sync(h.members, warehouse)
     assert (first.status, first.acked_add) == ("succeeded", 3)
-    segments = {s["name"]: s for s in cio.state.to_json()["segments"].values()}
-    ids = {cio_id: p["id"] for cio_id, p in cio.state.people.items()}
-    assert {ids[m] for m in segments["wh_cart_0_4h"]["members"]} == {"c1", "c2"}
-    write_members(warehouse, [("c2", "wh_vip")])
-    second = sync(MEMBERS, warehouse)
+    one, two = h.id_of(person(1)), h.id_of(person(2))
+    assert h.held_members() == {cart: {one, two}, vip: {two}}
+    h.write_members(warehouse, [member(2, vip)])
+    second = h.sync(h.members, warehouse)
     assert (second.acked_remove, second.acked_add) == (2, 0)
-    segments = {s["name"]: s for s in cio.state.to_json()["segments"].values()}
-    assert segments["wh_cart_0_4h"]["members"] == []
-    # Setup is idempotent: the segments were created once, then looked up.
-    assert len(segments) == 2
-    assert len(query(warehouse, "select * from relay.destination_objects")) == 2
+    assert h.held_members() == {cart: set(), vip: {two}}
 
 
-def test_rejected_rows_are_recorded_and_retried_without_blocking_the_rest(cio, warehouse):
-    rows = people_rows(50)
-    rows[7] = rows[7][:4] + ("x" * 1500,)  # over Customer.io's 1000-byte attribute value limit
-    rows[9] = ("k" * 200,) + rows[9][1:]  # identifier over 150 bytes
-    write_people(warehouse, rows)
-    result = sync(PEOPLE, warehouse)
-    assert (result.status, result.acked_add, result.rejected) == ("partial", 48, 2)
-    reasons = dict(query(warehouse, "select record_key, reason from relay.sync_rejections"))
-    assert "1000 bytes" in reasons["c000007"] and "k" * 200 in reasons
-    assert "c000007" not in held(cio)
-    rows[7] = rows[7][:4] + ("gold",)
-    write_people(warehouse, rows)
-    retry = sync(PEOPLE, warehouse)
-    assert (retry.planned_add, retry.acked_add, retry.rejected) == (2, 1, 1)
-    assert held(cio)["c000007"]["vip_tier"] == "gold"
-
-
-def test_5xx_429_and_dropped_connections_are_retried_without_loss(cio, warehouse):
-    rows = people_rows(3000)
-    write_people(warehouse, rows)
-    httpx.post(f"{cio.url}/_emulator/faults", json={
-        "error_rate": 0.25, "drop_rate": 0.05, "seed": 7, "rate_limits": {"track": {"limit": 20}}})
-    os.environ["RELAY_CONCURRENCY"] = "4"
-    try:
-        # Small batches so there are enough requests to meet every fault.
-        import sinks.destinations.customerio as cio_module
-        limit = cio_module.MAX_BATCH_BYTES
-        cio_module.MAX_BATCH_BYTES = 8 * 1024
-        result = sync(PEOPLE, warehouse)
-    finally:
-        cio_module.MAX_BATCH_BYTES = limit
-        del os.environ["RELAY_CONCURRENCY"]
-    statuses = cio.emulator.stats.by_status
-    assert statuses["500"] + statuses["502"] + statuses["503"] + statuses["504"] > 0
-    assert statuses["dropped"] > 0
-    assert result.retries > 0
-    assert (result.status, result.acked_add) == ("succeeded", 3000)
-    assert held(cio) == expected(rows)
-
-
-def test_duplicate_keys_refuse_the_run(cio, warehouse):
+def test_setup_is_idempotent_even_after_a_registry_wipe(h, warehouse):
+    cart, vip = h.audiences
     rows = people_rows(5)
-    write_people(warehouse, rows + [rows[2]])
-    result = sync(PEOPLE, warehouse)
+    h.write_people(warehouse, rows)
+    h.write_members(warehouse, [member(1, cart), member(2, vip)])
+    for _ in range(2):
+        assert h.sync(h.people, warehouse).status == "succeeded"
+        assert h.sync(h.members, warehouse).status == "succeeded"
+        # Forget every id kept for the destination, and change a row so setup runs again.
+        con = duckdb.connect(str(warehouse))
+        con.execute("delete from relay.destination_objects")
+        con.close()
+        rows[0]["orders_count"] += 1
+        h.write_people(warehouse, rows)
+        h.write_members(warehouse, [member(1, cart), member(2, vip), member(3, cart)])
+    assert h.sync(h.people, warehouse).status == "succeeded"
+    assert h.sync(h.members, warehouse).status == "succeeded"
+    objects = h.objects()
+    assert {cart, vip} <= set(objects) and max(objects.values()) == 1
+    assert h.held_members()[cart] == {h.id_of(person(1)), h.id_of(person(3))}
+
+
+def test_rejected_rows_are_recorded_and_retried_without_blocking_the_rest(h, warehouse):
+    rows = people_rows(50)
+    good = dict(rows[7])
+    rows[7].update(h.poison)
+    h.write_people(warehouse, rows)
+    result = h.sync(h.people, warehouse)
+    assert (result.status, result.acked_add, result.rejected) == ("partial", 49, 1)
+    reasons = dict(query(warehouse, "select record_key, reason from relay.sync_rejections"))
+    assert list(reasons) == ["c000007"] and h.poison_reason in reasons["c000007"]
+    assert h.held() == h.expected(rows[:7] + rows[8:])
+    rows[7] = good
+    h.write_people(warehouse, rows)
+    retry = h.sync(h.people, warehouse)
+    assert (retry.planned_add, retry.acked_add, retry.rejected) == (1, 1, 0)
+    assert h.held() == h.expected(rows)
+
+
+def test_5xx_429_and_dropped_connections_are_retried_without_loss(h, warehouse, small_batches, monkeypatch):
+    rows = people_rows(h.fault_rows)
+    h.write_people(warehouse, rows)
+    h.faults(error_rate=0.25, drop_rate=0.05, seed=7, rate_limits=h.throttle)
+    monkeypatch.setenv("RELAY_CONCURRENCY", "4")
+    result = h.sync(h.people, warehouse)
+    statuses = h.stats()["by_status"]
+    assert sum(statuses.get(s, 0) for s in ("500", "502", "503", "504")) > 0
+    assert statuses.get("dropped", 0) > 0 and statuses.get("429", 0) > 0
+    assert result.retries > 0 and result.throttled > 0
+    assert (result.status, result.acked_add) == ("succeeded", h.fault_rows)
+    assert h.held() == h.expected(rows)
+
+
+def test_duplicate_keys_refuse_the_run(h, warehouse):
+    rows = people_rows(5)
+    h.write_people(warehouse, rows + [rows[2]])
+    result = h.sync(h.people, warehouse)
     assert result.status == "refused" and "duplicate primary keys" in result.message and "c000002" in result.message
-    assert requests_made(cio) == 0
+    assert h.requests() == 0
 
 
-def test_blast_radius_guard_refuses_until_approved(cio, warehouse):
+def test_blast_radius_guard_refuses_until_approved(h, warehouse):
     rows = people_rows(400)
-    write_people(warehouse, rows)
-    sync(PEOPLE, warehouse)
-    write_people(warehouse, rows[:200])  # half the customers vanish: a broken model, most likely
-    refused = sync(PEOPLE, warehouse)
+    h.write_people(warehouse, rows)
+    h.sync(h.people, warehouse)
+    h.write_people(warehouse, rows[:200])  # half the customers vanish: a broken model, most likely
+    before = h.requests()
+    refused = h.sync(h.people, warehouse)
     assert refused.status == "refused" and "blast-radius" in refused.message
-    assert len(held(cio)["c000300"]) > 0
-    approved = sync(PEOPLE, warehouse, allow_large_change=True)
+    assert h.requests() == before
+    assert h.held()[h.id_of(rows[300])] == h.expected([rows[300]])[h.id_of(rows[300])]
+    approved = h.sync(h.people, warehouse, allow_large_change=True)
     assert (approved.status, approved.acked_remove) == ("succeeded", 200)
 
 
-def test_plan_records_samples_and_sends_nothing(cio, warehouse):
-    write_people(warehouse, people_rows(20))
-    plan = sync(PEOPLE, warehouse, apply=False)
+def test_plan_records_samples_and_sends_nothing(h, warehouse):
+    h.write_people(warehouse, people_rows(20))
+    plan = h.sync(h.people, warehouse, apply=False)
     assert (plan.status, plan.planned_add) == ("planned", 20)
     assert len(plan.plan["samples"]["add"]) == 3
-    assert requests_made(cio) == 0
+    assert h.requests() == 0
     assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
     assert query(warehouse, "select status from relay.sync_runs") == [("planned",)]
 
 
-def test_full_resync_resends_everything(cio, warehouse):
-    write_people(warehouse, people_rows(30))
-    sync(PEOPLE, warehouse)
-    result = sync(PEOPLE, warehouse, full_resync=True)
+def test_full_resync_resends_everything(h, warehouse):
+    h.write_people(warehouse, people_rows(30))
+    h.sync(h.people, warehouse)
+    result = h.sync(h.people, warehouse, full_resync=True)
     assert (result.planned_change, result.acked_change) == (30, 30)
 
 
-def test_wrong_credentials_fail_the_run_without_rejecting_rows(cio, warehouse, monkeypatch):
-    write_people(warehouse, people_rows(10))
-    monkeypatch.setenv("CUSTOMERIO_TRACK_API_KEY", "wrong-key-123456")
-    result = sync(PEOPLE, warehouse)
-    assert result.status == "failed" and "HTTP 401" in result.message and "CUSTOMERIO_TRACK_API_KEY" in result.message
+def test_wrong_credentials_fail_the_run_without_rejecting_rows(h, warehouse, monkeypatch):
+    h.write_people(warehouse, people_rows(10))
+    monkeypatch.setenv(h.credential_var, "wrong-key-123456")
+    result = h.sync(h.people, warehouse)
+    assert result.status == "failed" and "HTTP 401" in result.message and h.credential_var in result.message
     assert "wrong-key-123456" not in result.message
     assert query(warehouse, "select count(*) from relay.sync_rejections") == [(0,)]
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
 
 
-def test_no_secret_reaches_logs_or_ledger(cio, warehouse, caplog):
+def test_no_secret_reaches_logs_or_ledger(h, warehouse, caplog):
     caplog.set_level(logging.DEBUG)
-    rows = people_rows(100)
-    rows[3] = rows[3][:4] + ("y" * 2000,)
-    write_people(warehouse, rows)
-    httpx.post(f"{cio.url}/_emulator/faults", json={"error_rate": 0.3, "seed": 3})
-    sync(PEOPLE, warehouse)
+    rows = people_rows(40)
+    rows[3].update(h.poison)
+    h.write_people(warehouse, rows)
+    h.write_members(warehouse, [member(1, h.audiences[0])])
+    h.faults(error_rate=0.3, seed=3)
+    h.sync(h.people, warehouse)
+    h.sync(h.members, warehouse)
     con = duckdb.connect(str(warehouse), read_only=True)
     dump = "".join(str(con.execute(f"select * from relay.{t}").fetchall())
                    for t in ("sync_runs", "sync_rejections", "sync_deliveries", "sync_state", "destination_objects"))
     con.close()
-    for secret in (TRACK_KEY, APP_KEY):
+    assert "rejected" in dump or "HTTP" in dump  # the ledger did record failures
+    for secret in h.secrets:
         assert secret not in caplog.text and secret not in dump
 
 
@@ -266,38 +459,128 @@ KILL_SCRIPT = """
 import json, sys
 from sinks import destinations
 from sinks.declarations import SyncSpec
+from sinks.destinations.base import SetupError
 from sinks.engine import SyncRun
 spec = json.loads(sys.argv[1]); spec = SyncSpec(**{**spec, "primary_key": tuple(spec["primary_key"])})
 SyncRun(spec, destinations.build(spec.destination), sys.argv[2]).execute()
 """
 
 
-def test_killed_sync_resumes_without_loss(cio, warehouse):
-    rows = people_rows(20_000)
-    write_people(warehouse, rows)
-    httpx.post(f"{cio.url}/_emulator/faults", json={"latency_ms": 40})
-    env = {**os.environ, "RELAY_CONCURRENCY": "2"}
+def test_killed_sync_resumes_without_loss(h, warehouse, monkeypatch):
+    n, step, latency_ms = h.kill
+    rows = people_rows(n)
+    h.write_people(warehouse, rows)
+    h.faults(latency_ms=latency_ms)
+    monkeypatch.setenv("RELAY_CONCURRENCY", "2")
     kills = 0
     for _ in range(3):
-        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(asdict(PEOPLE)), str(warehouse)],
-                                   env=env)
+        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(asdict(h.people)), str(warehouse)])
         deadline = time.monotonic() + 60
-        while cio.emulator.stats.items["POST /api/v2/batch"] < (kills + 1) * 3000 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while h.items() < (kills + 1) * step and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait()
         # Whatever the state claims, the destination holds: never more claimed than delivered.
-        claimed = query(warehouse, "select record_key, payload from relay.sync_state")
-        destination = held(cio)
-        for key, payload in claimed:
-            want = {k: v for k, v in json.loads(payload).items() if k != "customer_key" and v is not None}
-            assert destination[key] == want
+        held = h.held()
+        for (payload,) in query(warehouse, "select payload from relay.sync_state"):
+            row = json.loads(payload)
+            assert held[h.id_of(row)] == h.expected([row])[h.id_of(row)]
     assert kills >= 2
-    httpx.post(f"{cio.url}/_emulator/faults", json={"latency_ms": 0})
-    final = sync(PEOPLE, warehouse)
+    h.faults(latency_ms=0)
+    final = h.sync(h.people, warehouse)
     assert final.status == "succeeded"
-    assert held(cio) == expected(rows)
-    assert query(warehouse, "select count(*) from relay.sync_state") == [(20_000,)]
+    assert h.held() == h.expected(rows)
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(n,)]
     assert query(warehouse, "select count(*) from relay.sync_runs where status = 'abandoned'")[0][0] >= 1
+
+
+# ------------------------------------------------------------------------------------------ per-API contract points
+@pytest.fixture
+def cordial(monkeypatch):
+    harness = CordialHarness(monkeypatch)
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+@pytest.fixture
+def talon_one(monkeypatch):
+    harness = TalonOneHarness(monkeypatch)
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, warehouse):
+    rows = people_rows(60)
+    cordial.write_people(warehouse, rows)
+    cordial.faults(soft_error_rate=0.2, seed=5)
+    first = cordial.sync(cordial.people, warehouse)
+    soft = cordial.stats()["flags"]["soft_errors"]
+    assert soft > 0 and (first.status, first.acked_add, first.rejected) == ("partial", 60 - soft, soft)
+    assert {r for (r,) in query(warehouse, "select distinct status_code from relay.sync_rejections")} == {200}
+    cordial.faults(soft_error_rate=0)
+    retry = cordial.sync(cordial.people, warehouse)
+    assert (retry.planned_add, retry.acked_add) == (soft, soft)
+    assert cordial.held() == cordial.expected(rows)
+
+
+def test_cordial_sends_subscribe_status_only_from_its_column_and_never_forces_it(cordial, warehouse):
+    with_status = replace(cordial.people, name="sync_test__consent", relation="syncs.consent",
+                          columns={**cordial.people.columns, "subscribe_status": "varchar"})
+    rows = [{**person(1), "subscribe_status": "unsubscribed"}, {**person(2), "subscribe_status": None}]
+    write(warehouse, "consent", with_status.columns, rows)
+    cordial.sync(with_status, warehouse)
+    rows[0]["subscribe_status"] = "subscribed"
+    write(warehouse, "consent", with_status.columns, rows)
+    assert cordial.sync(with_status, warehouse).acked_change == 1
+    contacts = {c["email"]: c for c in cordial.state()["contacts"].values()}
+    # Resubscribing needs forceSubscribe, which is never sent: Cordial keeps the unsubscribe.
+    assert contacts["person1@example.com"]["subscribeStatus"] == "unsubscribed"
+    assert cordial.stats()["flags"]["resubscribe_ignored"] == 1
+    assert contacts["person2@example.com"]["subscribeStatus"] == "none"
+    assert "subscribe_status" not in cordial.state()["attributes"]
+
+
+def test_talon_one_retries_409s_from_parallel_writes_to_one_profile(talon_one, warehouse, monkeypatch):
+    rows = people_rows(2000)
+    talon_one.write_people(warehouse, rows[:1])
+    talon_one.write_members(warehouse, [member(0, talon_one.audiences[0])])
+    for spec_ in (talon_one.people, talon_one.members):  # setup done, so both runs start sending at once
+        talon_one.sync(spec_, warehouse)
+    talon_one.write_people(warehouse, rows)
+    talon_one.write_members(warehouse, [member(i, talon_one.audiences[0]) for i in range(2000)])
+    monkeypatch.setattr(talon_one_adapter, "MAX_ITEMS", 100)
+    talon_one.faults(latency_ms=100)
+    with ThreadPoolExecutor(2) as pool:  # two syncs writing the same profiles at once
+        results = list(pool.map(lambda s: talon_one.sync(s, warehouse), (talon_one.people, talon_one.members)))
+    assert talon_one.stats()["by_status"].get("409", 0) > 0
+    assert [r.status for r in results] == ["succeeded", "succeeded"]
+    assert talon_one.held() == talon_one.expected(rows)
+    assert len(talon_one.held_members()[talon_one.audiences[0]]) == 2000
+
+
+def test_talon_one_finds_an_existing_audience_only_with_a_management_key(talon_one, warehouse, monkeypatch):
+    talon_one.write_members(warehouse, [member(1, "wh_vip_gold")])
+    httpx.post(f"{talon_one.server.url}/v2/audiences", json={"name": "wh_vip_gold", "integrationId": "wh-vip-gold"},
+               headers={"Authorization": "ApiKey-v1 talon-SECRET-int-1a2b3c"}).raise_for_status()
+    monkeypatch.delenv("TALON_ONE_MANAGEMENT_KEY")
+    monkeypatch.setenv("RELAY_DESTINATIONS", "live")  # no demo management key to fall back to
+    with pytest.raises(SetupError, match="TALON_ONE_MANAGEMENT_KEY"):
+        talon_one.sync(talon_one.members, warehouse)
+    monkeypatch.setenv("TALON_ONE_MANAGEMENT_KEY", "talon-SECRET-mgmt-4d5e6f")
+    assert talon_one.sync(talon_one.members, warehouse).status == "succeeded"
+    assert talon_one.objects()["wh_vip_gold"] == 1
+
+
+def test_talon_one_refuses_an_attribute_defined_with_another_type(talon_one, warehouse):
+    httpx.post(f"{talon_one.server.url}/v1/attributes", headers={"Authorization": "ManagementKey-v1 talon-SECRET-mgmt-4d5e6f"},
+               json={"entity": "CustomerProfile", "name": "vip_tier", "title": "VIP tier", "type": "number"}).raise_for_status()
+    talon_one.write_people(warehouse, people_rows(5))
+    with pytest.raises(SetupError, match="'vip_tier' exists with type 'number'"):
+        talon_one.sync(talon_one.people, warehouse)
+    assert talon_one.held() == {}

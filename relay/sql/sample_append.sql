@@ -43,7 +43,7 @@ with picked as (
     select 300000000000 + ((epoch(since_ts())::bigint // 3600 + r % {{hours}}) * 100000 + r // {{hours}}) * 4 + 1,
         plus_s(since_ts(), 3600 * (r % {{hours}}) + 3600 * rnd(cust_id(i), 'winback_at')), i
     from (
-        select cust_i(customer_id) as i, row_number() over (order by hash({{seed}}::bigint, customer_id, epoch(since_ts())::bigint)) - 1 as r
+        select cust_i(customer_id) as i, row_number() over (order by hash({{seed}}::bigint, customer_id, epoch(since_ts())::bigint), customer_id) - 1 as r
         from last_order
         where last_at between plus_s(since_ts(), -180 * 86400) and plus_s(since_ts(), -60 * 86400)
         qualify r < {{hours}} * greatest(1, {{customers}} // 50000)

@@ -3,34 +3,34 @@
 -- tables (Salesforce, shop, refunds of orders the loader never saw).
 
 -- Customers: whether, how often and when they buy. *_days are days before as_of, before the seasonal warp.
+-- A buyer is acquired at first_days (more recently than not: the shop grows) and then orders every `gap`
+-- days until their `wanted` orders are done (churned) or as_of is reached (still active).
 create or replace temp table people as
 with c as (
     select i,
-        is_ring(i) or is_gone(i) or is_heavy_redeemer(i) or is_serial_refunder(i) or rnd(i, 'buyer') < 0.68 as buyer,
-        -- days between orders: log-normal around seven weeks
-        least(greatest(exp(ln(50) + 0.7 * gauss(i, 'gap')), 7), 365) as gap,
-        -- the last order: skewed towards recent (~5% in the last week, ~20% 60-180 days ago); the ring is a recent burst
-        case when is_ring(i) then 3 + 50 * rnd(i, 'last') else 730 * pow(rnd(i, 'last'), 1.6) end as last_days
+        is_ring(i) or is_gone(i) or is_heavy_redeemer(i) or is_serial_refunder(i) or rnd(i, 'buyer') < 0.72 as buyer,
+        -- days between orders: log-normal around six weeks
+        least(greatest(exp(ln(40) + 0.7 * gauss(i, 'gap')), 7), 365) as gap,
+        -- the fraud ring is a recent burst of new accounts
+        case when is_ring(i) then 3 + 50 * rnd(i, 'first') else 730 * pow(rnd(i, 'first'), 1.1) end as first_days
     from range(1, {{customers}} + 1) r(i)
 ), k as (
     select *,
         case when not buyer then 0
-            when is_ring(i) or (rnd(i, 'repeat') < 0.5 and not is_heavy_redeemer(i) and not is_serial_refunder(i)) then 1
+            when is_ring(i) or (rnd(i, 'repeat') < 0.4 and not is_heavy_redeemer(i) and not is_serial_refunder(i)) then 1
             -- repeat buyers: a geometric tail; heavy redeemers and serial refunders buy more
-            else least(2 + floor(ln(greatest(rnd(i, 'orders'), 1e-9)) / ln(0.72))::integer, 30)
+            else least(2 + floor(ln(greatest(rnd(i, 'orders'), 1e-9)) / ln(0.8))::integer, 30)
                 + case when is_heavy_redeemer(i) or is_serial_refunder(i) then 3 else 0 end
         end as wanted
     from c
 ), d as (
-    select *,
-        least(wanted, 1 + floor((730 - last_days) / gap)::integer) as orders,
+    select *, least(wanted, 1 + floor(first_days / gap)::integer) as orders,
         -- most accounts are created at the first checkout, the rest earlier; prospects sign up any time
-        case when buyer then last_days + gap * (least(wanted, 1 + floor((730 - last_days) / gap)::integer) - 1)
-                + case when rnd(i, 'signup') < 0.6 then 0.014 * rnd(i, 'signup_gap') else 300 * rnd(i, 'signup_gap') end
+        case when buyer then first_days + case when rnd(i, 'signup') < 0.6 then 0.014 * rnd(i, 'signup_gap') else 300 * rnd(i, 'signup_gap') end
             else 760 * pow(rnd(i, 'signup_gap'), 1.3) end as created_days
     from k
 )
-select i, buyer, gap, last_days, orders, days_ago(created_days) as created_at,
+select i, buyer, gap, first_days, orders, first_days - gap * (orders - 1) as last_days, days_ago(created_days) as created_at,
     current_email(i) as email,
     -- email changers used the old address until some point after signing up
     case when email_changed(i) then signup_email(i) end as old_email,
@@ -43,11 +43,11 @@ select i, created_at,
 from people
 where not is_gone(i);  -- their orders stay: orders pointing at no customer row
 
--- Orders of account holders: n = 0 .. orders-1, evenly spaced by the customer's gap with jitter.
+-- Orders of account holders: n = 0 .. orders-1, every `gap` days with some jitter in between.
 create or replace temp table ob as
 with o as (
-    select *, i * 64 + n as oseq,
-        days_ago(last_days + gap * (orders - 1 - n)
+    select i, n, gap, email, old_email, email_changed_at, i * 64 + n as oseq,
+        days_ago(first_days - gap * n
             + case when n > 0 and n < orders - 1 then gap * 0.7 * (rnd(i * 64 + n, 'jitter') - 0.5) else 0 end) as created_at
     from (select *, unnest(range(orders)) as n from people)
 ), c as (

@@ -8,14 +8,17 @@
 -- Only rows that become visible in (since, until] are written.
 
 create or replace temp table catalog as
-select p,
-    pick(['Classic', 'Everyday', 'Organic', 'Merino', 'Linen', 'Trail', 'Studio', 'Heritage', 'Cloud', 'Coastal'], 10, p, 'adj')
-        || ' ' || pick(['Tee', 'Hoodie', 'Sock Pack', 'Beanie', 'Tote', 'Water Bottle', 'Candle', 'Mug', 'Notebook', 'Jacket',
-                        'Sneaker', 'Cap', 'Scarf', 'Backpack', 'Blanket'], 15, p, 'noun') || ' ' || (p % 7 + 1) as title,
-    pick(['Relay Basics', 'Northwind', 'Acme Goods', 'Juniper & Co'], 4, p, 'vendor') as vendor,
-    -- log-normal unit prices ending in .99
-    greatest(round(exp(ln(32) + 0.75 * gauss(p, 'price'))), 5) - 0.01 as price
-from range(200) r(p);
+with c as (
+    select p,
+        pick(['Classic', 'Everyday', 'Organic', 'Merino', 'Linen', 'Trail', 'Studio', 'Heritage', 'Cloud', 'Coastal'], 10, p, 'adj')
+            || ' ' || pick(['Tee', 'Hoodie', 'Sock Pack', 'Beanie', 'Tote', 'Water Bottle', 'Candle', 'Mug', 'Notebook', 'Jacket',
+                            'Sneaker', 'Cap', 'Scarf', 'Backpack', 'Blanket'], 15, p, 'noun') || ' ' || (p % 7 + 1) as title,
+        pick(['Relay Basics', 'Northwind', 'Acme Goods', 'Juniper & Co'], 4, p, 'vendor') as vendor,
+        -- log-normal unit prices ending in .99
+        greatest(round(exp(ln(32) + 0.75 * gauss(p, 'price'))), 5) - 0.01 as price
+    from range(200) r(p)
+)
+select *, replace(lower(title), ' ', '-') as handle from c;
 
 insert into shopify.customer by name
 with c as (
@@ -153,7 +156,7 @@ with e as (
     where anonymous_id is not null
 ), t as (
     select sid * 16 + e as k, anonymous_id, user_id, case when e < n_views then 'Product Viewed' else 'Product Added' end as event, ts,
-        page('/products/' || replace(lower(c.title), ' ', '-')) as context_page_url, null as checkout_id, null as coupon
+        page('/products/' || c.handle) as context_page_url, null as checkout_id, null as coupon
     from e join catalog c on c.p = e.product
     union all
     select k + 8000000000000, anonymous_id, user_id, event, ts, context_page_url, checkout_id, coupon from checkout_steps
@@ -208,8 +211,13 @@ select *, round((items - discounts) * tax_rate(ship_to), 2) as tax,
 from o;
 
 insert into shopify."order" by name
-with n as (select coalesce(max(try_cast(substr(name, 2) as bigint)), 1000) as last_number from shopify."order")
-select order_id(oseq) as id, '#' || (n.last_number + row_number() over (order by created_at, oseq)) as name, email, phone, customer_id,
+-- Order names continue the shop's sequence in order of creation (numbered on a narrow relation: cheaper).
+with n as (
+    select oseq, (select coalesce(max(try_cast(substr(name, 2) as bigint)), 1000) from shopify."order")
+        + row_number() over (order by created_at, oseq) as number
+    from new_order
+)
+select order_id(oseq) as id, '#' || number as name, email, phone, customer_id,
     created_at, plus_s(created_at, 1 + 3 * rnd(oseq, 'processed')) as processed_at,
     coalesce(cancelled_at, greatest(fulfilled_at, plus_s(created_at, 5))) as updated_at, cancelled_at,
     case when cancelled_at is not null then pick(['customer', 'fraud', 'inventory', 'declined', 'other'], 5, oseq, 'cancel_reason') end as cancel_reason,
@@ -232,7 +240,7 @@ select order_id(oseq) as id, '#' || (n.last_number + row_number() over (order by
     case when ship_to = person then phone end as shipping_address_phone,
     synced(coalesce(cancelled_at, greatest(fulfilled_at, plus_s(created_at, 5))), oseq) as _fivetran_synced,
     rnd(oseq, 'order_deleted') < 0.002 as _fivetran_deleted
-from new_order, n;
+from new_order join n using (oseq);
 
 insert into shopify.order_line by name
 select line_id(l.oseq, l.idx) as id, order_id(l.oseq) as order_id, l.idx as "index", 8100000000000 + l.product as product_id,
@@ -256,7 +264,10 @@ where total_discount > 0;
 -- Payments: a declined attempt now and then, the sale (or an authorization that is voided on cancellation).
 insert into shopify."transaction" by name
 with o as (
-    select *, gateway(oseq, source_name) as gateway, round(items - discounts + tax + shipping, 2) as total from new_order
+    -- the ring always pays with its one card
+    select *, case when ring then 'shopify_payments' else gateway(oseq, source_name) end as gateway,
+        round(items - discounts + tax + shipping, 2) as total
+    from new_order
 ), t as (
     select oseq, 0 as j, 'sale' as kind, 'failure' as status, plus_s(created_at, -40) as txn_at, * exclude (oseq) from o
     where gateway = 'shopify_payments' and rnd(oseq, 'declined') < 0.03

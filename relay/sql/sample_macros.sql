@@ -8,10 +8,14 @@ create or replace temp macro pick(choices, n, k, salt) as choices[1 + (hash({{se
 -- Roughly standard normal (three uniforms), for log-normal prices and intervals.
 create or replace temp macro gauss(k, salt) as (rnd(k, salt || '1') + rnd(k, salt || '2') + rnd(k, salt || '3') - 1.5) * 2;
 create or replace temp macro hex16(k, salt) as lower(lpad(to_hex(hash({{seed}}::bigint, (k)::bigint, salt)), 16, '0'));
-create or replace temp macro hex32(k, salt) as hex16(k, salt) || hex16(k, salt || '2');
-create or replace temp macro uuid_of(k, salt) as
-    hex16(k, salt)[1:8] || '-' || hex16(k, salt)[9:12] || '-4' || hex16(k, salt)[14:16] || '-a' || hex16(k, salt || '2')[2:4]
-    || '-' || hex16(k, salt || '2')[5:16];
+-- 128 hashed bits printed through DuckDB's uuid type: much cheaper than formatting hex by hand.
+create or replace temp macro bits128(k, salt, high_mask, high_set, low_mask, low_set) as (
+    (((hash({{seed}}::bigint, (k)::bigint, salt) & high_mask::ubigint) | high_set::ubigint)::uhugeint << 64)
+    | ((hash({{seed}}::bigint, (k)::bigint, salt || '2') & low_mask::ubigint) | low_set::ubigint)::uhugeint
+)::uuid::varchar;
+create or replace temp macro hex32(k, salt) as replace(bits128(k, salt, 18446744073709551615, 0, 18446744073709551615, 0), '-', '');
+-- A version-4 UUID (version nibble 4, variant bits 10).
+create or replace temp macro uuid_of(k, salt) as bits128(k, salt, 18446744073709490175, 16384, 4611686018427387903, 9223372036854775808);
 
 -- Time: microsecond arithmetic on naive UTC timestamps.
 create or replace temp macro since_ts() as timestamp '{{since}}';
@@ -20,16 +24,16 @@ create or replace temp macro plus_s(ts, seconds) as make_timestamp(epoch_us(ts) 
 create or replace temp macro visible(ts) as ts > since_ts() and ts <= until_ts();
 -- Loaders write a row a few minutes after it changes, never after "now".
 create or replace temp macro synced(ts, k) as least(plus_s(ts, 60 + 1500 * rnd(k, 'sync')), until_ts());
--- Seasonality without rejection sampling: the monotonic warp x - c(x) + c(until) has density
--- 1 / (1 - a cos(...)), peaking in late November, on Sunday/Monday and around 20:00 UTC, and it keeps
--- `until` fixed so "d days before as_of" keeps its meaning for recent activity.
-create or replace temp macro season(x) as
-    0.40 * 365.25 / (2 * pi()) * sin(2 * pi() * (x - 331) / 365.25)
-    + 0.15 * 7 / (2 * pi()) * sin(2 * pi() * (x - 3.8) / 7)
-    + 0.35 / (2 * pi()) * sin(2 * pi() * (x - 0.83));
+-- Seasonality without rejection sampling: the monotonic warp x - c(x) + c(until) with c(x) = a P/2pi sin(2pi (x - peak)/P)
+-- has density 1 / (1 - a cos(...)), highest at the peak, and keeps `until` fixed so "d days before as_of" keeps
+-- its meaning for recent activity. Applied yearly (late November), weekly (Sunday evening), daily (20:00 UTC),
+-- one after the other so that each cycle keeps its phase.
+create or replace temp macro warp(x, a, period, peak, anchor) as
+    x - a * period / (2 * pi()) * (sin(2 * pi() * (x - peak) / period) - sin(2 * pi() * (anchor - peak) / period));
 create or replace temp macro until_day() as epoch_us(until_ts()) / 86400e6;
-create or replace temp macro days_ago(d) as
-    make_timestamp(((until_day() - (d) - season(until_day() - (d)) + season(until_day())) * 86400e6)::bigint);
+-- (1970-01-01, day 0, was a Thursday; day 331 was 28 November.)
+create or replace temp macro days_ago(d) as make_timestamp((86400e6 *
+    warp(warp(warp(until_day() - (d), 0.40, 365.25, 331, until_day()), 0.25, 7, 3.8, until_day()), 0.45, 1, 0.83, until_day()))::bigint);
 
 -- Id spaces. Keys (i = customer index, oseq = order key, cseq = checkout key) are disjoint ranges:
 -- customers 1..N (appended ones from 1e11); orders i*64+n, guests 7e10+, recovered checkouts 1e11+cseq,
@@ -48,7 +52,9 @@ create or replace temp macro anon_id(k) as uuid_of(k, 'anon');
 create or replace temp macro sf_id(prefix, k) as prefix || 'Dn' || lpad(upper(to_hex((k)::bigint)), 10, '0') || 'IAW';
 
 -- Who a customer is. The rare cases use index arithmetic so that every scale has some.
-create or replace temp macro is_ring(i) as i <= {{customers}} and i % greatest({{customers}} // 40, 1) = greatest({{customers}} // 40, 1) // 2;
+-- The fraud ring: about 40 accounts (every ring_step-th), fewer in tiny shops.
+create or replace temp macro ring_step() as greatest({{customers}} // 40, 10);
+create or replace temp macro is_ring(i) as i <= {{customers}} and i % ring_step() = ring_step() // 2;
 create or replace temp macro is_gone(i) as i <= {{customers}} and i % 499 = 123;
 create or replace temp macro is_heavy_redeemer(i) as rnd(i, 'heavy') < 0.03;
 create or replace temp macro is_serial_refunder(i) as rnd(i, 'serial') < 0.015;
@@ -151,7 +157,7 @@ create or replace temp macro us_city(p) as pick([
     {'city': 'Phoenix', 'zip': 85004, 'tax': 0.086}, {'city': 'Minneapolis', 'zip': 55401, 'tax': 0.08025},
     {'city': 'Nashville', 'zip': 37203, 'tax': 0.0925}, {'city': 'Philadelphia', 'zip': 19103, 'tax': 0.08}], 16, p, 'city');
 create or replace temp macro uk_city(p) as pick(['London', 'Manchester', 'Bristol', 'Leeds'], 4, p, 'city');
-create or replace temp macro shares_ring_address(i) as is_ring(i) and i % 2 = 0;
+create or replace temp macro shares_ring_address(i) as is_ring(i) and i // ring_step() % 2 = 0;
 create or replace temp macro address_1(p, ring_drop) as case when ring_drop then '77 Harbor Way, Unit 3'
     else (10 + hash({{seed}}::bigint, (p)::bigint, 'street_no') % 9000)::varchar || ' ' || pick(['Main St', 'Oak Ave', 'Maple Dr',
         'Cedar Ln', 'Pine St', 'Elm St', 'Washington Ave', 'Lake Rd', 'Hill St', 'Park Ave', 'Sunset Blvd', 'Mission St',
@@ -194,8 +200,8 @@ create or replace temp macro order_code(k, n, customer_i, created_at, gap_days) 
     when is_ring(customer_i) and n = 0 then 'WELCOME10'
     when is_heavy_redeemer(customer_i) and rnd(k, 'code') < 0.85
         then pick(['WELCOME10', 'WINBACK20', 'VIP15', 'SPRING25', 'TAKE5', 'BFCM30'], 6, k, 'heavy_code')
-    when n = 0 and rnd(k, 'code') < 0.22 then 'WELCOME10'
-    when month(created_at) = 11 and rnd(k, 'code') < 0.25 then 'BFCM30'
+    when n = 0 and rnd(k, 'code') < 0.18 then 'WELCOME10'
+    when month(created_at) = 11 and rnd(k, 'code') < 0.20 then 'BFCM30'
     when gap_days > 90 and rnd(k, 'code') < 0.35 then 'WINBACK20'
     when n >= 4 and rnd(k, 'code') < 0.20 then 'VIP15'
     when month(created_at) in (3, 4, 5) and rnd(k, 'code') < 0.10 then 'SPRING25'
@@ -230,8 +236,10 @@ create or replace temp macro checkout_i(cseq) as 1 + hash({{seed}}::bigint, (cse
 create or replace temp macro checkout_person(cseq) as
     case when checkout_who(cseq) < 0.80 then person(checkout_i(cseq)) else 120000000 + cseq % 10000000 end;
 create or replace temp macro is_recent_cart(cseq) as cseq >= 100000000 and cseq < 1000000000;
+-- In the last-24h population, j % 8 = 3 or 5 convert after 30 minutes and j % 8 = 6 after a day (still open
+-- at as_of, they convert during the following appends).
 create or replace temp macro recover_after_s(cseq) as case
-    when is_recent_cart(cseq) then case when (cseq - 100000000) % 8 in (3, 5) then 1800 end
+    when is_recent_cart(cseq) then case when (cseq - 100000000) % 8 in (3, 5) then 1800 when (cseq - 100000000) % 8 = 6 then 86400 end
     when rnd(cseq, 'recover') < 0.18 then 600 + 108000 * pow(rnd(cseq, 'recover_delay'), 2)
 end;
 -- How long after the order the loader sees completed_at (and Segment receives Order Completed).

@@ -88,6 +88,7 @@ def build(name: str) -> Destination:
             integration_key=_secret("TALON_ONE_INTEGRATION_KEY"),
             management_key=_secret("TALON_ONE_MANAGEMENT_KEY", required=False),
             rate_per_s=float(os.environ.get("TALON_ONE_RATE_LIMIT", "300")),
+            management_rate_per_s=float(os.environ.get("TALON_ONE_MANAGEMENT_RATE_LIMIT", "3")),
             concurrency=concurrency,
         )
     raise ConfigError(f"unknown destination {name!r}")

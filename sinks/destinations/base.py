@@ -5,6 +5,7 @@ API's count and byte limits, and how the API reports per-item outcomes. Diffing,
 state and the ledger belong to the engine and sinks.http."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Iterator
@@ -15,7 +16,13 @@ from sinks.http import HttpClient, Request
 
 
 class SplitBatch(Exception):
-    """The destination refused a multi-item request as a whole: the engine bisects it to find the bad rows."""
+    """The destination refused a multi-item request as a whole, applying none of it. `rejected` maps the
+    items its answer blames (by position in the batch) to reasons: the engine records those and resends
+    the rest together. With nobody blamed, the engine bisects the batch to find the bad rows."""
+
+    def __init__(self, rejected: dict[int, str] | None = None) -> None:
+        super().__init__()
+        self.rejected = rejected or {}
 
 
 class DestinationAuthError(Exception):
@@ -126,3 +133,24 @@ def pack(items: Iterable[Change], *, max_items: int, max_bytes: int | None = Non
 
 def dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+_KINDS = {
+    **dict.fromkeys(("varchar", "text", "string", "char", "bpchar", "uuid"), "string"),
+    **dict.fromkeys(("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "int2", "int4", "int8",
+                     "utinyint", "usmallint", "uinteger", "ubigint", "decimal", "numeric", "double", "float",
+                     "real"), "number"),
+    **dict.fromkeys(("boolean", "bool"), "boolean"),
+    "date": "date",
+    **dict.fromkeys(("timestamp", "timestamptz", "datetime"), "timestamp"),
+}
+
+
+def column_kind(data_type: str) -> str | None:
+    """What a declared column type becomes in the engine's JSON payloads: 'string', 'number', 'boolean',
+    'date' (YYYY-MM-DD), 'timestamp' (no offset, so not RFC 3339), 'list <kind>'; None if unknown."""
+    data_type = data_type.strip().lower()
+    if data_type.endswith("[]"):
+        inner = column_kind(data_type[:-2])
+        return f"list {inner}" if inner else None
+    return _KINDS.get(re.match(r"[a-z0-9]*", data_type).group())

@@ -1,0 +1,55 @@
+{#- The catalog of synced segments: the one place that names a segment, says who is in it (a condition
+    on marts/segments/customer_segments) and what each destination calls it. Adding an audience to the
+    destinations = one entry here (plus its logic in customer_segments if it is new).
+      category  promotional (may carry an offer: never contains suppressed or held-out people),
+                classification, guardrail or suppression;
+      customerio / cordial / talon_one  the destination's segment, list or audience name (none = not sent).
+    Names are operator-readable and stable: renaming one creates a new audience at the destination. -#}
+{% macro segment_catalog() %}
+    {{ return([
+        {'segment': 'cart_0_4h', 'category': 'promotional',
+         'condition': "cart_window = '0-4h'",
+         'customerio': 'wh_cart_0_4h', 'cordial': 'wh | cart | 0-4h | no purchase', 'talon_one': 'wh_cart_0_4h',
+         'description': 'Abandoned a checkout 30 min to 4 h ago (after the grace delay) and has not purchased since.'},
+        {'segment': 'cart_4_24h', 'category': 'promotional',
+         'condition': "cart_window = '4-24h'",
+         'customerio': 'wh_cart_4_24h', 'cordial': 'wh | cart | 4-24h | no purchase', 'talon_one': 'wh_cart_4_24h',
+         'description': 'Abandoned a checkout 4 to 24 h ago and has not purchased since.'},
+        {'segment': 'winback_eligible', 'category': 'promotional',
+         'condition': 'winback_eligible',
+         'customerio': 'wh_winback_eligible', 'cordial': 'wh | winback | eligible', 'talon_one': 'wh_winback_eligible',
+         'description': 'Lapsed past the winback window, within the offer period, and not excluded.'},
+        {'segment': 'vip_gold', 'category': 'classification',
+         'condition': "vip_tier = 'gold'",
+         'customerio': 'wh_vip_gold', 'cordial': 'wh | vip | gold', 'talon_one': 'wh_vip_gold',
+         'description': 'VIP tier gold by net lifetime value.'},
+        {'segment': 'vip_silver', 'category': 'classification',
+         'condition': "vip_tier = 'silver'",
+         'customerio': 'wh_vip_silver', 'cordial': 'wh | vip | silver', 'talon_one': 'wh_vip_silver',
+         'description': 'VIP tier silver by net lifetime value.'},
+        {'segment': 'vip_bronze', 'category': 'classification',
+         'condition': "vip_tier = 'bronze'",
+         'customerio': 'wh_vip_bronze', 'cordial': 'wh | vip | bronze', 'talon_one': 'wh_vip_bronze',
+         'description': 'VIP tier bronze by net lifetime value.'},
+        {'segment': 'discount_abusers', 'category': 'guardrail',
+         'condition': 'is_discount_abuser',
+         'customerio': 'wh_discount_abusers', 'cordial': 'wh | guardrail | discount abusers', 'talon_one': 'wh_discount_abusers',
+         'description': 'Heavy redeemers, discount-dependent buyers, serial refunders and first-order-code rings.'},
+        {'segment': 'suppress_recent_purchasers', 'category': 'suppression',
+         'condition': 'is_recent_purchaser',
+         'customerio': 'wh_suppress_recent_purchasers', 'cordial': 'wh | suppress | recent purchasers', 'talon_one': none,
+         'description': 'Purchased within the recent-purchase suppression window.'},
+        {'segment': 'suppress_unsubscribed', 'category': 'suppression',
+         'condition': 'is_unsubscribed',
+         'customerio': 'wh_suppress_unsubscribed', 'cordial': 'wh | suppress | unsubscribed', 'talon_one': none,
+         'description': 'Opted out of email marketing (Shopify or Salesforce).'},
+        {'segment': 'suppress_serial_refunders', 'category': 'suppression',
+         'condition': 'is_serial_refunder',
+         'customerio': 'wh_suppress_serial_refunders', 'cordial': 'wh | suppress | serial refunders', 'talon_one': none,
+         'description': 'Refunds many of their orders.'},
+        {'segment': 'suppress_holdout', 'category': 'suppression',
+         'condition': 'is_holdout',
+         'customerio': 'wh_suppress_holdout', 'cordial': 'wh | suppress | holdout', 'talon_one': none,
+         'description': 'Deterministic control group kept out of all activation.'},
+    ]) }}
+{% endmacro %}

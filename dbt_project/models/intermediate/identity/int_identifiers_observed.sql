@@ -1,0 +1,147 @@
+{#- Every identifier every source record carries, one row per (record, identifier): the raw material
+    of the identity graph. An identifier is "<type>:<value>" with a normalised value:
+      shopify_customer:<id>   email:<trimmed lower-case>   phone:<E.164>
+      anonymous_id:<segment anonymous id>   salesforce_contact:<id>   segment_user:<non-numeric user id>
+    Segment user ids are Shopify customer ids as text, so numeric ones become shopify_customer nodes.
+    Test orders are staff activity, not a person's, and link nothing. -#}
+
+with customers as (
+    select * from {{ ref('stg_shopify__customers') }}
+),
+
+orders as (
+    select * from {{ ref('stg_shopify__orders') }}
+    where not is_test_order
+),
+
+checkouts as (
+    select * from {{ ref('stg_shopify__abandoned_checkouts') }}
+),
+
+identifies as (
+    select * from {{ ref('stg_segment__identifies') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_salesforce__contacts') }}
+),
+
+-- One row per record with up to five identifiers and the Shopify account (if any) it belongs to.
+records as (
+    select
+        'shopify_customer' as record_type,
+        cast(customer_id as {{ dbt.type_string() }}) as record_id,
+        customer_id as shopify_customer_id,
+        cast(null as {{ dbt.type_string() }}) as segment_user_id,
+        email,
+        phone,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        cast(null as {{ dbt.type_string() }}) as salesforce_contact_id,
+        coalesce(created_at, updated_at) as seen_at,
+        coalesce(updated_at, created_at) as record_updated_at
+    from customers
+
+    union all
+
+    select
+        'shopify_order' as record_type,
+        cast(order_id as {{ dbt.type_string() }}) as record_id,
+        customer_id as shopify_customer_id,
+        null as segment_user_id,
+        email,
+        phone,
+        null as anonymous_id,
+        null as salesforce_contact_id,
+        created_at as seen_at,
+        created_at as record_updated_at
+    from orders
+
+    union all
+
+    select
+        'shopify_checkout' as record_type,
+        cast(checkout_id as {{ dbt.type_string() }}) as record_id,
+        customer_id as shopify_customer_id,
+        null as segment_user_id,
+        email,
+        phone,
+        null as anonymous_id,
+        null as salesforce_contact_id,
+        created_at as seen_at,
+        created_at as record_updated_at
+    from checkouts
+
+    union all
+
+    select
+        'segment_identify' as record_type,
+        identify_id as record_id,
+        {{ dbt.safe_cast('user_id', dbt.type_bigint()) }} as shopify_customer_id,
+        case
+            when {{ dbt.safe_cast('user_id', dbt.type_bigint()) }} is null then user_id
+        end as segment_user_id,
+        email,
+        phone,
+        anonymous_id,
+        null as salesforce_contact_id,
+        occurred_at as seen_at,
+        occurred_at as record_updated_at
+    from identifies
+
+    union all
+
+    select
+        'salesforce_contact' as record_type,
+        contact_id as record_id,
+        null as shopify_customer_id,
+        null as segment_user_id,
+        email,
+        phone,
+        null as anonymous_id,
+        contact_id as salesforce_contact_id,
+        coalesce(created_at, updated_at) as seen_at,
+        coalesce(updated_at, created_at) as record_updated_at
+    from contacts
+),
+
+{%- set identifier_columns = {
+    'shopify_customer': 'cast(shopify_customer_id as ' ~ dbt.type_string() ~ ')',
+    'email': 'email',
+    'phone': 'phone',
+    'anonymous_id': 'anonymous_id',
+    'salesforce_contact': 'salesforce_contact_id',
+    'segment_user': 'segment_user_id',
+} %}
+
+unpivoted as (
+    {%- for identifier_type, expression in identifier_columns.items() %}
+    select
+        record_type,
+        record_id,
+        shopify_customer_id,
+        seen_at,
+        record_updated_at,
+        '{{ identifier_type }}' as identifier_type,
+        {{ expression }} as identifier_value
+    from records
+    where {{ expression }} is not null
+    {% if not loop.last %}
+    union all
+    {% endif %}
+    {%- endfor %}
+),
+
+final as (
+    select distinct
+        record_type,
+        record_id,
+        identifier_type || ':' || identifier_value as identifier,
+        identifier_type,
+        identifier_value,
+        shopify_customer_id,
+        seen_at,
+        record_updated_at
+    from unpivoted
+)
+
+select * from final

@@ -1,0 +1,46 @@
+{#- The clock every segment reads. Models never use the wall clock: `as_of` is the var when given,
+    else the newest landed activity (order placed, checkout started, event received), so the same
+    data always yields the same segments and a rebuild on unchanged data changes nothing.
+    An event's device clock can run ahead, so an event counts at the earlier of its device time and
+    the time Segment received it. -#}
+
+with orders as (
+    select created_at from {{ ref('stg_shopify__orders') }}
+),
+
+checkouts as (
+    select created_at from {{ ref('stg_shopify__abandoned_checkouts') }}
+),
+
+events as (
+    select occurred_at, received_at from {{ ref('stg_segment__tracks') }}
+),
+
+activity as (
+    select max(created_at) as activity_at from orders
+    union all
+    select max(created_at) as activity_at from checkouts
+    union all
+    select
+        max(case when received_at < occurred_at then received_at else occurred_at end) as activity_at
+    from events
+),
+
+newest as (
+    select max(activity_at) as newest_activity_at
+    from activity
+),
+
+final as (
+    select
+        {%- if var('as_of', none) %}
+        cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }}) as as_of,
+        'var' as as_of_source
+        {%- else %}
+        newest_activity_at as as_of,
+        'newest_activity' as as_of_source
+        {%- endif %}
+    from newest
+)
+
+select * from final

@@ -1,0 +1,19 @@
+-- Winback eligibility is consistent with the clock: an eligible person's offer has not ended and their
+-- last order is older than the window.
+with as_of as (
+    select as_of from {{ ref('int_as_of') }}
+)
+
+select
+    winback.customer_key,
+    winback.most_recent_order_timestamp,
+    winback.winback_eligible_until,
+    as_of.as_of
+from {{ ref('winback_eligibility') }} as winback
+cross join as_of
+where winback.winback_eligible
+    and (
+        winback.winback_eligible_until is null
+        or winback.winback_eligible_until <= as_of.as_of
+        or {{ dbt.dateadd('day', var('winback_window_days', 60), 'winback.most_recent_order_timestamp') }} > as_of.as_of
+    )

@@ -1,0 +1,183 @@
+"""Cordial (REST API v2): contact attributes and list membership, one request per contact.
+
+- Contacts are addressed by email (Cordial's primary key `channels.email.address`). A write that sets
+  anything is `POST /v2/contacts`, an upsert that creates a missing contact. A write that only unsets
+  (attributes cleared on exit, lists left) is `PUT /v2/contacts/email:<email>`; its 404 means there is
+  nothing left to unset, so it counts as done: a contact deleted at Cordial is not recreated to be emptied.
+- Attributes are top-level keys, only the changed ones on a change; null clears one. `forceSubscribe` is
+  never sent; `channels.email.subscribeStatus` is sent only from a model column named `subscribe_status`.
+- List membership is a top-level boolean keyed by the list name (true joins, false leaves). Setup creates
+  the lists (`/v2/accountlists`, looked up by name first; names are unique, so a refused create is read
+  as "someone created it meanwhile" and looked up again).
+- Contact attributes must be defined before they are written. Setup reads `/v2/accountcontactattributes`
+  and creates the missing ones with the type `TYPES` maps the column's type to (a column's meta
+  `cordial_type` overrides it); an existing attribute of another type stops the sync, as every write
+  would fail.
+- Every answer's body is checked for `errors`, 2xx included: such a contact is rejected with the reason,
+  not acknowledged, and sent again next run.
+- There is no bulk upsert in REST. `POST /v2/contactimports` loads a file from a URL asynchronously, gives
+  no per-row outcome until its job ends and applies rows in random order; it is not used. Concurrency
+  within the account's per-minute rate budget does the work instead.
+"""
+
+import base64
+from typing import Iterator
+from urllib.parse import quote, urlsplit
+
+from sinks.destinations.base import (
+    Batch, Change, Destination, DestinationAuthError, SetupError, column_kind,
+)
+from sinks.http import REDACT, HttpClient, Request
+
+SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email.subscribeStatus
+# Column kind (see base.column_kind) -> Cordial contact attribute type. Lists of any kind are "array".
+# Booleans and offset-less timestamps have no faithful Cordial type: cast them in the model, or set
+# the column's meta `cordial_type` when the values already fit one.
+TYPES = {"string": "string", "number": "number", "date": "date"}
+
+
+class Cordial(Destination):
+    name = "cordial"
+    credential_hint = "CORDIAL_API_KEY (and that this address is on the key's IP allowlist)"
+
+    def __init__(self, *, base_url: str, api_key: str, rate_per_min: float = 6000, concurrency: int = 8) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        # The API host identifies the account (admin.cordial.io vs usw2...); the key itself is never stored.
+        self.account = f"cordial:{urlsplit(self.base_url).netloc}"
+        self.rate_per_min, self.concurrency = rate_per_min, concurrency
+        REDACT.add(api_key)
+
+    def open_client(self) -> HttpClient:
+        token = base64.b64encode(f"{self._key}:".encode()).decode()  # the key is the user, the password empty
+        # Cordial budgets requests per minute; the bucket refills continuously at the same average rate.
+        return HttpClient(self.base_url, auth_headers={"Authorization": f"Basic {token}"}, account=self.account,
+                          rates={"default": self.rate_per_min / 60}, concurrency=self.concurrency)
+
+    # ---------------------------------------------------------------- setup
+    async def setup(self, spec, client, registry, audiences) -> None:
+        if spec.object == "membership":
+            for name in audiences:
+                if registry.get("list", name) is None:
+                    registry.put("list", name, await self._list_id(client, name))
+            return
+        wanted = {c: _type(spec, c) for c in spec.attribute_columns if c != SUBSCRIBE_STATUS}
+        # The registry keeps each attribute's type: only new or retyped columns need a look at Cordial.
+        missing = {c: t for c, t in wanted.items() if registry.get("attribute", c) != t}
+        if not missing:
+            return
+        defined = await self._attributes(client)
+        for key, kind in missing.items():
+            if key not in defined:
+                created = await client.send(Request("POST", "/v2/accountcontactattributes",
+                                                     json={"key": key, "name": key, "type": kind}))
+                if created.status_code >= 300 or _errors(created):
+                    defined = await self._attributes(client)  # created meanwhile by another run?
+                    if key not in defined:
+                        _check(created, f"creating contact attribute {key!r}")
+            if defined.get(key, kind) != kind:
+                raise SetupError(
+                    f"Cordial contact attribute {key!r} exists with type {defined[key]!r}, but {spec.name} sends "
+                    f"{kind!r}: change it in Cordial, or set meta cordial_type on the column")
+            registry.put("attribute", key, kind)
+
+    async def _attributes(self, client) -> dict[str, str]:
+        response = await client.send(Request("GET", "/v2/accountcontactattributes"))
+        _check(response, "listing contact attributes")
+        return {a["key"]: a["type"] for a in response.json()}
+
+    async def _list_id(self, client, name: str) -> str:
+        found = await self._find_list(client, name)
+        if found is None:
+            created = await client.send(Request("POST", "/v2/accountlists", json={"name": name, "enhanced": True}))
+            if created.status_code < 300 and not _errors(created):
+                return created.json()["id"]
+            found = await self._find_list(client, name)  # a duplicate name is an error: it exists now
+            if found is None:
+                _check(created, f"creating list {name!r}")
+        return found
+
+    async def _find_list(self, client, name: str):
+        response = await client.send(Request("GET", "/v2/accountlists", params={"name": name}))
+        _check(response, f"looking up list {name!r}")
+        return next((lst["id"] for lst in response.json() if lst.get("name") == name), None)
+
+    # ---------------------------------------------------------------- delivery
+    def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        # One request per contact: a contact's changes (its lists, or a record leaving an email another
+        # record arrives at) travel together, so they are never in flight in parallel.
+        by_contact: dict[str, list[Change]] = {}
+        for change in changes:
+            by_contact.setdefault(change.identifier, []).append(change)
+        for email, items in by_contact.items():
+            if spec.object == "membership":
+                body, status = _membership(items), None
+            else:
+                body, status = _attributes(items)
+            if all(c.kind == "remove" for c in items):
+                yield Batch(Request("PUT", f"/v2/contacts/email:{quote(email, safe='@')}", json=body), items)
+            else:
+                body["channels"] = {"email": {"address": email, **({"subscribeStatus": status} if status else {})}}
+                yield Batch(Request("POST", "/v2/contacts", json=body), items)
+
+    def interpret(self, spec, batch: Batch, response):
+        status, errors = response.status_code, _errors(response)
+        if status < 300 and not errors:
+            return [(c, None) for c in batch.items]
+        if status == 404 and batch.request.method == "PUT":
+            return [(c, None) for c in batch.items]  # the contact is gone: nothing is left to unset
+        detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
+        reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT(response.text[:300])}"
+        return [(c, reason) for c in batch.items]
+
+
+def _attributes(items: list[Change]) -> tuple[dict, str | None]:
+    """Top-level attribute keys (null clears) and the subscribe status to set, if any."""
+    body, status = {}, None
+    # Clears first, so a record arriving at this email overrides one leaving it.
+    for change in sorted(items, key=lambda c: c.kind != "remove"):
+        for f in change.fields:
+            value = None if change.kind == "remove" else change.row.get(f)
+            if f == SUBSCRIBE_STATUS:
+                status = value or status  # never unset: leaving the model does not unsubscribe
+            else:
+                body[f] = value
+    return body, status
+
+
+def _membership(items: list[Change]) -> dict[str, bool]:
+    """List name -> true/false; the contact stays in a list while any of its records is a member."""
+    lists: dict[str, bool] = {}
+    for change in items:
+        name = (change.row or change.prev_row)["audience"]
+        lists[name] = lists.get(name, False) or change.kind != "remove"
+    return lists
+
+
+def _type(spec, column: str) -> str:
+    override = spec.column_meta.get(column, {}).get("cordial_type")
+    if override:
+        return override
+    kind = column_kind(spec.columns[column])
+    if kind and kind.startswith("list "):
+        return "array"
+    if kind in TYPES:
+        return TYPES[kind]
+    raise SetupError(f"{spec.name}.{column} has type {spec.columns[column]!r}, which maps to no Cordial attribute "
+                     f"type: cast it in the model (dates as ISO 8601 strings), or set meta cordial_type")
+
+
+def _errors(response) -> list:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    return (body.get("errors") or []) if isinstance(body, dict) else []
+
+
+def _check(response, doing: str) -> None:
+    if response.status_code in (401, 403):
+        raise DestinationAuthError(f"Cordial refused the credentials (HTTP {response.status_code}) while {doing}; "
+                                   f"check {Cordial.credential_hint}")
+    if response.status_code >= 300 or _errors(response):
+        raise SetupError(f"Cordial answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")

@@ -1,0 +1,211 @@
+"""Talon.One: customer profile attributes and audience membership through the Integration API v2, with
+attribute definitions (and audience look-ups) through the Management API.
+
+- Profiles are addressed by integrationId, the model's identifier column (which already carries any
+  per-Application prefix). `PUT /v2/customer_profiles?silent=yes` takes up to 1000 profiles and runs no
+  rules; only the changed attributes are sent.
+- Talon.One documents no way to unset an attribute and refuses null. An attribute turning null (or
+  cleared on exit) is sent as "" for strings and [] for lists; numbers, booleans, times and locations
+  cannot be emptied and keep their last value at Talon.One.
+- A refused request applies nothing. When its errors point at items (`source.pointer`
+  /customerProfiles/<n>/... or /data/<n>/...) those rows are rejected with the reason and the rest are
+  resent; otherwise the engine bisects the request.
+- Parallel requests touching one profile get 409: packs never split one integrationId across requests,
+  and 409s are retried (another sync may be writing the same profile).
+- Audiences are created with `POST /v2/audiences` and an integrationId slugged from the name. The create
+  is not idempotent (409 once it exists): the id then comes from the registry, else from the Management
+  API (`GET /v1/audiences`), which needs TALON_ONE_MANAGEMENT_KEY.
+- Custom attributes must be defined for CustomerProfile before use. With a management key, setup reads
+  `GET /v1/attributes` and creates the missing ones, typed by `TYPES` from the column's type or by its meta
+  `talon_one_type` (e.g. "time" for RFC 3339 string columns). Without one it cannot look, and rows with
+  undefined attributes are rejected with Talon.One's reason. The Management API allows about 3
+  requests/s, so its requests draw from a rate budget of their own.
+"""
+
+import logging
+import re
+from typing import Iterator
+from urllib.parse import urlsplit
+
+from sinks.destinations.base import (
+    Batch, Change, Destination, DestinationAuthError, SetupError, SplitBatch, column_kind, pack,
+)
+from sinks.http import REDACT, HttpClient, Request
+
+log = logging.getLogger("relay.talon_one")
+
+MAX_ITEMS = 1000  # profiles per bulk update, actions per customer_audiences request
+# Column kind (see base.column_kind) -> Talon.One attribute type; a list of one becomes "(list <type>)".
+# Dates and offset-less timestamps are not RFC 3339: format them in the model and declare
+# meta talon_one_type: time.
+TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
+ITEM_POINTER = re.compile(r"^/(?:customerProfiles|data)/(\d+)(?:/|$)")
+
+
+class TalonOne(Destination):
+    name = "talon_one"
+    credential_hint = "TALON_ONE_INTEGRATION_KEY (and TALON_ONE_MANAGEMENT_KEY for setup)"
+
+    def __init__(self, *, base_url: str, integration_key: str, management_key: str | None,
+                 rate_per_s: float = 300, management_rate_per_s: float = 3, concurrency: int = 8) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._integration_key, self._management_key = integration_key, management_key
+        self.account = f"talon_one:{urlsplit(self.base_url).netloc}"  # the deployment
+        self.rate_per_s, self.management_rate_per_s = rate_per_s, management_rate_per_s
+        self.concurrency = concurrency
+        self._audiences: dict[str, int] = {}
+        REDACT.add(integration_key, management_key)
+
+    def open_client(self) -> HttpClient:
+        return HttpClient(self.base_url, auth_headers={"Authorization": f"ApiKey-v1 {self._integration_key}"},
+                          account=self.account, rates={"default": self.rate_per_s, "management": self.management_rate_per_s},
+                          concurrency=self.concurrency, retry_conflicts=True)
+
+    def _management(self, method: str, path: str, json=None, params=None) -> Request:
+        return Request(method, path, json=json, params=params, group="management",
+                       headers={"Authorization": f"ManagementKey-v1 {self._management_key}"})
+
+    # ---------------------------------------------------------------- setup
+    async def setup(self, spec, client, registry, audiences) -> None:
+        if spec.object == "membership":
+            for name in audiences:
+                if registry.get("audience", name) is None:
+                    registry.put("audience", name, await self._audience_id(spec, client, name))
+            self._audiences = {a: int(registry.get("audience", a)) for a in audiences}
+            return
+        wanted = {c: _type(spec, c) for c in spec.attribute_columns}
+        # The registry keeps each attribute's type: only new or retyped columns need a look at Talon.One.
+        missing = {c: t for c, t in wanted.items() if registry.get("attribute", c) != t}
+        if not missing:
+            return
+        if not self._management_key:
+            log.warning("%s: TALON_ONE_MANAGEMENT_KEY is not set, so attributes %s cannot be checked or created; "
+                        "rows are rejected if they are not defined for CustomerProfile", spec.name, sorted(missing))
+            return
+        defined = await self._attributes(client)
+        for name, kind in missing.items():
+            if name not in defined:
+                created = await client.send(self._management("POST", "/v1/attributes", {
+                    "entity": "CustomerProfile", "name": name, "title": name, "type": kind,
+                    "description": f"Synced by relay from {spec.name}"}))
+                if created.status_code >= 300:
+                    defined = await self._attributes(client)  # created meanwhile by another run?
+                    if name not in defined:
+                        _check(created, f"creating attribute {name!r}")
+            if defined.get(name, kind) != kind:
+                raise SetupError(
+                    f"Talon.One CustomerProfile attribute {name!r} exists with type {defined[name]!r}, but "
+                    f"{spec.name} sends {kind!r}: change it in Talon.One, or set meta talon_one_type on the column")
+            registry.put("attribute", name, kind)
+
+    async def _attributes(self, client) -> dict[str, str]:
+        listed = await self._listed(client, "/v1/attributes")
+        return {a["name"]: a["type"] for a in listed if a.get("entity") == "CustomerProfile"}
+
+    async def _listed(self, client, path: str) -> list[dict]:
+        """Every item of a paged Management API list."""
+        items: list[dict] = []
+        while True:
+            response = await client.send(self._management("GET", path, params={"pageSize": 1000, "skip": len(items)}))
+            _check(response, f"listing {path}")
+            body = response.json()
+            items += body.get("data") or []
+            if not body.get("data") or len(items) >= body.get("totalResultSize", 0):
+                return items
+
+    async def _audience_id(self, spec, client, name: str) -> int:
+        integration_id = _slug(name)
+        # A 409 here means "exists", not "busy": it must not be retried like a profile conflict.
+        created = await client.send(Request("POST", "/v2/audiences", retry_conflicts=False, json={
+            "name": name, "integrationId": integration_id, "description": f"Synced by relay from {spec.name}"}))
+        if created.status_code < 300:
+            return created.json()["id"]
+        if created.status_code != 409:
+            _check(created, f"creating audience {name!r}")
+        if not self._management_key:
+            raise SetupError(f"Talon.One audience {name!r} (integrationId {integration_id!r}) already exists but its "
+                             "id is not in the registry: set TALON_ONE_MANAGEMENT_KEY so setup can look it up")
+        for audience in await self._listed(client, "/v1/audiences"):
+            if audience.get("integrationId") == integration_id:
+                if audience.get("name") != name:
+                    raise SetupError(f"Talon.One audience integrationId {integration_id!r} belongs to "
+                                     f"{audience.get('name')!r}, not {name!r}: rename one of them")
+                return audience["id"]
+        raise SetupError(f"Talon.One answered 409 creating audience {name!r} but lists no audience with "
+                         f"integrationId {integration_id!r}")
+
+    # ---------------------------------------------------------------- delivery
+    def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        # Changes arrive in identifier order; one profile's items always share a request.
+        packs = pack(changes, max_items=MAX_ITEMS, group=lambda c: c.identifier)
+        if spec.object == "membership":
+            for items in packs:
+                data = [{"action": "delete" if c.kind == "remove" else "add", "profileIntegrationId": c.identifier,
+                         "audienceId": self._audiences[(c.row or c.prev_row)["audience"]]} for c in items]
+                yield Batch(Request("POST", "/v2/customer_audiences", json={"data": data}), items)
+            return
+        types = {c: _type(spec, c) for c in spec.attribute_columns}
+        for items in packs:
+            profiles = [{"integrationId": c.identifier, "attributes": _attributes(c, types)} for c in items]
+            yield Batch(Request("PUT", "/v2/customer_profiles", params={"silent": "yes"},
+                                json={"customerProfiles": profiles}), items)
+
+    def interpret(self, spec, batch: Batch, response):
+        status = response.status_code
+        if status < 300:
+            return [(c, None) for c in batch.items]
+        blamed = _blamed(response, len(batch.items))
+        if status in (400, 404) and len(batch.items) > 1 and len(blamed) < len(batch.items):
+            raise SplitBatch(blamed)
+        reason = f"Talon.One refused the request (HTTP {status}): {REDACT(response.text[:300])}"
+        return [(c, blamed.get(i, reason)) for i, c in enumerate(batch.items)]
+
+
+def _attributes(change: Change, types: dict[str, str]) -> dict:
+    attributes = {}
+    for f in change.fields:
+        value = None if change.kind == "remove" else change.row.get(f)
+        if value is None:
+            value = "" if types[f] == "string" else [] if types[f].startswith("(list ") else None
+            if value is None:
+                continue  # Talon.One cannot empty it (see the module docstring)
+        attributes[f] = value
+    return attributes
+
+
+def _blamed(response, count: int) -> dict[int, str]:
+    """Reasons by item position, from the errors' JSON pointers into the request body."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return {}
+    reasons: dict[int, list[str]] = {}
+    for error in errors:
+        match = ITEM_POINTER.match(str((error.get("source") or {}).get("pointer", ""))) if isinstance(error, dict) else None
+        if match and int(match[1]) < count:
+            reasons.setdefault(int(match[1]), []).append(str(error.get("details") or error.get("title")))
+    return {i: f"Talon.One rejected the item: {'; '.join(r)}" for i, r in reasons.items()}
+
+
+def _type(spec, column: str) -> str:
+    override = spec.column_meta.get(column, {}).get("talon_one_type")
+    if override:
+        return override
+    kind = column_kind(spec.columns[column]) or ""
+    inner = kind.removeprefix("list ")
+    if inner in TYPES:
+        return TYPES[inner] if inner == kind else f"(list {TYPES[inner]})"
+    raise SetupError(f"{spec.name}.{column} has type {spec.columns[column]!r}, which maps to no Talon.One attribute "
+                     "type: format times as RFC 3339 strings in the model and set meta talon_one_type: time")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _check(response, doing: str) -> None:
+    if response.status_code in (401, 403):
+        raise DestinationAuthError(f"Talon.One refused the credentials (HTTP {response.status_code}) while {doing}; "
+                                   f"check {TalonOne.credential_hint}")
+    if response.status_code >= 300:
+        raise SetupError(f"Talon.One answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")
