@@ -72,6 +72,6 @@ def test_a_failing_dbt_test_blocks_every_sync(emulators, warehouse):
         result = run(defs, "daily_full", instance)
     assert not result.success
     assert sum(requests(emulators).values()) == 0
-    failed_checks = [e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                     and not e.event_specific_data.asset_check_evaluation.passed]
-    assert any("unique" in e.event_specific_data.asset_check_evaluation.check_name for e in failed_checks)
+    failed_checks = [e.event_specific_data for e in result.all_events
+                     if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not e.event_specific_data.passed]
+    assert any("unique" in check.check_name for check in failed_checks)
