@@ -470,7 +470,8 @@ class SyncRun:
                     self._record([batch.items[i]], response.status_code, reason)
                 parts = [[c for i, c in enumerate(batch.items) if i not in split.rejected]]
             elif len(batch.items) == 1:
-                self._record(batch.items, response.status_code, f"HTTP {response.status_code}: {REDACT(response.text[:300])}")
+                reason = f"HTTP {response.status_code}: {REDACT(response.text[:300])}"
+                self._record(batch.items, response.status_code, reason)
                 return
             else:
                 # Bisect a batch the destination refused as a whole, to isolate the bad rows.

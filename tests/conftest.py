@@ -77,6 +77,7 @@ def emulators(monkeypatch):
         monkeypatch.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)
         monkeypatch.setenv("CORDIAL_API_URL", servers["cordial"].url)
         monkeypatch.setenv("TALON_ONE_BASE_URL", servers["talon_one"].url)
+        monkeypatch.setenv("CORDIAL_RATE_LIMIT_PER_MIN", "600000")  # the emulator's limit is off too
         yield servers
     finally:
         for server in servers.values():

@@ -24,7 +24,7 @@ import sinks.destinations.customerio as customerio_adapter
 import sinks.destinations.talon_one as talon_one_adapter
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from sinks.destinations.base import SetupError
+from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRun
 
@@ -66,7 +66,7 @@ def query(warehouse, sql, params=()):
         con.close()
 
 
-def spec(name: str, destination: str, obj: str, identifier: str, columns: list[str], meta=None) -> SyncSpec:
+def sync_spec(name: str, destination: str, obj: str, identifier: str, columns: list[str], meta=None) -> SyncSpec:
     source = MEMBER_COLUMNS if obj == "membership" else PEOPLE_COLUMNS
     key = ("customer_key", "audience") if obj == "membership" else ("customer_key",)
     return SyncSpec(name=f"sync_test__{name}", relation=f"syncs.{name}", destination=destination, object=obj,
@@ -98,7 +98,10 @@ class Harness:
             monkeypatch.setenv(var, value)
         self.secrets = [v for k, v in self.env().items() if "KEY" in k]
 
-    def stop(self) -> None:
+    def __enter__(self) -> "Harness":
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.server.stop()
 
     def sync(self, spec, warehouse, **kwargs):
@@ -138,9 +141,9 @@ class Harness:
 
 class CustomerIOHarness(Harness):
     name = "customerio"
-    people = spec("people", "customerio", "attributes", "customer_key",
+    people = sync_spec("people", "customerio", "attributes", "customer_key",
                   ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"])
-    members = spec("members", "customerio", "membership", "customer_key", ["customer_key", "audience"])
+    members = sync_spec("members", "customerio", "membership", "customer_key", ["customer_key", "audience"])
     audiences = ("wh_cart_0_4h", "wh_vip")
     credential_var = "CUSTOMERIO_TRACK_API_KEY"
     items_route = "POST /api/v2/batch"
@@ -180,10 +183,10 @@ class CustomerIOHarness(Harness):
 
 class CordialHarness(Harness):
     name = "cordial"
-    people = spec("people", "cordial", "attributes", "email",
+    people = sync_spec("people", "cordial", "attributes", "email",
                   ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"],
                   meta={"last_order_at": {"cordial_type": "date"}})
-    members = spec("members", "cordial", "membership", "email", ["customer_key", "email", "audience"])
+    members = sync_spec("members", "cordial", "membership", "email", ["customer_key", "email", "audience"])
     audiences = ("wh | cart | 0-4h | no purchase", "wh | vip | gold")
     credential_var = "CORDIAL_API_KEY"
     items_route = "POST /v2/contacts"
@@ -219,10 +222,10 @@ class CordialHarness(Harness):
 
 class TalonOneHarness(Harness):
     name = "talon_one"
-    people = spec("people", "talon_one", "attributes", "integration_id",
+    people = sync_spec("people", "talon_one", "attributes", "integration_id",
                   ["customer_key", "integration_id", "orders_count", "last_order_at", "vip_tier"],
                   meta={"last_order_at": {"talon_one_type": "time"}})
-    members = spec("members", "talon_one", "membership", "integration_id", ["customer_key", "integration_id", "audience"])
+    members = sync_spec("members", "talon_one", "membership", "integration_id", ["customer_key", "integration_id", "audience"])
     audiences = ("wh_cart_0_4h", "wh_vip_gold")
     credential_var = "TALON_ONE_INTEGRATION_KEY"
     items_route = "PUT /v2/customer_profiles"
@@ -264,11 +267,8 @@ HARNESSES = {h.name: h for h in (CustomerIOHarness, CordialHarness, TalonOneHarn
 
 @pytest.fixture(params=list(HARNESSES))
 def h(request, monkeypatch):
-    harness = HARNESSES[request.param](monkeypatch)
-    try:
+    with HARNESSES[request.param](monkeypatch) as harness:
         yield harness
-    finally:
-        harness.stop()
 
 
 @pytest.fixture
@@ -459,7 +459,7 @@ KILL_SCRIPT = """
 import json, sys
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from sinks.destinations.base import SetupError
+from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.engine import SyncRun
 spec = json.loads(sys.argv[1]); spec = SyncSpec(**{**spec, "primary_key": tuple(spec["primary_key"])})
 SyncRun(spec, destinations.build(spec.destination), sys.argv[2]).execute()
@@ -499,20 +499,14 @@ def test_killed_sync_resumes_without_loss(h, warehouse, monkeypatch):
 # ------------------------------------------------------------------------------------------ per-API contract points
 @pytest.fixture
 def cordial(monkeypatch):
-    harness = CordialHarness(monkeypatch)
-    try:
+    with CordialHarness(monkeypatch) as harness:
         yield harness
-    finally:
-        harness.stop()
 
 
 @pytest.fixture
 def talon_one(monkeypatch):
-    harness = TalonOneHarness(monkeypatch)
-    try:
+    with TalonOneHarness(monkeypatch) as harness:
         yield harness
-    finally:
-        harness.stop()
 
 
 def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, warehouse):
@@ -550,8 +544,8 @@ def test_talon_one_retries_409s_from_parallel_writes_to_one_profile(talon_one, w
     rows = people_rows(2000)
     talon_one.write_people(warehouse, rows[:1])
     talon_one.write_members(warehouse, [member(0, talon_one.audiences[0])])
-    for spec_ in (talon_one.people, talon_one.members):  # setup done, so both runs start sending at once
-        talon_one.sync(spec_, warehouse)
+    for spec in (talon_one.people, talon_one.members):  # setup done, so both runs start sending at once
+        talon_one.sync(spec, warehouse)
     talon_one.write_people(warehouse, rows)
     talon_one.write_members(warehouse, [member(i, talon_one.audiences[0]) for i in range(2000)])
     monkeypatch.setattr(talon_one_adapter, "MAX_ITEMS", 100)
@@ -584,3 +578,19 @@ def test_talon_one_refuses_an_attribute_defined_with_another_type(talon_one, war
     with pytest.raises(SetupError, match="'vip_tier' exists with type 'number'"):
         talon_one.sync(talon_one.people, warehouse)
     assert talon_one.held() == {}
+
+
+def test_talon_one_blames_the_items_a_refusal_points_at_and_otherwise_has_the_request_bisected():
+    talon = talon_one_adapter.TalonOne(base_url="http://talon.invalid", integration_key="k" * 8, management_key=None)
+    batch = Batch(None, [Change(key=f"c{i}", kind="add", identifier=f"t-c{i}", row={}) for i in range(3)])
+
+    def refusal(pointer: str) -> httpx.Response:
+        return httpx.Response(400, json={"message": "invalid", "errors": [
+            {"title": "Bad Request", "details": "attribute 'x' must be of type time", "source": {"pointer": pointer}}]})
+
+    with pytest.raises(SplitBatch) as named:
+        talon.interpret(TalonOneHarness.people, batch, refusal("/customerProfiles/1/attributes/x"))
+    assert named.value.rejected == {1: "Talon.One rejected the item: attribute 'x' must be of type time"}
+    with pytest.raises(SplitBatch) as anonymous:
+        talon.interpret(TalonOneHarness.people, batch, refusal(""))
+    assert anonymous.value.rejected == {}

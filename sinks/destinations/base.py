@@ -58,7 +58,7 @@ Outcome = tuple[Change, str | None]  # (change, None if acknowledged else the re
 
 class ObjectRegistry:
     """Ids of objects created at a destination (lists, audiences, segments), kept in the warehouse so
-    setup looks up before it creates."""
+    setup looks up before it creates. Attribute definitions, addressed by name, keep their type instead."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, destination: str, account: str) -> None:
         self.con, self.destination, self.account = con, destination, account

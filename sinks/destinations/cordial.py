@@ -24,9 +24,7 @@ import base64
 from typing import Iterator
 from urllib.parse import quote, urlsplit
 
-from sinks.destinations.base import (
-    Batch, Change, Destination, DestinationAuthError, SetupError, column_kind,
-)
+from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, SetupError, column_kind
 from sinks.http import REDACT, HttpClient, Request
 
 SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email.subscribeStatus
@@ -86,7 +84,7 @@ class Cordial(Destination):
         _check(response, "listing contact attributes")
         return {a["key"]: a["type"] for a in response.json()}
 
-    async def _list_id(self, client, name: str) -> str:
+    async def _list_id(self, client, name: str):
         found = await self._find_list(client, name)
         if found is None:
             created = await client.send(Request("POST", "/v2/accountlists", json={"name": name, "enhanced": True}))

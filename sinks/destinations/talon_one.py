@@ -57,9 +57,10 @@ class TalonOne(Destination):
         REDACT.add(integration_key, management_key)
 
     def open_client(self) -> HttpClient:
+        # A 409 on a write means another request holds the profile: retried after a backoff.
         return HttpClient(self.base_url, auth_headers={"Authorization": f"ApiKey-v1 {self._integration_key}"},
-                          account=self.account, rates={"default": self.rate_per_s, "management": self.management_rate_per_s},
-                          concurrency=self.concurrency, retry_conflicts=True)
+                          account=self.account, concurrency=self.concurrency, retry_conflicts=True,
+                          rates={"default": self.rate_per_s, "management": self.management_rate_per_s})
 
     def _management(self, method: str, path: str, json=None, params=None) -> Request:
         return Request(method, path, json=json, params=params, group="management",
