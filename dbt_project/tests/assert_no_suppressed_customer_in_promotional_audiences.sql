@@ -12,11 +12,27 @@ excluded as (
 ),
 
 synced as (
-    select customer_key, audience, 'customerio' as destination from {{ ref('sync_customerio__segment_members') }}
+    select
+        customer_key,
+        audience,
+        'customerio' as destination
+    from {{ ref('sync_customerio__segment_members') }}
+
     union all
-    select customer_key, audience, 'cordial' as destination from {{ ref('sync_cordial__list_members') }}
+
+    select
+        customer_key,
+        audience,
+        'cordial' as destination
+    from {{ ref('sync_cordial__list_members') }}
+
     union all
-    select customer_key, audience, 'talon_one' as destination from {{ ref('sync_talon_one__audience_members') }}
+
+    select
+        customer_key,
+        audience,
+        'talon_one' as destination
+    from {{ ref('sync_talon_one__audience_members') }}
 )
 
 select

@@ -39,7 +39,26 @@ people as (
     group by customer_key
 ),
 
--- Emails and phones as records carried them, ranked by source precedence, then recency.
+-- Emails and phones as records carried them: the latest use per identifier and source.
+contact_uses as (
+    select
+        identifier,
+        case record_type
+            when 'shopify_customer' then 1
+            when 'shopify_order' then 2
+            when 'shopify_checkout' then 3
+            when 'segment_identify' then 4
+            else 5
+        end as source_priority,
+        max(record_updated_at) as last_used_at
+    from observed
+    where identifier_type in ('email', 'phone')
+    group by
+        identifier,
+        record_type
+),
+
+-- Ranked by source precedence, then recency.
 contact_candidates as (
     select
         resolved.customer_key,
@@ -48,20 +67,13 @@ contact_candidates as (
         row_number() over (
             partition by resolved.customer_key, resolved.identifier_type
             order by
-                case observed.record_type
-                    when 'shopify_customer' then 1
-                    when 'shopify_order' then 2
-                    when 'shopify_checkout' then 3
-                    when 'segment_identify' then 4
-                    else 5
-                end,
-                observed.record_updated_at desc,
+                contact_uses.source_priority,
+                contact_uses.last_used_at desc,
                 resolved.identifier_value
         ) as preference
-    from observed
+    from contact_uses
     inner join resolved
-        on observed.identifier = resolved.identifier
-    where resolved.identifier_type in ('email', 'phone')
+        on contact_uses.identifier = resolved.identifier
 ),
 
 account_candidates as (
