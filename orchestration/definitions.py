@@ -1,13 +1,13 @@
 import dagster as dg
 
-from orchestration.dbt import dbt_resource, relay_dbt_models
+from orchestration.dbt import dbt_resource, raw_source_specs, relay_dbt_models
 from orchestration.publish import published_warehouse
 from orchestration.schedules import daily_job, daily_schedule, frequent_job, frequent_schedule
 from orchestration.sensors import raw_data_sensor, run_failure_alert
 from orchestration.syncs import SyncEngine, sync_assets
 
 defs = dg.Definitions(
-    assets=[relay_dbt_models, *sync_assets, published_warehouse],
+    assets=[*raw_source_specs(), relay_dbt_models, *sync_assets, published_warehouse],
     jobs=[frequent_job, daily_job],
     schedules=[frequent_schedule, daily_schedule],
     sensors=[raw_data_sensor, run_failure_alert],
