@@ -77,6 +77,26 @@ class ObjectRegistry:
         )
 
 
+async def ensure_attributes(missing: dict[str, str], registry: "ObjectRegistry", *, defined, create, check,
+                            vendor: str, model: str, type_meta: str) -> None:
+    """Define the attributes a sync writes, each with its type, before the first write. A refused create is
+    looked up again (another run may have made it); one that exists with another type stops the sync."""
+    have = await defined()
+    for name, kind in missing.items():
+        if name not in have:
+            created = await create(name, kind)
+            try:
+                check(created, f"creating attribute {name!r}")
+            except SetupError:
+                have = await defined()
+                if name not in have:
+                    raise
+        if have.get(name, kind) != kind:
+            raise SetupError(f"{vendor} attribute {name!r} exists with type {have[name]!r}, but {model} sends "
+                             f"{kind!r}: change it in {vendor}, or set meta {type_meta} on the column")
+        registry.put("attribute", name, kind)
+
+
 class Destination:
     name: str = ""
     account: str = ""

@@ -24,7 +24,7 @@ import base64
 from typing import Iterator
 from urllib.parse import quote, urlsplit
 
-from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, SetupError, column_kind
+from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, SetupError, column_kind, ensure_attributes
 from sinks.http import REDACT, HttpClient, Request
 
 SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email.subscribeStatus
@@ -64,20 +64,11 @@ class Cordial(Destination):
         missing = {c: t for c, t in wanted.items() if registry.get("attribute", c) != t}
         if not missing:
             return
-        defined = await self._attributes(client)
-        for key, kind in missing.items():
-            if key not in defined:
-                created = await client.send(Request("POST", "/v2/accountcontactattributes",
-                                                     json={"key": key, "name": key, "type": kind}))
-                if created.status_code >= 300 or _errors(created):
-                    defined = await self._attributes(client)  # created meanwhile by another run?
-                    if key not in defined:
-                        _check(created, f"creating contact attribute {key!r}")
-            if defined.get(key, kind) != kind:
-                raise SetupError(
-                    f"Cordial contact attribute {key!r} exists with type {defined[key]!r}, but {spec.name} sends "
-                    f"{kind!r}: change it in Cordial, or set meta cordial_type on the column")
-            registry.put("attribute", key, kind)
+        await ensure_attributes(
+            missing, registry, defined=lambda: self._attributes(client), check=_check, vendor="Cordial",
+            model=spec.name, type_meta="cordial_type",
+            create=lambda key, kind: client.send(Request("POST", "/v2/accountcontactattributes",
+                                                         json={"key": key, "name": key, "type": kind})))
 
     async def _attributes(self, client) -> dict[str, str]:
         response = await client.send(Request("GET", "/v2/accountcontactattributes"))

@@ -28,7 +28,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from sinks.destinations.base import (
-    Batch, Change, Destination, DestinationAuthError, SetupError, SplitBatch, column_kind, pack,
+    Batch, Change, Destination, DestinationAuthError, SetupError, SplitBatch, column_kind, ensure_attributes, pack,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -83,21 +83,12 @@ class TalonOne(Destination):
             log.warning("%s: TALON_ONE_MANAGEMENT_KEY is not set, so attributes %s cannot be checked or created; "
                         "rows are rejected if they are not defined for CustomerProfile", spec.name, sorted(missing))
             return
-        defined = await self._attributes(client)
-        for name, kind in missing.items():
-            if name not in defined:
-                created = await client.send(self._management("POST", "/v1/attributes", {
-                    "entity": "CustomerProfile", "name": name, "title": name, "type": kind,
-                    "description": f"Synced by relay from {spec.name}"}))
-                if created.status_code >= 300:
-                    defined = await self._attributes(client)  # created meanwhile by another run?
-                    if name not in defined:
-                        _check(created, f"creating attribute {name!r}")
-            if defined.get(name, kind) != kind:
-                raise SetupError(
-                    f"Talon.One CustomerProfile attribute {name!r} exists with type {defined[name]!r}, but "
-                    f"{spec.name} sends {kind!r}: change it in Talon.One, or set meta talon_one_type on the column")
-            registry.put("attribute", name, kind)
+        await ensure_attributes(
+            missing, registry, defined=lambda: self._attributes(client), check=_check, vendor="Talon.One",
+            model=spec.name, type_meta="talon_one_type",
+            create=lambda name, kind: client.send(self._management("POST", "/v1/attributes", {
+                "entity": "CustomerProfile", "name": name, "title": name, "type": kind,
+                "description": f"Synced by relay from {spec.name}"})))
 
     async def _attributes(self, client) -> dict[str, str]:
         listed = await self._listed(client, "/v1/attributes")
