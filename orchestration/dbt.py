@@ -1,12 +1,15 @@
 """dbt models as Dagster assets, grouped by the layer folder, with dbt data tests as asset checks."""
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.project import relay_dbt_project
+from relay import config
 from relay.pipeline import dbt_executable
 
 # Groups follow how analytics engineers think: staging, identity, lifecycle, segments, syncs. dbt config
@@ -50,15 +53,20 @@ def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
-def raw_source_specs() -> list[dg.AssetSpec]:
-    """Raw tables as external assets: landed by Fivetran (or Segment), observed, never materialized here."""
+def _sources() -> list[tuple[dg.AssetKey, dict]]:
     project = relay_dbt_project()
     manifest = json.loads(project.manifest_path.read_text())
+    return [(translator.get_asset_spec(manifest, unique_id, project).key, source)
+            for unique_id, source in sorted(manifest["sources"].items())]
+
+
+def raw_source_specs() -> list[dg.AssetSpec]:
+    """Raw tables as external assets: landed by Fivetran (or Segment), observed, never materialized here."""
     specs = []
-    for unique_id, source in sorted(manifest["sources"].items()):
+    for key, source in _sources():
         freshness = source.get("freshness") or {}
         specs.append(dg.AssetSpec(
-            key=translator.get_asset_spec(manifest, unique_id, project).key,
+            key=key,
             group_name="raw",
             description=source.get("description") or source.get("source_description"),
             kinds={"duckdb"},
@@ -72,5 +80,54 @@ def raw_source_specs() -> list[dg.AssetSpec]:
     return specs
 
 
+_PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _seconds(threshold: dict | None) -> float | None:
+    if not threshold or not threshold.get("count"):
+        return None
+    return threshold["count"] * _PERIODS[threshold.get("period", "hour")]
+
+
+def raw_freshness_check() -> dg.AssetChecksDefinition:
+    """Freshness of every raw table from its loaded-at field (`_fivetran_synced`, Segment's `received_at`),
+    against the dbt source's warn_after / error_after: the same contract `dbt source freshness` uses."""
+    sources = _sources()
+
+    @dg.multi_asset_check(
+        name="raw_freshness",
+        specs=[dg.AssetCheckSpec("freshness", asset=key, description="Newest loaded-at value is within the dbt "
+                                 "source's warn_after (warns) and error_after (errors).") for key, _ in sources],
+    )
+    def _raw_freshness(context: dg.AssetCheckExecutionContext):
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
+            for key, source in sources:
+                relation = f'"{source["schema"]}"."{source["identifier"]}"'
+                optional = bool((source.get("source_meta") or {}).get("optional"))
+                try:
+                    newest = con.execute(f'select max("{source["loaded_at_field"]}") from {relation}').fetchone()[0]
+                except duckdb.CatalogException:
+                    yield dg.AssetCheckResult(asset_key=key, check_name="freshness", passed=optional,
+                                              metadata={"status": "table absent" + (" (optional source)" if optional else "")})
+                    continue
+                freshness = source.get("freshness") or {}
+                warn, error = _seconds(freshness.get("warn_after")), _seconds(freshness.get("error_after"))
+                lag = (now - newest).total_seconds() if newest else None
+                late_error = lag is None or (error is not None and lag > error)
+                late_warn = lag is None or (warn is not None and lag > warn)
+                yield dg.AssetCheckResult(
+                    asset_key=key, check_name="freshness", passed=not (late_error or late_warn),
+                    severity=dg.AssetCheckSeverity.ERROR if late_error else dg.AssetCheckSeverity.WARN,
+                    metadata={"newest_loaded_at": str(newest), "lag_hours": round(lag / 3600, 2) if lag else None,
+                              "warn_after_hours": warn and warn / 3600, "error_after_hours": error and error / 3600},
+                )
+
+    return _raw_freshness
+
+
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=relay_dbt_project(), dbt_executable=dbt_executable())
+
+
+raw_freshness = raw_freshness_check()

@@ -4,7 +4,7 @@ must reach the destinations within minutes) and a daily one for everything."""
 import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
-from orchestration.dbt import relay_dbt_models
+from orchestration.dbt import raw_freshness, relay_dbt_models
 from orchestration.syncs import SYNC_SPECS, sync_asset_key
 
 PUBLISHED_KEY = dg.AssetKey(["stakeholders", "published_warehouse"])
@@ -13,13 +13,14 @@ frequent_selection = (
     build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent")
     | dg.AssetSelection.assets(*[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"])
     | dg.AssetSelection.assets(PUBLISHED_KEY)
+    | dg.AssetSelection.checks(raw_freshness)
 )
 
 frequent_job = dg.define_asset_job(
     "frequent_path", selection=frequent_selection,
     description="Models on the time-critical path and the syncs that carry them (cart windows, winback revocation).",
 )
-daily_job = dg.define_asset_job("daily_full", selection=dg.AssetSelection.all(),
+daily_job = dg.define_asset_job("daily_full", selection=dg.AssetSelection.all() | dg.AssetSelection.checks(raw_freshness),
                                 description="Every model, test and sync.")
 
 frequent_schedule = dg.ScheduleDefinition(
