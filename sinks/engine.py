@@ -525,21 +525,18 @@ class SyncRun:
         con.execute("begin")
         try:
             if upserts:
+                # Only keys cross from Python: identifier, hash and payload are already in _changes.
                 con.execute(
                     """
                     insert into relay.sync_state by name
-                    select $sync as sync_name, unnest($keys) as record_key, unnest($ids) as identifier,
-                           unnest($hashes) as row_hash, cast(unnest($payloads) as json) as payload,
+                    select $sync as sync_name, c.record_key, c.identifier, c.row_hash, cast(c.payload as json) as payload,
                            $now as first_synced_at, $now as last_synced_at, $run as last_run_id
+                    from _changes c semi join (select unnest($keys) as record_key) acked using (record_key)
                     on conflict (sync_name, record_key) do update set
                         identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
                         last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
                     """,
-                    {
-                        "sync": name, "now": now, "run": run_id,
-                        "keys": [c.key for c in upserts], "ids": [c.identifier for c in upserts],
-                        "hashes": [c.row_hash for c in upserts], "payloads": [c.payload_json for c in upserts],
-                    },
+                    {"sync": name, "now": now, "run": run_id, "keys": [c.key for c in upserts]},
                 )
             if removes:
                 con.execute(
