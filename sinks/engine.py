@@ -287,31 +287,43 @@ class SyncRun:
                 from {spec.relation} m
             ),
             hashed as (select *, md5(payload) as row_hash from model),
-            state as (select * from relay.sync_state where sync_name = $sync)
-            select
-                row_number() over (order by coalesce(m.identifier, s.identifier), coalesce(m.record_key, s.record_key)) as rn,
-                coalesce(m.record_key, s.record_key) as record_key,
-                case when s.record_key is null then 'add' when m.record_key is null then 'remove' else 'change' end as kind,
-                m.identifier,
-                s.identifier as prev_identifier,
-                m.payload,
-                cast(s.payload as varchar) as prev_payload,
-                m.row_hash
-            from hashed m
-            full outer join state s on m.record_key = s.record_key
-            where s.record_key is null or m.record_key is null or {changed}
+            state as (select * from relay.sync_state where sync_name = $sync),
+            diff as (
+                select
+                    coalesce(m.record_key, s.record_key) as record_key,
+                    case when s.record_key is null then 'add' when m.record_key is null then 'remove' else 'change' end as kind,
+                    m.identifier,
+                    s.identifier as prev_identifier,
+                    m.payload,
+                    cast(s.payload as varchar) as prev_payload,
+                    m.row_hash
+                from hashed m
+                full outer join state s on m.record_key = s.record_key
+                where s.record_key is null or m.record_key is null or {changed}
+            ),
+            steps as (
+                select *, coalesce(identifier, prev_identifier) as addressed, false as leaving from diff
+                union all
+                -- A record whose identifier changed must also leave its old one. That step sorts with the old
+                -- identifier, ahead of any other record's write to it, so the two never run in parallel.
+                select *, prev_identifier, true from diff
+                where kind = 'change' and identifier is distinct from prev_identifier and prev_identifier is not null
+            )
+            select row_number() over (order by addressed, leaving desc, record_key) as rn, * exclude (addressed)
+            from steps
             """,
             {"sync": spec.name},
         )
-        counts = dict(con.execute("select kind, count(*) from _changes group by kind").fetchall())
+        counts = dict(con.execute("select kind, count(*) from _changes where not leaving group by kind").fetchall())
         r.planned_add, r.planned_change, r.planned_remove = (counts.get(k, 0) for k in ("add", "change", "remove"))
         null_ids = con.execute(
-            "select record_key from _changes where kind <> 'remove' and identifier is null order by rn"
+            "select record_key from _changes where kind <> 'remove' and identifier is null and not leaving order by rn"
         ).fetchall()
         samples = {}
         for kind in ("add", "change", "remove"):
             rows = con.execute(
-                "select * exclude (rn) from _changes where kind = ? and (kind = 'remove' or identifier is not null) order by rn limit ?",
+                "select * exclude (rn) from _changes where kind = ? and (kind = 'remove' or identifier is not null) "
+                "and not leaving order by rn limit ?",
                 [kind, SAMPLES_PER_KIND],
             ).fetchall()
             samples[kind] = [self.destination.describe(spec, ch) for row in rows for ch in self._change(row)]
@@ -328,7 +340,8 @@ class SyncRun:
                     (Change(key=key, kind="add", identifier=None), None,
                      f"identifier column {spec.identifier!r} is null; the row cannot be addressed at {spec.destination}")
                 )
-            self.con.execute("delete from _changes where kind <> 'remove' and identifier is null")
+            # A record that lost its identifier cannot be written, but still leaves its old one (the step stays).
+            self.con.execute("delete from _changes where kind <> 'remove' and identifier is null and not leaving")
         self._guard()
         if not self.apply:
             self.result.status = "planned"
@@ -349,20 +362,17 @@ class SyncRun:
 
     # ---------------------------------------------------------------- deliver
     def _change(self, row: tuple) -> list[Change]:
-        key, kind, identifier, prev_identifier, payload, prev_payload, row_hash = row
+        key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving = row
         new = json.loads(payload) if payload is not None else None
         old = json.loads(prev_payload) if prev_payload is not None else None
         attrs = self.spec.attribute_columns
-        if kind == "add" or (kind == "change" and self.full_resync):
+        if leaving:  # the destination addresses records by identifier: clear or leave the old one
+            return [Change(key, "remove", prev_identifier, None, old, None, None, list(attrs), internal=True)]
+        if kind == "add" or (kind == "change" and (self.full_resync or identifier != prev_identifier)):
             fields = [c for c in attrs if new.get(c) is not None]
             return [Change(key, kind, identifier, new, old, row_hash, payload, fields)]
         if kind == "remove":
             return [Change(key, kind, prev_identifier, None, old, None, None, list(attrs))]
-        if identifier != prev_identifier:
-            # The destination addresses records by identifier: leave the old record, then write the new one.
-            exit_old = Change(key, "remove", prev_identifier, None, old, None, None, list(attrs), internal=True)
-            return [exit_old, Change(key, "add", identifier, new, old, row_hash, payload,
-                                     [c for c in attrs if new.get(c) is not None])]
         fields = [c for c in attrs if new.get(c) != old.get(c)]
         return [Change(key, kind, identifier, new, old, row_hash, payload, fields)]
 
@@ -372,7 +382,7 @@ class SyncRun:
         start, carry = 1, []
         while True:
             rows = self.con.execute(
-                "select record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash "
+                "select record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving "
                 "from _changes where rn >= ? and rn < ? order by rn",
                 [start, start + CHUNK_ROWS],
             ).fetchall()
@@ -532,6 +542,7 @@ class SyncRun:
                     select $sync as sync_name, c.record_key, c.identifier, c.row_hash, cast(c.payload as json) as payload,
                            $now as first_synced_at, $now as last_synced_at, $run as last_run_id
                     from _changes c semi join (select unnest($keys) as record_key) acked using (record_key)
+                    where not c.leaving
                     on conflict (sync_name, record_key) do update set
                         identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
                         last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
