@@ -148,6 +148,7 @@ class HttpClient:
         rates: dict[str, float],
         timeout_s: float = 30.0,
         max_attempts: int = 8,
+        max_throttle_wait_s: float = 600.0,
         backoff_base_s: float = 0.25,
         backoff_cap_s: float = 30.0,
         concurrency: int = 8,
@@ -158,6 +159,7 @@ class HttpClient:
         # The budget belongs to the account at this host, whichever sync uses it.
         self.limiters = {group: shared_limiter(f"{account}@{self.base_url}", group, rate) for group, rate in rates.items()}
         self.max_attempts = max_attempts
+        self.max_throttle_wait_s = max_throttle_wait_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.retry_conflicts = retry_conflicts
@@ -186,14 +188,18 @@ class HttpClient:
         return random.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt))
 
     async def send(self, request: Request) -> httpx.Response:
-        """Send with retries; returns the final non-retryable response or raises RetriesExhausted."""
+        """Send with retries; returns the final non-retryable response or raises RetriesExhausted.
+
+        Failures (5xx, retryable 409s, network errors) get `max_attempts` tries. Being throttled is not a
+        failure: 429s are retried for as long as the total wait stays under `max_throttle_wait_s`."""
         limiter = self.limiters.get(request.group) or self.limiters["default"]
         retry_conflicts = self.retry_conflicts if request.retry_conflicts is None else request.retry_conflicts
+        failures, throttles, waited = 0, 0, 0.0
         last_error = "no attempt made"
-        for attempt in range(self.max_attempts):
+        while True:
             await limiter.acquire()
             self.stats.requests += 1
-            if attempt:
+            if failures or throttles:
                 self.stats.retries += 1
             try:
                 headers = dict(request.headers or {})
@@ -207,20 +213,30 @@ class HttpClient:
                 self.stats.network_errors += 1
                 last_error = f"{type(exc).__name__}: {REDACT(exc)}"
                 log.debug("network error on %s %s: %s", request.method, request.url, last_error)
-                await asyncio.sleep(self._delay(attempt, None))
-                continue
-            self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
-            retry_after = _retry_after(response)
-            if response.status_code == 429:
-                self.stats.throttled += 1
-                limiter.throttled(retry_after)
-            elif response.status_code >= 500:
-                self.stats.server_errors += 1
-            elif not (response.status_code == 409 and retry_conflicts):
-                return response
-            last_error = f"HTTP {response.status_code}: {REDACT(response.text[:200])}"
-            await asyncio.sleep(self._delay(attempt, retry_after))
-        raise RetriesExhausted(f"{request.method} {request.url} failed {self.max_attempts} times; last: {last_error}")
+                response, retry_after = None, None
+            else:
+                self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
+                retry_after = _retry_after(response)
+                if response.status_code == 429:
+                    self.stats.throttled += 1
+                    limiter.throttled(retry_after)
+                    delay = self._delay(min(throttles, 6), retry_after)
+                    throttles += 1
+                    waited += delay
+                    if waited > self.max_throttle_wait_s:
+                        raise RetriesExhausted(f"{request.method} {request.url} still throttled (HTTP 429) after "
+                                               f"waiting {waited:.0f}s")
+                    await asyncio.sleep(delay)
+                    continue
+                if response.status_code >= 500:
+                    self.stats.server_errors += 1
+                elif not (response.status_code == 409 and retry_conflicts):
+                    return response
+                last_error = f"HTTP {response.status_code}: {REDACT(response.text[:200])}"
+            failures += 1
+            if failures >= self.max_attempts:
+                raise RetriesExhausted(f"{request.method} {request.url} failed {failures} times; last: {last_error}")
+            await asyncio.sleep(self._delay(failures - 1, retry_after))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
