@@ -60,6 +60,14 @@ def _sources() -> list[tuple[dg.AssetKey, dict]]:
             for unique_id, source in sorted(manifest["sources"].items())]
 
 
+def raw_relation(source_name: str, table: str) -> str:
+    """Where a raw table lives, as the manifest resolved it from the dbt vars (schema, identifier)."""
+    for _, source in _sources():
+        if source["source_name"] == source_name and source["name"] == table:
+            return f'"{source["schema"]}"."{source["identifier"]}"'
+    raise KeyError(f"no source {source_name}.{table} in the dbt manifest")
+
+
 def raw_source_specs() -> list[dg.AssetSpec]:
     """Raw tables as external assets: landed by Fivetran (or Segment), observed, never materialized here."""
     specs = []

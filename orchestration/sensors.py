@@ -8,25 +8,22 @@ import dagster as dg
 import duckdb
 import httpx
 
+from orchestration.dbt import raw_relation
 from orchestration.schedules import frequent_job
 from relay import config
 
-# Newest loader write time across the raw tables the time-critical path reads.
-RAW_WATERMARK_SQL = """
-select max(synced) from (
-    select max(_fivetran_synced) as synced from {shopify}."order"
-    union all select max(_fivetran_synced) from {shopify}.abandoned_checkout
-    union all select max(_fivetran_synced) from {shopify}.customer
-)
-"""
+# The raw tables whose new rows the time-critical path must react to (purchases end eligibility).
+WATERMARK_TABLES = ("order", "abandoned_checkout", "customer")
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def raw_watermark() -> str | None:
-    schema = os.environ.get("RELAY_SHOPIFY_SCHEMA", "shopify")
+    """Newest loader write time across WATERMARK_TABLES."""
+    union = " union all ".join(f"select max(_fivetran_synced) as synced from {raw_relation('shopify', t)}"
+                               for t in WATERMARK_TABLES)
     with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
-        value = con.execute(RAW_WATERMARK_SQL.format(shopify=schema)).fetchone()[0]
+        value = con.execute(f"select max(synced) from ({union})").fetchone()[0]
     return None if value is None else str(value)
 
 

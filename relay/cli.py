@@ -67,6 +67,8 @@ def cmd_sample_data(args) -> int:
 
 def cmd_build(args) -> int:
     extra = ["--select", args.select] if args.select else []
+    if args.as_of:
+        extra += ["--vars", json.dumps({"as_of": args.as_of})]
     return pipeline.run_dbt("build", *extra, check=False).returncode
 
 
@@ -256,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="dbt build (models, tests, snapshots)")
     p.add_argument("--select", help="dbt selection, e.g. tag:frequent")
+    p.add_argument("--as-of", help="evaluate segments as of this UTC timestamp (default: the newest landed activity)")
     p.set_defaults(func=cmd_build)
 
     for name, func, text in (("plan", cmd_plan, "compute and record what each sync would send, without sending"),

@@ -269,3 +269,14 @@ def test_messy_fixture_cases(messy):
     assert segments[account(1022)][5] == "serial_refunder"
     assert segments[account(1002)][5] == "recent_purchaser"
     assert segments[account(1004)][5] == "unsubscribed"
+
+
+def test_a_pinned_clock_earlier_than_the_data_builds_consistently(tmp_path):
+    """`relay build --as-of` (the dbt var as_of) evaluates every model at that moment: orders after it count
+    nowhere, and the data-health tests agree."""
+    warehouse = tmp_path / "pinned.duckdb"
+    sample_data.generate(warehouse, customers=400, seed=5)
+    run_dbt(warehouse, "build", vars='{as_of: "2026-10-15 00:00:00"}')
+    assert scalar(warehouse, "select cast(as_of as varchar) from intermediate.int_as_of") == "2026-10-15 00:00:00"
+    assert scalar(warehouse, "select max(most_recent_order_timestamp) <= timestamp '2026-10-15' "
+                             "from marts.customer_lifecycle")

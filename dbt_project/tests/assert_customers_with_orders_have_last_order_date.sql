@@ -1,13 +1,20 @@
 -- Data health: anyone with orders has a first and last order date, and the lifecycle order count
--- matches the person's valid attributed orders (catches mapping regressions before revenue dips).
-with orders as (
+-- matches the person's valid attributed orders up to the clock (catches mapping regressions before
+-- revenue dips; a pinned as_of earlier than the newest data leaves later orders out on both sides).
+with as_of as (
+    select as_of from {{ ref('int_as_of') }}
+),
+
+orders as (
     select
-        customer_key,
+        orders.customer_key,
         count(*) as valid_orders
-    from {{ ref('int_orders_attributed') }}
-    where is_valid
-        and customer_key is not null
-    group by customer_key
+    from {{ ref('int_orders_attributed') }} as orders
+    cross join as_of
+    where orders.is_valid
+        and orders.customer_key is not null
+        and orders.created_at <= as_of.as_of
+    group by orders.customer_key
 )
 
 select
