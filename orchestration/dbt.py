@@ -1,5 +1,6 @@
 """dbt models as Dagster assets, grouped by the layer folder, with dbt data tests as asset checks."""
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -53,7 +54,9 @@ def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
+@functools.cache
 def _sources() -> list[tuple[dg.AssetKey, dict]]:
+    """(asset key, manifest node) per raw source; read once per process, not on every sensor tick."""
     project = relay_dbt_project()
     manifest = json.loads(project.manifest_path.read_text())
     return [(translator.get_asset_spec(manifest, unique_id, project).key, source)

@@ -35,10 +35,6 @@ class SyncSpec:
         fixed = set(self.primary_key) | {self.identifier}
         return [c for c in self.columns if c not in fixed]
 
-    @property
-    def audience_column(self) -> str:
-        return "audience"
-
 
 def load_specs(manifest_path: Path) -> list[SyncSpec]:
     manifest = json.loads(Path(manifest_path).read_text())
