@@ -388,7 +388,7 @@ class SyncRun:
             ).fetchall()
             start += CHUNK_ROWS
             changes = carry + [c for row in rows for c in self._change(row)]
-            if not rows:
+            if len(rows) < CHUNK_ROWS:  # the last chunk: nothing follows to hold an identifier back for
                 if changes:
                     yield changes
                 return
@@ -462,6 +462,13 @@ class SyncRun:
         raise exc
 
     async def _send(self, client, batch: Batch) -> None:
+        if batch.job is not None:
+            for change, error in await batch.job(client):
+                if error is None:
+                    self._ack(change)
+                else:
+                    self._record([change], None, error)
+            return
         if batch.request is None:
             self._record(batch.items, None, batch.error)
             return

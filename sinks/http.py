@@ -4,15 +4,32 @@ destination account, retries with exponential backoff and jitter, and secret red
 Retryable vs permanent is decided here and nowhere else:
   * retried: 429, 5xx, 409 when the destination says it is a concurrency conflict, timeouts and
     connection errors (including a connection dropped mid-response);
-  * permanent: every other 4xx, handed back to the destination adapter to map onto rows.
+  * permanent: every other 4xx, handed back to the destination adapter to map onto rows;
+  * unexpected, retried like a 5xx: answers no JSON API gives, which come from something between us
+    and the API (a proxy, a captive portal): a redirect, or a 2xx whose body is not JSON, or, for a
+    write, not a JSON object. Acting on them could mark rows delivered that never arrived.
+
+The rate budget of a destination account is shared by every process on the machine: the token bucket
+lives in a 40-byte file under $RELAY_DATA_DIR/rate_budgets/, named by a hash of account, host and route
+group (an account string can carry a site id), and every take is a read-modify-write under flock.
 """
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
+import html
+import json
 import logging
+import math
+import os
 import random
 import re
+import struct
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -49,23 +66,45 @@ class Redactor:
 REDACT = Redactor()
 
 
+# tokens, stamp, rate, last_raise, pause_until: wall-clock seconds, so every process reads them alike.
+_BUCKET = struct.Struct("<5d")
+IDLE_RESET_S = 60.0  # a budget nobody drew from for this long is back at its ceiling
+MAX_PAUSE_S = 600.0
+
+
+def budget_dir() -> Path:
+    """Where rate budgets are shared: the data directory, resolved as relay.config does."""
+    return Path(os.environ.get("RELAY_DATA_DIR") or Path(__file__).resolve().parents[1] / "data") / "rate_budgets"
+
+
 class RateLimiter:
-    """Token bucket shared by every sync talking to one destination account.
+    """Token bucket shared by every sync talking to one destination account, in every process.
 
     Adaptive: a 429 halves the rate for a while (the destinations that publish no Retry-After give no
-    better signal), and the rate climbs back by 10% per second of clean responses up to the ceiling.
+    better signal) and pauses every process for its Retry-After; the rate climbs back by 10% per second
+    of clean responses up to the ceiling. With a `path`, the bucket's state lives in that file and is
+    changed only under an exclusive flock held for a few microseconds (never while sleeping); processes
+    configured with different ceilings for one account share the lowest. Without one, or when the file
+    cannot be used, the bucket is this process's own.
     """
 
-    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
+    def __init__(self, rate_per_s: float, burst: float | None = None, path: Path | None = None) -> None:
         self.ceiling = rate_per_s
-        self.rate = rate_per_s
         self.burst = burst or max(1.0, rate_per_s / 10)
-        self._tokens = self.burst
-        self._stamp = time.monotonic()
-        self._pause_until = 0.0
-        self._last_raise = time.monotonic()
+        self.path = path
+        now = time.time()
+        self._local = [self.burst, now, rate_per_s, now, 0.0]
+        self._fd: int | None = None
+        self._fd_pid = 0
+        # flock does not tell apart threads sharing one descriptor (two syncs run from threads).
+        self._thread_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
         self._loop = None
+
+    @property
+    def rate(self) -> float:
+        with self._state() as s:
+            return s[2]
 
     def _loop_lock(self) -> asyncio.Lock:
         # Each sync run has its own event loop; an asyncio.Lock belongs to the loop that first used it.
@@ -74,41 +113,98 @@ class RateLimiter:
             self._loop, self._lock = loop, asyncio.Lock()
         return self._lock
 
+    def _open(self) -> int | None:
+        if self.path is None:
+            return None
+        if self._fd is None or self._fd_pid != os.getpid():  # a forked child needs a descriptor (and lock) of its own
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd_pid = os.getpid()
+            except OSError as exc:
+                log.warning("rate budget file %s is unusable (%s): this process keeps a budget of its own", self.path, exc)
+                self.path = self._fd = None
+        return self._fd
+
+    @contextlib.contextmanager
+    def _state(self):
+        """The bucket's numbers, locked against other threads and processes; written back on exit."""
+        with self._thread_lock:
+            fd = self._open()
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError as exc:  # e.g. a file system without locks
+                    log.warning("rate budget file %s cannot be locked (%s): this process keeps a budget of its own",
+                                self.path, exc)
+                    self.path = fd = None
+            if fd is None:
+                yield self._local
+                return
+            try:
+                raw = os.pread(fd, _BUCKET.size, 0)
+                state = list(_BUCKET.unpack(raw)) if len(raw) == _BUCKET.size else []
+                if not state or not all(math.isfinite(v) for v in state) or state[2] <= 0:
+                    now = time.time()
+                    state = [self.burst, now, self.ceiling, now, 0.0]  # new (or damaged): a full bucket
+                yield state
+                os.pwrite(fd, _BUCKET.pack(*state), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _take(self, s: list[float], now: float) -> float:
+        """Take a token: 0 when taken, else the seconds to wait before trying again."""
+        tokens, stamp, rate, last_raise, pause_until = s
+        stamp, last_raise = min(stamp, now), min(last_raise, now)  # the wall clock may have gone back
+        pause_until = min(pause_until, now + MAX_PAUSE_S)
+        rate = min(self.ceiling, max(self.ceiling / 50, rate))
+        wait = pause_until - now
+        if wait <= 0:
+            if now - stamp >= IDLE_RESET_S:
+                rate = self.ceiling
+            elif rate < self.ceiling and now - last_raise >= 1.0:
+                rate = min(self.ceiling, rate * 1.1)
+                last_raise = now
+            tokens = min(self.burst, tokens + (now - stamp) * rate)
+            stamp = now
+            if tokens >= 1:
+                tokens, wait = tokens - 1, 0.0
+            else:
+                wait = (1 - tokens) / rate
+        s[:] = [tokens, stamp, rate, last_raise, pause_until]
+        return wait
+
     async def acquire(self) -> None:
         async with self._loop_lock():
             while True:
-                now = time.monotonic()
-                if now < self._pause_until:
-                    await asyncio.sleep(self._pause_until - now)
-                    continue
-                if self.rate < self.ceiling and now - self._last_raise >= 1.0:
-                    self.rate = min(self.ceiling, self.rate * 1.1)
-                    self._last_raise = now
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                with self._state() as s:
+                    wait = self._take(s, time.time())
+                if wait <= 0:
                     return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                await asyncio.sleep(wait)
 
     def throttled(self, retry_after: float | None) -> None:
-        now = time.monotonic()
-        self.rate = max(self.ceiling / 50, self.rate / 2)
-        self._last_raise = now
-        self._tokens = 0
-        if retry_after:
-            self._pause_until = max(self._pause_until, now + retry_after)
+        with self._state() as s:
+            now = time.time()
+            s[2] = max(self.ceiling / 50, min(self.ceiling, s[2]) / 2)
+            s[0], s[1], s[3] = 0.0, now, now
+            if retry_after:
+                s[4] = max(s[4], now + min(retry_after, MAX_PAUSE_S))
 
 
-_LIMITERS: dict[tuple[str, str], RateLimiter] = {}
+_LIMITERS: dict[tuple[str, str, Path], RateLimiter] = {}
 
 
 def shared_limiter(account: str, group: str, rate_per_s: float) -> RateLimiter:
-    """One limiter per (account, route group) in this process, whatever the number of syncs."""
-    key = (account, group)
-    if key not in _LIMITERS:
-        _LIMITERS[key] = RateLimiter(rate_per_s)
-    return _LIMITERS[key]
+    """One limiter per (account, route group) in this process, whatever the number of syncs; its bucket
+    is shared with every other process using the same data directory."""
+    directory = budget_dir()
+    key = (account, group, directory)
+    limiter = _LIMITERS.get(key)
+    if limiter is None or limiter.ceiling != rate_per_s:  # the latest configuration wins
+        digest = hashlib.sha256(f"{account}\n{group}".encode()).hexdigest()[:32]
+        limiter = _LIMITERS[key] = RateLimiter(rate_per_s, path=directory / f"{digest}.bucket")
+    return limiter
 
 
 @dataclass
@@ -118,10 +214,11 @@ class Stats:
     throttled: int = 0
     server_errors: int = 0
     network_errors: int = 0
+    unexpected: int = 0  # answers no JSON API gives (see the module docstring)
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-class RetriesExhausted(Exception):
+class RetriesExhausted(RuntimeError):
     """A request kept failing with retryable errors; its rows stay unacknowledged for the next run."""
 
 
@@ -228,11 +325,17 @@ class HttpClient:
                                                f"waiting {waited:.0f}s")
                     await asyncio.sleep(delay)
                     continue
-                if response.status_code >= 500:
-                    self.stats.server_errors += 1
-                elif not (response.status_code == 409 and retry_conflicts):
-                    return response
-                last_error = f"HTTP {response.status_code}: {REDACT(response.text[:200])}"
+                unexpected = _unexpected(request.method, response)
+                if unexpected:
+                    self.stats.unexpected += 1
+                    last_error = unexpected
+                    log.debug("unexpected answer to %s %s: %s", request.method, request.url, unexpected)
+                else:
+                    if response.status_code >= 500:
+                        self.stats.server_errors += 1
+                    elif not (response.status_code == 409 and retry_conflicts):
+                        return response
+                    last_error = f"HTTP {response.status_code}: {excerpt(response)}"
             failures += 1
             if failures >= self.max_attempts:
                 raise RetriesExhausted(f"{request.method} {request.url} failed {failures} times; last: {last_error}")
@@ -247,4 +350,32 @@ def _retry_after(response: httpx.Response) -> float | None:
                 return max(0.0, float(value))
             except ValueError:
                 return None
+    return None
+
+
+def excerpt(response: httpx.Response, limit: int = 160) -> str:
+    """A short, redacted, one-line excerpt of a body: an HTML page is reduced to its text."""
+    text = response.text[:4000]
+    if "html" in response.headers.get("content-type", "") or text.lstrip()[:1] == "<":
+        text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+        text = html.unescape(re.sub(r"(?s)<[^>]*>", " ", text))
+    # Redact before cutting, so that no cut can leave part of a secret behind.
+    text = " ".join(REDACT(text).split())
+    return repr(text if len(text) <= limit else text[:limit] + "...") if text else "(empty body)"
+
+
+def _unexpected(method: str, response: httpx.Response) -> str | None:
+    """Why an answer cannot be the API's own (see the module docstring), or None."""
+    status = response.status_code
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if 300 <= status < 400:
+        return f"HTTP {status} redirect to {REDACT(response.headers.get('location', 'nowhere'))[:200]} ({kind}): {excerpt(response)}"
+    if not 200 <= status < 300 or not response.content.strip():
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return f"HTTP {status} with a body that is not JSON ({kind}): {excerpt(response)}"
+    if method != "GET" and not isinstance(body, dict):
+        return f"HTTP {status} with a JSON {type(body).__name__} where an object was expected: {excerpt(response)}"
     return None

@@ -201,8 +201,9 @@ class CordialHarness(Harness):
                              rate_limits={"api": RateLimit(0, 60, per_route=True, headers=True)})
 
     def env(self):
+        # The shared suite drives the per-contact API; bulk imports have tests of their own below.
         return {"CORDIAL_API_URL": self.server.url, "CORDIAL_API_KEY": "cordial-SECRET-5e6f7a8b",
-                "CORDIAL_RATE_LIMIT_PER_MIN": "6000000"}
+                "CORDIAL_RATE_LIMIT_PER_MIN": "6000000", "CORDIAL_IMPORT_MIN_ROWS": "1000000000"}
 
     def held(self):
         return {c["email"]: c["attributes"] for c in self.state()["contacts"].values()}
@@ -521,6 +522,53 @@ def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, w
     retry = cordial.sync(cordial.people, warehouse)
     assert (retry.planned_add, retry.acked_add) == (soft, soft)
     assert cordial.held() == cordial.expected(rows)
+
+
+def test_cordial_large_changes_go_as_bulk_imports(cordial, warehouse, monkeypatch, tmp_path):
+    monkeypatch.setenv("CORDIAL_IMPORT_MIN_ROWS", "200")
+    rows = people_rows(2500)
+    cordial.write_people(warehouse, rows)
+    first = cordial.sync(cordial.people, warehouse)
+    assert (first.status, first.acked_add, first.rejected) == ("succeeded", 2500, 0)
+    assert cordial.held() == cordial.expected(rows)
+    assert cordial.stats()["by_route"].get("POST /v2/contacts", 0) == 0
+    # 250 clears (a CSV cannot clear: an empty cell leaves the value) go one by one; 250 changes as an import.
+    changed = [{**r, "last_order_at": None} if i % 10 == 0 else {**r, "vip_tier": "bronze"} if i % 10 == 1 else r
+               for i, r in enumerate(rows)]
+    cordial.write_people(warehouse, changed)
+    second = cordial.sync(cordial.people, warehouse)
+    assert (second.status, second.acked_change) == ("succeeded", 500)
+    assert cordial.held() == cordial.expected(changed)
+    routes = cordial.stats()["by_route"]
+    assert (routes["POST /v2/contactimports"], routes["POST /v2/contacts"]) == (2, 250)
+    assert not any((tmp_path / "data" / "cordial_imports").iterdir())  # customer data is not left behind
+    assert cordial.sync(cordial.people, warehouse).requests == 0
+
+
+def test_cordial_import_rejects_the_rows_it_names_and_sends_unnamed_failures_one_by_one(cordial, warehouse, monkeypatch):
+    monkeypatch.setenv("CORDIAL_IMPORT_MIN_ROWS", "500")
+    # 150 bad rows: more than the 100 errors a job lists, so 50 failures go unnamed.
+    bad = set(range(0, 1500, 10))
+    rows = [{**person(i), **(cordial.poison if i in bad else {})} for i in range(1500)]
+    cordial.write_people(warehouse, rows)
+    run = cordial.sync(cordial.people, warehouse)
+    assert (run.status, run.acked_add, run.rejected) == ("partial", 1350, 150)
+    assert cordial.held() == cordial.expected([r for i, r in enumerate(rows) if i not in bad])
+    reasons = [r for (r,) in query(warehouse, "select reason from relay.sync_rejections")]
+    assert len(reasons) == 150 and all(cordial.poison_reason in r for r in reasons)
+    assert cordial.stats()["by_route"]["POST /v2/contacts"] == 1400  # the rows the job left unknown
+
+
+def test_cordial_import_that_cannot_run_falls_back_to_one_request_per_contact(cordial, warehouse, monkeypatch, tmp_path):
+    monkeypatch.setenv("CORDIAL_IMPORT_MIN_ROWS", "500")
+    monkeypatch.setenv("CORDIAL_IMPORT_DIR", str(tmp_path / "imports"))
+    monkeypatch.setenv("CORDIAL_IMPORT_URL", "file:///nonexistent")  # Cordial cannot read what we wrote
+    rows = people_rows(600)
+    cordial.write_people(warehouse, rows)
+    run = cordial.sync(cordial.people, warehouse)
+    assert (run.status, run.acked_add) == ("succeeded", 600)
+    assert cordial.held() == cordial.expected(rows)
+    assert cordial.stats()["by_route"]["POST /v2/contacts"] == 600
 
 
 def test_cordial_sends_subscribe_status_only_from_its_column_and_never_forces_it(cordial, warehouse):

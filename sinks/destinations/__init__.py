@@ -6,6 +6,7 @@ vendors' hosts and requires credentials. Any *_URL variable overrides the host i
 Secrets are read here, at run time, and only handed to HTTP headers."""
 
 import os
+from pathlib import Path
 
 from sinks.destinations.base import Destination
 
@@ -71,11 +72,21 @@ def build(name: str) -> Destination:
     if name == "cordial":
         from sinks.destinations.cordial import Cordial
 
+        # Bulk imports: a directory Cordial can read files from, at a URL. The emulators share this
+        # machine, so they read the data dir directly; live, imports are on only when both are set.
+        import_dir = os.environ.get("CORDIAL_IMPORT_DIR")
+        import_url = os.environ.get("CORDIAL_IMPORT_URL")
+        if not live() and not import_dir:
+            import_dir = os.path.join(os.path.abspath(os.environ.get("RELAY_DATA_DIR", "data")), "cordial_imports")
+            import_url = Path(import_dir).as_uri()
         return Cordial(
             base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if live() else emulator_url(name)),
             api_key=_secret("CORDIAL_API_KEY"),
             rate_per_min=float(os.environ.get("CORDIAL_RATE_LIMIT_PER_MIN", "6000")),
             concurrency=concurrency,
+            import_dir=import_dir,
+            import_url=import_url,
+            import_min_rows=int(os.environ.get("CORDIAL_IMPORT_MIN_ROWS", "1000")),
         )
     if name == "talon_one":
         from sinks.destinations.talon_one import TalonOne

@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Iterator
+from typing import Awaitable, Callable, Iterable, Iterator
 
 import duckdb
 
@@ -48,9 +48,12 @@ class Change:
 
 @dataclass
 class Batch:
-    request: Request | None  # None: refused before sending (e.g. over a size limit), see `error`
+    request: Request | None  # None: refused before sending (e.g. over a size limit), see `error`, or a job
     items: list[Change]
     error: str | None = None
+    # A delivery that is more than one request (e.g. a bulk import and its polling): awaited with the
+    # client, it returns the items' outcomes itself.
+    job: Callable[[HttpClient], Awaitable[list["Outcome"]]] | None = None
 
 
 Outcome = tuple[Change, str | None]  # (change, None if acknowledged else the reason it was refused)

@@ -15,12 +15,27 @@
   would fail.
 - Every answer's body is checked for `errors`, 2xx included: such a contact is rejected with the reason,
   not acknowledged, and sent again next run.
-- There is no bulk upsert in REST. `POST /v2/contactimports` loads a file from a URL asynchronously, gives
-  no per-row outcome until its job ends and applies rows in random order; it is not used. Concurrency
-  within the account's per-minute rate budget does the work instead.
+- There is no bulk upsert in REST; `POST /v2/contactimports` loads a CSV file from a URL asynchronously.
+  When a chunk holds at least `import_min_rows` contacts whose writes a CSV can express (every value
+  set: an empty cell means "leave as is", so clears go one by one; no subscribe status, as the import's
+  `subscribe: false` keeps statuses untouched), they go as one import: the file is written to
+  `import_dir`, which Cordial reads at `import_url`, the job is polled until it ends, rows it names are
+  rejected with its reason and the rest acknowledged. A job that fails rows without naming them, fails,
+  or outlasts `import_timeout_s` acknowledges nothing (resent next run; upserts are idempotent). The
+  file holds customer data and is deleted when the job ends. Rows are applied in random order, which is
+  safe because a file never holds one email twice. Everything else is one request per contact, with
+  concurrency within the account's per-minute rate budget.
 """
 
+import asyncio
 import base64
+import csv
+import json
+import os
+import time
+import logging
+import uuid
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urlsplit
 
@@ -32,18 +47,25 @@ SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email
 # Booleans and offset-less timestamps have no faithful Cordial type: cast them in the model, or set
 # the column's meta `cordial_type` when the values already fit one.
 TYPES = {"string": "string", "number": "number", "date": "date"}
+log = logging.getLogger(__name__)
 
 
 class Cordial(Destination):
     name = "cordial"
     credential_hint = "CORDIAL_API_KEY (and that this address is on the key's IP allowlist)"
 
-    def __init__(self, *, base_url: str, api_key: str, rate_per_min: float = 6000, concurrency: int = 8) -> None:
+    def __init__(self, *, base_url: str, api_key: str, rate_per_min: float = 6000, concurrency: int = 8,
+                 import_dir: str | None = None, import_url: str | None = None, import_min_rows: int = 1000,
+                 import_timeout_s: float = 1800) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         # The API host identifies the account (admin.cordial.io vs usw2...); the key itself is never stored.
         self.account = f"cordial:{urlsplit(self.base_url).netloc}"
         self.rate_per_min, self.concurrency = rate_per_min, concurrency
+        # Bulk imports need a place Cordial can fetch files from; without one every write is a request.
+        self.import_dir = Path(import_dir) if import_dir and import_url else None
+        self.import_url = (import_url or "").rstrip("/")
+        self.import_min_rows, self.import_timeout_s = import_min_rows, import_timeout_s
         REDACT.add(api_key)
 
     def open_client(self) -> HttpClient:
@@ -93,11 +115,19 @@ class Cordial(Destination):
 
     # ---------------------------------------------------------------- delivery
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
-        # One request per contact: a contact's changes (its lists, or a record leaving an email another
-        # record arrives at) travel together, so they are never in flight in parallel.
+        # A contact's changes (its lists, or a record leaving an email another record arrives at) travel
+        # together, in one request or one import row, so they are never in flight in parallel.
         by_contact: dict[str, list[Change]] = {}
         for change in changes:
             by_contact.setdefault(change.identifier, []).append(change)
+        if self.import_dir is not None:
+            rows = {email: row for email, items in by_contact.items() if (row := _import_row(spec, items)) is not None}
+            if len(rows) >= self.import_min_rows:
+                items = [c for email in rows for c in by_contact.pop(email)]
+                yield Batch(None, items, job=lambda client, r=rows, i=items: self._import(spec, client, r, i))
+        yield from self._requests(spec, by_contact)
+
+    def _requests(self, spec, by_contact: dict[str, list[Change]]) -> Iterator[Batch]:
         for email, items in by_contact.items():
             if spec.object == "membership":
                 body, status = _membership(items), None
@@ -119,6 +149,55 @@ class Cordial(Destination):
         reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT(response.text[:300])}"
         return [(c, reason) for c in batch.items]
 
+    async def _import(self, spec, client, rows: dict[str, dict], items: list[Change]):
+        """One contact import: write the file, start the job, wait for it, map its row errors back. Rows
+        whose outcome the job leaves unknown are sent one by one instead."""
+        self.import_dir.mkdir(parents=True, exist_ok=True)
+        name = f"relay-{uuid.uuid4().hex}.csv"  # unguessable: the file may be served over HTTP
+        path = self.import_dir / name
+        emails = list(rows)
+        await asyncio.to_thread(_write_csv, path, emails, rows)
+        try:
+            started = await client.send(Request("POST", "/v2/contactimports", json={
+                "source": {"transport": "http", "url": f"{self.import_url}/{name}"}, "subscribe": False}))
+            if started.status_code in (401, 403):
+                raise DestinationAuthError(f"Cordial refused the credentials (HTTP {started.status_code}) "
+                                           f"starting a contact import; check {self.credential_hint}")
+            if started.status_code >= 300 or _errors(started) or "jobID" not in _json(started):
+                job = {"status": "refused", "message": f"HTTP {started.status_code}: {REDACT(started.text[:200])}"}
+            else:
+                job = await self._wait(client, _json(started)["jobID"])
+        finally:
+            path.unlink(missing_ok=True)
+        outcomes, unknown = _import_outcomes(job, emails, items)
+        if unknown:
+            log.warning("Cordial import %s (%s); sending its %d unconfirmed contacts one by one",
+                        job.get("status"), job.get("message") or f"{job.get('failed')} rows failed", len(unknown))
+            by_contact: dict[str, list[Change]] = {}
+            for change in unknown:
+                by_contact.setdefault(change.identifier, []).append(change)
+            for batch in self._requests(spec, by_contact):
+                response = await client.send(batch.request)
+                if response.status_code in (401, 403):
+                    raise DestinationAuthError(f"Cordial refused the credentials (HTTP {response.status_code}); "
+                                               f"check {self.credential_hint}")
+                outcomes += self.interpret(spec, batch, response)
+        return outcomes
+
+    async def _wait(self, client, job_id: str) -> dict:
+        deadline, pause = time.monotonic() + self.import_timeout_s, 0.05
+        while True:
+            response = await client.send(Request("GET", f"/v2/jobs/{quote(job_id)}"))
+            job = _json(response)
+            if response.status_code < 300 and job.get("status") in ("complete", "failed"):
+                return job
+            if response.status_code >= 300 and response.status_code != 404:
+                return {"status": "unknown", "errors": [], "message": f"HTTP {response.status_code} reading the job"}
+            if time.monotonic() > deadline:
+                return {"status": "unknown", "errors": [], "message": f"not finished after {self.import_timeout_s:.0f} s"}
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
 
 def _attributes(items: list[Change]) -> tuple[dict, str | None]:
     """Top-level attribute keys (null clears) and the subscribe status to set, if any."""
@@ -132,6 +211,43 @@ def _attributes(items: list[Change]) -> tuple[dict, str | None]:
             else:
                 body[f] = value
     return body, status
+
+
+def _import_row(spec, items: list[Change]) -> dict | None:
+    """The CSV row for a contact's changes, or None when a CSV cannot say it (clears, subscribe status)."""
+    if any(c.kind == "remove" or c.internal for c in items) and spec.object != "membership":
+        return None
+    if spec.object == "membership":
+        return {name: "1" if joined else "0" for name, joined in _membership(items).items()}
+    body, status = _attributes(items)
+    if status is not None or not body or any(v is None for v in body.values()):
+        return None
+    return {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v) for k, v in body.items()}
+
+
+def _write_csv(path: Path, emails: list[str], rows: dict[str, dict]) -> None:
+    columns = sorted({k for row in rows.values() for k in row})
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["channels.email.address", *columns])
+        for email in emails:
+            writer.writerow([email, *(rows[email].get(c, "") for c in columns)])
+
+
+def _import_outcomes(job: dict, emails: list[str], items: list[Change]):
+    """(outcomes, changes whose fate is unknown). A completed job's errors name data rows (1-based, in
+    file order); when it failed rows it does not name, or did not complete, only named rows are known."""
+    named = {}
+    for error in job.get("errors") or []:
+        if isinstance(error, dict) and isinstance(error.get("row"), int) and 1 <= error["row"] <= len(emails):
+            fields = error.get("fields") or {}
+            detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(fields, dict) else str(fields)
+            named[emails[error["row"] - 1]] = f"Cordial import refused the contact: {REDACT(detail)[:300]}"
+    outcomes = [(c, named[c.identifier]) for c in items if c.identifier in named]
+    rest = [c for c in items if c.identifier not in named]
+    if job.get("status") != "complete" or job.get("failed") != len(named):
+        return outcomes, rest
+    return outcomes + [(c, None) for c in rest], []
 
 
 def _membership(items: list[Change]) -> dict[str, bool]:
@@ -154,6 +270,14 @@ def _type(spec, column: str) -> str:
         return TYPES[kind]
     raise SetupError(f"{spec.name}.{column} has type {spec.columns[column]!r}, which maps to no Cordial attribute "
                      f"type: cast it in the model (dates as ISO 8601 strings), or set meta cordial_type")
+
+
+def _json(response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _errors(response) -> list:

@@ -214,6 +214,16 @@ class Stats:
         self.by_status: Counter[str] = Counter()
         self.items: Counter[str] = Counter()  # items received (batch entries, ids, profiles) per route
         self.flags: Counter[str] = Counter()  # what the vendor accepts silently but logs (failures, dedups)
+        # Most API requests that arrived within one whole second of the clock, refused ones included.
+        self.peak_per_second = 0
+        self._second, self._in_second = 0, 0
+
+    def arrived(self) -> None:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._in_second = second, 0
+        self._in_second += 1
+        self.peak_per_second = max(self.peak_per_second, self._in_second)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,6 +233,7 @@ class Stats:
             "items": dict(self.items),
             "items_total": sum(self.items.values()),
             "flags": dict(self.flags),
+            "peak_per_second": self.peak_per_second,
         }
 
 
@@ -304,6 +315,7 @@ class Emulator:
 
         async def endpoint(request: Request) -> Response:
             self.stats.requests += 1
+            self.stats.arrived()
             self.stats.by_route[route] += 1
             bucket = None
             try:
