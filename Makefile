@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(abspath .dagster)
 export DBT_PROFILES_DIR ?= $(abspath dbt_project)
 export RELAY_WAREHOUSE ?= $(abspath data/warehouse.duckdb)
 
-.PHONY: demo test dev manifest browser clean
+.PHONY: demo test dev manifest browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ browser:
 
 test: $(STAMP) manifest browser
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# Not part of make test: about 25 minutes at the default scales (100k and 1M customers) on 2 cores.
+# BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.
+bench: $(STAMP) manifest
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python tests/bench.py $(BENCH_ARGS)
 
 dev: $(STAMP) manifest
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m orchestration.definitions

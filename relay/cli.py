@@ -221,6 +221,23 @@ def cmd_demo(args) -> int:
     return 0 if result.success else 1
 
 
+def cmd_run(args) -> int:
+    """One Dagster job, in this process, on the instance in DAGSTER_HOME (it shows in the UI), against
+    the configured destinations: what a schedule tick does, on demand."""
+    import dagster as dg
+
+    config.export_environment()
+    pipeline.manifest_path(ensure=True)
+    from orchestration.definitions import defs
+
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
+    print(f"run {result.run_id} of {args.job}: {'succeeded' if result.success else 'FAILED'} "
+          f"in {time.monotonic() - started:.1f}s")
+    return 0 if result.success else 1
+
+
 def _print_summary(since: datetime) -> None:
     from sinks.engine import connect
 
@@ -292,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("emulators", help="serve the local Customer.io, Cordial and Talon.One emulators")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_emulators)
+
+    p = sub.add_parser("run", help="run a Dagster job now, in this process (frequent_path or daily_full)")
+    p.add_argument("job", choices=["frequent_path", "daily_full"])
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="sample data -> dbt -> syncs to the emulators -> summary")
     p.add_argument("--customers", type=int, default=int(os.environ.get("RELAY_DEMO_CUSTOMERS", "5000")))

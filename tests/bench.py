@@ -1,0 +1,437 @@
+"""make bench: where the time and memory go, at scale, with the ratios that matter measured in one run.
+
+    .venv/bin/python tests/bench.py [--scales 100000,1000000] [--out artifacts/bench] [--sync-rows 100000]
+                                    [--rss-rows 1000000] [--latency-ms 20] [--rate 200]
+
+Per scale (a fresh warehouse each): sample data; a full `dbt build`; the first sync of every model
+(requests, rows/s per destination); the daily job on unchanged data (dbt + diff + sync: the full
+pipeline; it must send nothing); one hour of activity appended, then the frequent-path job (the
+purchase-to-destination latency). The jobs are the Dagster jobs the schedules run (`relay run`).
+
+Then, once: a sync model of --rss-rows rows synced, 1% of it changed and synced again (diff time and
+peak RSS of each sync process); per destination, the engine's first-sync rows/s against the emulator's
+ceiling (the same emulator fed pre-built requests by a minimal client) and against a naive loop of one
+request per row at --latency-ms; and a sync under an emulator rate limit of --rate requests/s.
+
+Writes results.json, results.md and cost_vs_scale.png (if matplotlib is installed) to --out. Every
+emulator runs in its own process, so the client side is measured as it would run against a vendor.
+Not collected by pytest (the file name does not start with test_).
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from bench_destinations import make_model, naive, spec, start_emulators  # noqa: E402
+from sinks.destinations import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+
+RELAY = str(Path(sys.executable).with_name("relay"))
+TARGETS = {  # ratio -> (target, "min" or "max")
+    "sync_vs_emulator_ceiling": (0.8, "min"),
+    "rate_limit_utilisation": (0.9, "min"),
+    "engine_vs_naive": (50.0, "min"),
+    "frequent_vs_full_pipeline_1M": (0.25, "max"),
+    "cost_per_customer_1M_vs_100k": (1.3, "max"),
+    "peak_rss_1M_row_sync_gb": (1.5, "max"),
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def timed(command: list[str], env: dict, log: Path) -> dict:
+    """Run a command; wall seconds and the peak RSS of the process (wait4's ru_maxrss)."""
+    started = time.monotonic()
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(command)}\n".encode())
+        out.flush()
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}); see {log}")
+    return {"seconds": round(seconds, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3)}
+
+
+def emulator_env(urls: dict[str, str]) -> dict[str, str]:
+    return {"RELAY_DESTINATIONS": "emulator", "CUSTOMERIO_TRACK_URL": urls["customerio"],
+            "CUSTOMERIO_APP_URL": urls["customerio"], "CORDIAL_API_URL": urls["cordial"],
+            "TALON_ONE_BASE_URL": urls["talon_one"]}
+
+
+def admin(url: str, path: str, body: dict | None = None) -> dict:
+    response = httpx.post(f"{url}/_emulator/{path}", json=body or {}, timeout=120) if body is not None or path == "reset" \
+        else httpx.get(f"{url}/_emulator/{path}", timeout=120)
+    response.raise_for_status()
+    return response.json() if response.content else {}
+
+
+def sync_runs(warehouse: Path, since: datetime) -> list[dict]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cursor = con.execute(
+            "select sync_name, destination, status, planned_add + planned_change + planned_remove as planned, "
+            "acked_add + acked_change + acked_remove as acked, rejected, requests, duration_s, rows_per_s "
+            "from relay.sync_runs where started_at >= ? order by started_at", [since])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------------ per scale
+def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    dagster_home = work / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").unlink(missing_ok=True)
+    (dagster_home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
+    warehouse = work / "warehouse.duckdb"
+    env = {**os.environ, **emulator_env(urls), "RELAY_WAREHOUSE": str(warehouse), "RELAY_DATA_DIR": str(work),
+           "DAGSTER_HOME": str(dagster_home), "DBT_PROFILES_DIR": str(ROOT / "dbt_project")}
+    for url in urls.values():
+        admin(url, "reset")
+    out: dict = {"customers": customers}
+    print(f"== {customers:,} customers", flush=True)
+    out["generate"] = timed([RELAY, "sample-data", "--customers", str(customers)], env, log)
+    print(f"   sample data        {out['generate']['seconds']:>8.1f}s", flush=True)
+    out["dbt_build"] = timed([RELAY, "build"], env, log)
+    print(f"   full dbt build     {out['dbt_build']['seconds']:>8.1f}s  peak {out['dbt_build']['peak_rss_gb']:.1f} GB", flush=True)
+
+    since = datetime.now(timezone.utc).replace(tzinfo=None)
+    out["first_sync"] = timed([RELAY, "sync"], env, log)
+    out["first_sync"]["syncs"] = sync_runs(warehouse, since)
+    print(f"   first sync, all    {out['first_sync']['seconds']:>8.1f}s  "
+          f"{sum(r['requests'] for r in out['first_sync']['syncs']):,} requests", flush=True)
+
+    since = datetime.now(timezone.utc).replace(tzinfo=None)
+    out["full_pipeline"] = timed([RELAY, "run", "daily_full"], env, log)
+    out["full_pipeline"]["syncs"] = sync_runs(warehouse, since)
+    out["unchanged_rerun_requests"] = sum(r["requests"] for r in out["full_pipeline"]["syncs"])
+    print(f"   daily job (same data) {out['full_pipeline']['seconds']:>5.1f}s  "
+          f"{out['unchanged_rerun_requests']} requests", flush=True)
+
+    out["append_1h"] = timed([RELAY, "sample-data", "--append-hours", "1"], env, log)
+    since = datetime.now(timezone.utc).replace(tzinfo=None)
+    out["frequent_path"] = timed([RELAY, "run", "frequent_path"], env, log)
+    out["frequent_path"]["syncs"] = sync_runs(warehouse, since)
+    print(f"   frequent path (+1h) {out['frequent_path']['seconds']:>6.1f}s  "
+          f"{sum(r['acked'] for r in out['frequent_path']['syncs']):,} rows acknowledged", flush=True)
+    # Keep the disk: the warehouse is 1+ GB at 1M customers.
+    for path in work.glob("**/*.duckdb*"):
+        path.unlink()
+    return out
+
+
+# ------------------------------------------------------------------------------------------ sync engine
+SYNC_SCRIPT = """
+import json, sys
+from sinks import destinations
+from sinks.declarations import SyncSpec
+from sinks.engine import SyncRun
+spec = SyncSpec(**{**json.loads(sys.argv[1]), "primary_key": ("customer_key",)})
+apply = sys.argv[3] == "apply"
+r = SyncRun(spec, destinations.build(spec.destination), sys.argv[2], apply=apply, allow_large_change=True).execute()
+print(json.dumps({"status": r.status, "message": r.message, "planned": r.planned, "acked": r.acked, "requests": r.requests,
+                  "rows_per_s": r.rows_per_s, "duration_s": r.duration_s}))
+"""
+
+
+def sync_process(destination: str, warehouse: Path, env: dict, apply: bool = True) -> dict:
+    from dataclasses import asdict
+
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-c", SYNC_SCRIPT, json.dumps(asdict(spec(destination))),
+                                str(warehouse), "apply" if apply else "plan"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    result = json.loads(process.stdout.read())
+    if os.waitstatus_to_exitcode(status) != 0 or result["status"] not in ("succeeded", "planned"):
+        raise SystemExit(f"{destination} sync failed: {result}")
+    return {**result, "seconds": round(time.monotonic() - started, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3)}
+
+
+def diff_and_memory(rows: int, work: Path, urls: dict[str, str]) -> dict:
+    """A `rows`-row Customer.io sync model: first sync, then 1% changed: plan (the diff) and sync."""
+    warehouse = work / "rss.duckdb"
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "CUSTOMERIO_RATE_LIMIT": "1e9"}
+    admin(urls["customerio"], "reset")
+    make_model(warehouse, rows)
+    first = sync_process("customerio", warehouse, env)
+    con = duckdb.connect(str(warehouse))
+    con.execute("update syncs.people set vip_tier = 'changed' where hash(customer_key) % 100 = 0")
+    changed = con.execute("select count(*) from syncs.people where vip_tier = 'changed'").fetchone()[0]
+    con.close()
+    plan = sync_process("customerio", warehouse, env, apply=False)
+    again = sync_process("customerio", warehouse, env)
+    for path in work.glob("rss.duckdb*"):
+        path.unlink()
+    admin(urls["customerio"], "reset")
+    print(f"   {rows:,}-row sync: first {first['seconds']:.1f}s peak {first['peak_rss_gb']:.2f} GB; "
+          f"1% changed ({changed:,}): diff {plan['seconds']:.1f}s, sync {again['seconds']:.1f}s "
+          f"peak {again['peak_rss_gb']:.2f} GB", flush=True)
+    return {"rows": rows, "changed": changed, "first_sync": first, "diff_only": plan, "changed_sync": again}
+
+
+def _auth(destination: str) -> str:
+    if destination == "customerio":
+        return "Basic " + base64.b64encode(f"{KEYS['CUSTOMERIO_SITE_ID']}:{KEYS['CUSTOMERIO_TRACK_API_KEY']}".encode()).decode()
+    if destination == "cordial":
+        return "Basic " + base64.b64encode(KEYS["CORDIAL_API_KEY"].encode() + b":").decode()
+    return f"ApiKey-v1 {KEYS['TALON_ONE_INTEGRATION_KEY']}"
+
+
+def prebuilt(destination: str, rows: int, start: int, work: Path) -> list[tuple[str, str, bytes, int]]:
+    """Valid bulk requests, serialised before the clock starts: (method, path, body, rows in it)."""
+    requests = []
+    people = [(f"c{i:07d}", f"person{i}@example.com", f"t-c{i:07d}", i % 7,
+               f"2024-01-{1 + i % 28:02d}T00:00:00Z", ("none", "silver", "gold")[i % 3]) for i in range(start, start + rows)]
+    size = 5000 if destination == "cordial" else 1000
+    for k in range(0, rows, size):
+        part = people[k:k + size]
+        if destination == "customerio":
+            body = {"batch": [{"type": "person", "action": "identify", "identifiers": {"id": key},
+                               "attributes": {"orders_count": n, "last_order_at": t, "vip_tier": v}}
+                              for key, _, _, n, t, v in part]}
+            requests.append(("POST", "/api/v2/batch", json.dumps(body).encode(), len(part)))
+        elif destination == "talon_one":
+            body = {"customerProfiles": [{"integrationId": tid, "attributes": {"orders_count": n, "last_order_at": t,
+                                                                                "vip_tier": v}}
+                                         for _, _, tid, n, t, v in part]}
+            requests.append(("PUT", "/v2/customer_profiles", json.dumps(body).encode(), len(part)))
+        else:
+            path = work / f"ceiling-{k}.csv"
+            path.write_text("channels.email.address,orders_count,last_order_at,vip_tier\n" +
+                            "".join(f"{e},{n},{t},{v}\n" for _, e, _, n, t, v in part))
+            body = {"source": {"transport": "http", "url": path.as_uri()}, "subscribe": False}
+            requests.append(("POST", "/v2/contactimports", json.dumps(body).encode(), len(part)))
+    return requests
+
+
+async def hammer(destination: str, url: str, requests, concurrency: int) -> float:
+    """The emulator's ceiling: pre-built requests, `concurrency` in flight, nothing else to do."""
+    queue = list(reversed(requests))
+    headers = {"Authorization": _auth(destination), "Content-Type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            method, path, body, _ = queue.pop()
+            response = await client.request(method, path, content=body)
+            response.raise_for_status()
+            if destination == "cordial":  # an import is done when its job is
+                job = response.json()["jobID"]
+                while (await client.get(f"/v2/jobs/{job}")).json()["status"] not in ("complete", "failed"):
+                    await asyncio.sleep(0.05)
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return sum(r[3] for r in requests) / (time.monotonic() - started)
+
+
+def throughput(rows: int, work: Path, urls: dict[str, str], latency_ms: float) -> dict:
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "RELAY_CONCURRENCY": "8",
+           "CUSTOMERIO_RATE_LIMIT": "1e9", "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9",
+           "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9"}
+    out = {}
+    for destination, url in urls.items():
+        admin(url, "reset")
+        warehouse = work / f"{destination}.duckdb"
+        make_model(warehouse, rows)
+        engine = sync_process(destination, warehouse, env)  # also defines the attributes the ceiling writes
+        ceiling = asyncio.run(hammer(destination, url, prebuilt(destination, rows, 5_000_000, work), 8))
+        # Against latency a network and a vendor's servers add: the engine, then one request per row.
+        admin(url, "faults", {"latency_ms": latency_ms})
+        make_model(warehouse, rows, start=3_000_000)  # keys stay 7 digits
+        engine_latency = sync_process(destination, warehouse, env)
+        naive_rows = max(200, int(10 * 1000 / max(latency_ms, 1)))  # ~10 s of a sequential loop
+        os.environ.update(env)
+        naive_rate = naive(destination, url, warehouse, naive_rows)
+        admin(url, "faults", {"latency_ms": 0})
+        naive_rate_0 = naive(destination, url, warehouse, 2000)
+        for path in work.glob(f"{destination}.duckdb*"):
+            path.unlink()
+        out[destination] = {
+            "rows": rows, "engine_rows_per_s": engine["rows_per_s"], "engine_requests": engine["requests"],
+            "ceiling_rows_per_s": round(ceiling), "engine_vs_ceiling": round(engine["rows_per_s"] / ceiling, 3),
+            "latency_ms": latency_ms, "engine_rows_per_s_at_latency": engine_latency["rows_per_s"],
+            "naive_rows_per_s_at_latency": round(naive_rate, 1),
+            "engine_vs_naive": round(engine_latency["rows_per_s"] / naive_rate, 1),
+            "naive_rows_per_s_at_0ms": round(naive_rate_0), "engine_vs_naive_at_0ms": round(engine["rows_per_s"] / naive_rate_0, 1),
+        }
+        o = out[destination]
+        print(f"   {destination:<11} engine {o['engine_rows_per_s']:>8,.0f} rows/s, ceiling {o['ceiling_rows_per_s']:>8,} "
+              f"({o['engine_vs_ceiling']:.2f}); at {latency_ms:.0f} ms: engine {o['engine_rows_per_s_at_latency']:,.0f} vs "
+              f"naive {o['naive_rows_per_s_at_latency']:,.1f} rows/s ({o['engine_vs_naive']:,.0f}x)", flush=True)
+        admin(url, "reset")
+    return out
+
+
+def rate_limited(rate: int, work: Path, urls: dict[str, str]) -> dict:
+    """Cordial's per-contact API under an emulator limit of `rate` requests/s, client budget the same."""
+    url = urls["cordial"]
+    admin(url, "reset")
+    admin(url, "faults", {"rate_limits": {"api": {"limit": rate, "window_s": 1}}})
+    rows = rate * 20
+    warehouse = work / "rate.duckdb"
+    make_model(warehouse, rows)
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "RELAY_CONCURRENCY": "8",
+           "CORDIAL_RATE_LIMIT_PER_MIN": str(rate * 60), "CORDIAL_IMPORT_MIN_ROWS": "1000000000"}
+    result = sync_process("cordial", warehouse, env)
+    stats = admin(url, "stats")
+    held = httpx.get(f"{url}/_emulator/state", timeout=120).json()["contacts"]
+    admin(url, "faults", {"rate_limits": {"api": {"limit": 0, "window_s": 60}}})
+    admin(url, "reset")
+    for path in work.glob("rate.duckdb*"):
+        path.unlink()
+    # Request rate over the sync's delivery: every request it made (429s included) but setup's few.
+    delivered = stats["by_route"].get("POST /v2/contacts", 0)
+    accepted_rate = (delivered - stats["by_status"].get("429", 0)) / result["duration_s"]
+    out = {"limit_per_s": rate, "rows": rows, "duration_s": result["duration_s"], "requests": result["requests"],
+           "throttled_429": stats["by_status"].get("429", 0), "accepted_per_s": round(accepted_rate, 1),
+           "utilisation": round(accepted_rate / rate, 3), "rows_lost": rows - len(held)}
+    print(f"   rate limit {rate}/s: {out['accepted_per_s']}/s accepted ({out['utilisation']:.2f}), "
+          f"{out['throttled_429']} 429s, {out['rows_lost']} rows lost", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+def ratios(results: dict) -> dict:
+    scales = results["scales"]
+    out = {}
+    t = results["throughput"]
+    out["sync_vs_emulator_ceiling"] = min(d["engine_vs_ceiling"] for d in t.values())
+    out["rate_limit_utilisation"] = results["rate_limit"]["utilisation"] if results["rate_limit"]["rows_lost"] == 0 else 0.0
+    out["engine_vs_naive"] = min(d["engine_vs_naive"] for d in t.values())
+    big = scales.get("1000000") or scales[max(scales, key=int)]
+    out["frequent_vs_full_pipeline_1M"] = round(big["frequent_path"]["seconds"] / big["full_pipeline"]["seconds"], 3)
+    if "100000" in scales and "1000000" in scales:
+        def per_customer(s):  # the pipeline's cost: dbt build + first sync, per customer
+            return (s["dbt_build"]["seconds"] + s["first_sync"]["seconds"]) / s["customers"]
+        out["cost_per_customer_1M_vs_100k"] = round(per_customer(scales["1000000"]) / per_customer(scales["100000"]), 3)
+    out["peak_rss_1M_row_sync_gb"] = max(results["diff_and_memory"]["first_sync"]["peak_rss_gb"],
+                                         results["diff_and_memory"]["changed_sync"]["peak_rss_gb"])
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Relay benchmark, {results['finished_at']}", "",
+             f"{results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, load average before: "
+             f"{results['machine']['load_before']}. Total {results['total_s'] / 60:.1f} min.", "",
+             "| ratio | measured | target | |", "|---|---|---|---|"]
+    for name, value in results["ratios"].items():
+        target, kind = TARGETS[name]
+        ok = value >= target if kind == "min" else value <= target
+        lines.append(f"| {name} | {value} | {'≥' if kind == 'min' else '≤'} {target} | {'met' if ok else 'MISSED'} |")
+    lines += ["", "| customers | sample data s | dbt build s (peak GB) | first sync s (requests) | daily job, same data s "
+              "(requests) | frequent path after +1h s |", "|---|---|---|---|---|---|"]
+    for s in results["scales"].values():
+        lines.append(f"| {s['customers']:,} | {s['generate']['seconds']} | {s['dbt_build']['seconds']} "
+                     f"({s['dbt_build']['peak_rss_gb']}) | {s['first_sync']['seconds']} "
+                     f"({sum(r['requests'] for r in s['first_sync']['syncs']):,}) | {s['full_pipeline']['seconds']} "
+                     f"({s['unchanged_rerun_requests']}) | {s['frequent_path']['seconds']} |")
+    lines += ["", "| destination | engine rows/s | ceiling rows/s | engine / ceiling | rows/s at latency | naive rows/s "
+              "| engine / naive | naive at 0 ms | engine / naive at 0 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in results["throughput"].items():
+        lines.append(f"| {name} | {d['engine_rows_per_s']:,.0f} | {d['ceiling_rows_per_s']:,} | {d['engine_vs_ceiling']} "
+                     f"| {d['engine_rows_per_s_at_latency']:,.0f} ({d['latency_ms']:.0f} ms) | {d['naive_rows_per_s_at_latency']} "
+                     f"| {d['engine_vs_naive']} | {d['naive_rows_per_s_at_0ms']:,} | {d['engine_vs_naive_at_0ms']} |")
+    m, r = results["diff_and_memory"], results["rate_limit"]
+    lines += ["", f"Sync of {m['rows']:,} rows: first {m['first_sync']['seconds']} s (peak {m['first_sync']['peak_rss_gb']} GB); "
+              f"{m['changed']:,} changed (1%): diff {m['diff_only']['seconds']} s, sync {m['changed_sync']['seconds']} s "
+              f"(peak {m['changed_sync']['peak_rss_gb']} GB, {m['changed_sync']['requests']} requests).", "",
+              f"Rate limit {r['limit_per_s']}/s: {r['accepted_per_s']}/s accepted over {r['duration_s']} s "
+              f"({r['throttled_429']} answers 429), {r['rows_lost']} of {r['rows']:,} rows lost.", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot (pip install matplotlib)"
+    scales = sorted(results["scales"].values(), key=lambda s: s["customers"])
+    xs = [s["customers"] for s in scales]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, get in [("sample data", lambda s: s["generate"]["seconds"]), ("full dbt build", lambda s: s["dbt_build"]["seconds"]),
+                       ("first sync", lambda s: s["first_sync"]["seconds"]),
+                       ("daily job, same data", lambda s: s["full_pipeline"]["seconds"]),
+                       ("frequent path after +1h", lambda s: s["frequent_path"]["seconds"])]:
+        ax.plot(xs, [get(s) for s in scales], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("customers")
+    ax.set_ylabel("seconds")
+    ax.set_title("Relay: cost against scale")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="100000,1000000", help="comma-separated customer counts")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--sync-rows", type=int, default=100_000, help="rows per destination for throughput")
+    parser.add_argument("--rss-rows", type=int, default=1_000_000, help="rows of the diff/memory sync model")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="emulator latency for the naive comparison")
+    parser.add_argument("--rate", type=int, default=200, help="emulator rate limit (requests/s) for the utilisation test")
+    args = parser.parse_args()
+    scales = [int(s) for s in args.scales.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "bench.log"
+    log.write_text("")
+    started = time.monotonic()
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                           "load_before": [round(x, 2) for x in os.getloadavg()]},
+               "arguments": {k: str(v) for k, v in vars(args).items()}, "scales": {}}
+    emulators, urls = start_emulators(0)
+    try:
+        with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+            work = Path(tmp)
+            for customers in scales:
+                results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
+            print("== sync engine", flush=True)
+            results["diff_and_memory"] = diff_and_memory(args.rss_rows, work, urls)
+            results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms)
+            results["rate_limit"] = rate_limited(args.rate, work, urls)
+    finally:
+        emulators.terminate()
+        emulators.wait()
+    results["total_s"] = round(time.monotonic() - started, 1)
+    results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results["ratios"] = ratios(results)
+    results["targets"] = {k: {"target": v[0], "kind": v[1]} for k, v in TARGETS.items()}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    note = plot(results, args.out / "cost_vs_scale.png")
+    report = markdown(results) + (f"\n{note}\n" if note else "\n![cost against scale](cost_vs_scale.png)\n")
+    (args.out / "results.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
