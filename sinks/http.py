@@ -83,9 +83,10 @@ class RateLimiter:
     Adaptive: a 429 halves the rate for a while (the destinations that publish no Retry-After give no
     better signal) and pauses every process for its Retry-After; the rate climbs back by 10% per second
     of clean responses up to the ceiling. With a `path`, the bucket's state lives in that file and is
-    changed only under an exclusive flock held for a few microseconds (never while sleeping); processes
-    configured with different ceilings for one account share the lowest. Without one, or when the file
-    cannot be used, the bucket is this process's own.
+    changed only under an exclusive flock held for a few microseconds (never while sleeping). Processes
+    are expected to configure one account with one ceiling (they read it from the same environment);
+    each refills at most at its own. Without a path, or when the file cannot be used, the bucket is this
+    process's own.
     """
 
     def __init__(self, rate_per_s: float, burst: float | None = None, path: Path | None = None) -> None:
@@ -355,12 +356,11 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def excerpt(response: httpx.Response, limit: int = 160) -> str:
     """A short, redacted, one-line excerpt of a body: an HTML page is reduced to its text."""
-    text = response.text[:4000]
+    text = REDACT(response.text)  # before anything is cut, so that no cut can leave part of a secret behind
     if "html" in response.headers.get("content-type", "") or text.lstrip()[:1] == "<":
         text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
         text = html.unescape(re.sub(r"(?s)<[^>]*>", " ", text))
-    # Redact before cutting, so that no cut can leave part of a secret behind.
-    text = " ".join(REDACT(text).split())
+    text = " ".join(text.split())
     return repr(text if len(text) <= limit else text[:limit] + "...") if text else "(empty body)"
 
 
