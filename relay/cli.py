@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 
+import duckdb
 import httpx
 
 from relay import config, pipeline
@@ -325,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"relay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc):
+            raise
+        # DuckDB lets one process hold the file: most likely a run is writing it right now.
+        print(f"relay {args.command}: the warehouse is in use by another process ({str(exc).splitlines()[0][:200]}). "
+              f"Try again when it has finished; to read meanwhile, use `relay query` (the published copy).",
+              file=sys.stderr)
         return 1
 
 

@@ -26,8 +26,8 @@ from typing import Callable
 import duckdb
 
 from sinks.declarations import SyncSpec
-from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, ObjectRegistry, SplitBatch
-from sinks.http import REDACT, RetriesExhausted
+from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError, SplitBatch
+from sinks.http import REDACT, RetriesExhausted, excerpt
 
 log = logging.getLogger("relay.sync")
 
@@ -420,7 +420,13 @@ class SyncRun:
         async with self.destination.open_client() as client:
             if self._total:
                 registry = ObjectRegistry(self.con, spec.destination, self.destination.account)
-                await self.destination.setup(spec, client, registry, self._audiences())
+                try:
+                    await self.destination.setup(spec, client, registry, self._audiences())
+                except (SetupError, DestinationAuthError, RetriesExhausted):
+                    raise
+                except Exception as exc:  # an answer the adapter cannot read: say so, send nothing
+                    raise SetupError(f"{spec.destination} answered setup in a way Relay does not understand "
+                                     f"({type(exc).__name__}: {REDACT(exc)[:200]}); nothing was sent") from exc
             sem = asyncio.Semaphore(self.concurrency)
             tasks: set[asyncio.Task] = set()
             failures = 0
@@ -498,6 +504,12 @@ class SyncRun:
                 for sub in self.destination.batches(self.spec, part):
                     await self._send(client, sub)
             return
+        except Exception as exc:
+            # An answer the adapter cannot read (a body of an undocumented shape): nothing is known to be
+            # applied, so the rows stay unsent and the failure counts like exhausted retries.
+            raise RetriesExhausted(
+                f"{batch.request.method} {batch.request.url}: HTTP {response.status_code} with an answer "
+                f"{self.spec.destination} does not document ({type(exc).__name__}): {excerpt(response)}") from exc
         for change, error in outcomes:
             if error is None:
                 self._ack(change)

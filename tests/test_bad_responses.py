@@ -191,3 +191,26 @@ def test_a_captive_portal_answering_every_request_stops_the_run_with_its_page_na
     assert run_status == "failed" and "Sign in to Hotel Wi-Fi" in ledger_message
     assert ledger(warehouse, "select count(*) from relay.sync_state") == [(0,)]
     assert held(dest) == 0
+
+
+# JSON answers of a shape no API documents: whatever an adapter makes of them, no row may be acknowledged.
+ODD_JSON = {
+    "207_errors_null": (207, '{"errors": null}'),
+    "207_blames_an_entry_not_in_the_batch": (207, '{"errors": [{"batch_index": 99, "reason": "invalid"}]}'),
+    "200_errors_not_a_list": (200, '{"errors": 5}'),
+}
+
+
+@pytest.mark.parametrize("answer", list(ODD_JSON))
+def test_json_of_an_undocumented_shape_acknowledges_nothing(dest, answer, warehouse):
+    status, body = ODD_JSON[answer]
+    dest.proxy.answer = (status, {"content-type": "application/json"}, body.encode())
+    dest.proxy.routes = {dest.route}
+    result = SyncRun(spec(dest), destinations.build(dest.name), warehouse).execute()  # returns: no crash
+    assert result.acked == 0 and result.status in ("failed", "partial"), (result.status, result.message)
+    assert ledger(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    assert held(dest) == 0
+    dest.proxy.answer = None
+    again = SyncRun(spec(dest), destinations.build(dest.name), warehouse).execute()
+    assert (again.status, again.acked) == ("succeeded", ROWS)
+    assert held(dest) == ROWS

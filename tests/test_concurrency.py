@@ -6,6 +6,7 @@ lock is DuckDB's file lock, the run queue is the Dagster instance configured by 
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -364,3 +365,14 @@ def test_while_a_sync_holds_the_warehouse_writers_get_a_clear_error_and_stakehol
     assert con.execute("select count(*) from relay.sync_state").fetchone() == (rows,)
     con.close()
     assert len(cordial.contacts()) == rows
+
+
+def test_the_cli_says_in_one_line_that_a_run_holds_the_warehouse(warehouse):
+    holder = duckdb.connect(str(warehouse))  # as a Dagster run would
+    try:
+        result = subprocess.run([str(Path(sys.executable).with_name("relay")), "status"], capture_output=True, text=True,
+                                env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, timeout=60)
+    finally:
+        holder.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the warehouse is in use by another process" in result.stderr and "relay query" in result.stderr

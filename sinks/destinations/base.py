@@ -25,11 +25,11 @@ class SplitBatch(Exception):
         self.rejected = rejected or {}
 
 
-class DestinationAuthError(Exception):
+class DestinationAuthError(RuntimeError):
     """Credentials refused: no row is at fault, so the run stops instead of rejecting rows."""
 
 
-class SetupError(Exception):
+class SetupError(RuntimeError):
     """A list, audience, segment or attribute the sync needs is missing and cannot be created."""
 
 

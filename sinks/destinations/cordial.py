@@ -141,8 +141,10 @@ class Cordial(Destination):
 
     def interpret(self, spec, batch: Batch, response):
         status, errors = response.status_code, _errors(response)
-        if status < 300 and not errors:
+        if status in (200, 201) and not errors:
             return [(c, None) for c in batch.items]
+        if status < 300 and not errors:  # an undocumented success: nothing is confirmed
+            raise ValueError(f"HTTP {status} is not how Cordial answers a contact write")
         if status == 404 and batch.request.method == "PUT":
             return [(c, None) for c in batch.items]  # the contact is gone: nothing is left to unset
         detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
@@ -281,11 +283,13 @@ def _json(response) -> dict:
 
 
 def _errors(response) -> list:
+    """The `errors` of an answer, 2xx included; one that is not a list still counts as an error."""
     try:
         body = response.json()
     except ValueError:
         return []
-    return (body.get("errors") or []) if isinstance(body, dict) else []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return (errors if isinstance(errors, list) else [{"message": str(errors)[:200]}]) if errors else []
 
 
 def _check(response, doing: str) -> None:

@@ -89,9 +89,13 @@ class CustomerIO(Destination):
 
     def interpret(self, spec, batch: Batch, response):
         status = response.status_code
-        if status == 200:
+        if status == 200 and not _json(response).get("errors"):
             return [(c, None) for c in batch.items]
-        errors = {e.get("batch_index"): e for e in _json(response).get("errors", []) if isinstance(e, dict)}
+        listed = _json(response).get("errors") or []
+        errors = {e.get("batch_index"): e for e in listed if isinstance(e, dict)} if isinstance(listed, list) else {}
+        if errors.keys() - {None} and not all(isinstance(i, int) and 0 <= i < len(batch.items) for i in errors):
+            # Blames entries that are not in the batch: which ones were applied is unknown.
+            raise ValueError(f"errors name batch_index {sorted(map(str, errors))[:5]} of a {len(batch.items)}-entry batch")
         if status in (207, 400) and errors.keys() - {None}:
             # 207: some entries failed; 400 with indexed errors: every entry failed, each with its reason.
             reasons = {}

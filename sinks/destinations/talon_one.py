@@ -40,6 +40,8 @@ MAX_ITEMS = 1000  # profiles per bulk update, actions per customer_audiences req
 # meta talon_one_type: time.
 TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
 ITEM_POINTER = re.compile(r"^/(?:customerProfiles|data)/(\d+)(?:/|$)")
+# How the data routes answer success: bulk profile and audience writes 204 (silent) or 200.
+SUCCESS = (200, 201, 204)
 
 
 class TalonOne(Destination):
@@ -144,8 +146,10 @@ class TalonOne(Destination):
 
     def interpret(self, spec, batch: Batch, response):
         status = response.status_code
-        if status < 300:
+        if status in SUCCESS and not _body_errors(response):
             return [(c, None) for c in batch.items]
+        if status < 300:  # an undocumented success (another 2xx, or errors in the body): nothing is confirmed
+            raise ValueError(f"HTTP {status} is not how Talon.One answers this request")
         blamed = _blamed(response, len(batch.items))
         if status in (400, 404) and len(batch.items) > 1 and len(blamed) < len(batch.items):
             raise SplitBatch(blamed)
@@ -165,15 +169,23 @@ def _attributes(change: Change, types: dict[str, str]) -> dict:
     return attributes
 
 
+def _body_errors(response):
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        return None
+    return body.get("errors") if isinstance(body, dict) else None
+
+
 def _blamed(response, count: int) -> dict[int, str]:
     """Reasons by item position, from the errors' JSON pointers into the request body."""
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
+    errors = _body_errors(response)
+    if not isinstance(errors, list):
         return {}
     reasons: dict[int, list[str]] = {}
     for error in errors:
-        match = ITEM_POINTER.match(str((error.get("source") or {}).get("pointer", ""))) if isinstance(error, dict) else None
+        source = error.get("source") if isinstance(error, dict) else None
+        match = ITEM_POINTER.match(str(source.get("pointer", ""))) if isinstance(source, dict) else None
         if match and int(match[1]) < count:
             reasons.setdefault(int(match[1]), []).append(str(error.get("details") or error.get("title")))
     return {i: f"Talon.One rejected the item: {'; '.join(r)}" for i, r in reasons.items()}
