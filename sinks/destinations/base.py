@@ -44,6 +44,7 @@ class Change:
     payload_json: str | None = None
     fields: list[str] = field(default_factory=list)  # attributes to send: all (add), changed (change), cleared (remove)
     internal: bool = False  # a helper step (leaving an old identifier), not a row outcome of its own
+    rn: int | None = None  # its step in the run's plan (_changes.rn)
 
 
 @dataclass
