@@ -24,6 +24,7 @@ def publish() -> dict:
     source = config.warehouse_path()
     target = published_path()
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     started = time.monotonic()
     # Fold the write-ahead log into the file so the copy is complete on its own.
     with duckdb.connect(str(source)) as con:
@@ -34,6 +35,8 @@ def publish() -> dict:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o444)  # the copy is for reading; writes belong in the warehouse
+        if os.environ.get("RELAY_FAILPOINT") == "publish_before_replace":  # crash testing: die between copy and swap
+            os._exit(137)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -43,6 +46,19 @@ def publish() -> dict:
     finally:
         os.close(directory)
     return {"path": str(target), "bytes": target.stat().st_size, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete the copies of publishes killed before their swap (each one a full warehouse), unless their
+    process still runs."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = leftover.name[len(target.name) + 2:-len(".tmp")]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except (ValueError, OSError):  # not our name, or a process of another user: leave it
+            pass
 
 
 def connect_published() -> duckdb.DuckDBPyConnection:

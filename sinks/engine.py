@@ -259,7 +259,11 @@ class SyncRun:
         r.unsent = max(0, r.planned - r.acked - r.rejected)
         if r.unsent and not r.message:
             r.message = f"{r.unsent} rows were not acknowledged and will be resent next run"
-        r.status = "succeeded" if not (r.rejected or r.unsent) else ("partial" if r.acked else "failed")
+        # Rows the destination refused are data problems, recorded and retried: the run itself worked.
+        # It failed only when rows went unacknowledged and nothing got through.
+        r.status = "succeeded" if not (r.rejected or r.unsent) else ("failed" if r.unsent and not r.acked else "partial")
+        if r.rejected and not r.message:
+            r.message = f"{r.rejected} rows refused by {self.spec.destination}; see relay.sync_rejections"
 
     # ---------------------------------------------------------------- plan
     def _plan(self) -> None:
@@ -487,7 +491,7 @@ class SyncRun:
         response = await client.send(batch.request)
         if response.status_code in (401, 403):
             raise DestinationAuthError(
-                f"{self.spec.destination} refused the credentials (HTTP {response.status_code}) for {batch.request.url}; "
+                f"{self.spec.destination} refused the credentials (HTTP {response.status_code}) for {batch.request.label}; "
                 f"check {self.destination.credential_hint}"
             )
         try:
@@ -514,15 +518,14 @@ class SyncRun:
             # An answer the adapter cannot read (a body of an undocumented shape): nothing is known to be
             # applied, so the rows stay unsent and the failure counts like exhausted retries.
             raise RetriesExhausted(
-                f"{batch.request.method} {batch.request.url}: HTTP {response.status_code} with an answer "
+                f"{batch.request.label}: HTTP {response.status_code} with an answer "
                 f"{self.spec.destination} does not document ({type(exc).__name__}): {excerpt(response)}") from exc
         for change, error in outcomes:
             if error is None:
                 self._ack(change)
             else:
                 self._record([change], response.status_code, error)
-        # Crash testing only (tests/test_crash_recovery.py, tests/soak.py): RELAY_FAILPOINT=after_ack:N kills the
-        # process right after the Nth acknowledged batch, before its state is written.
+        # Crash testing: RELAY_FAILPOINT=after_ack:N exits right after the Nth acked batch, before its state write.
         if os.environ.get("RELAY_FAILPOINT", "").startswith("after_ack:") and any(e is None for _, e in outcomes):
             self._acked_batches = getattr(self, "_acked_batches", 0) + 1
             if self._acked_batches == int(os.environ["RELAY_FAILPOINT"].partition(":")[2]):

@@ -34,6 +34,9 @@ from pathlib import Path
 import httpx
 
 log = logging.getLogger("relay.http")
+# httpx logs every request line, full URL included, at INFO; a URL can address a contact by email
+# (Cordial). Our own logs name requests by Request.label instead.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
@@ -235,6 +238,15 @@ class Request:
     # None: the client's `retry_conflicts`; False for a request whose 409 means "already exists", not "busy".
     retry_conflicts: bool | None = None
 
+    @property
+    def label(self) -> str:
+        """Method and path for logs and errors, without customer data: a path addressing a contact by
+        email (Cordial's `/v2/contacts/email:<address>`) names the contact only as <contact>."""
+        return f"{self.method} {_ADDRESSED.sub('<contact>', self.url)}"
+
+
+_ADDRESSED = re.compile(r"[^/?#]*@[^/?#]*")
+
 
 class HttpClient:
     def __init__(
@@ -310,7 +322,7 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 self.stats.network_errors += 1
                 last_error = f"{type(exc).__name__}: {REDACT(exc)}"
-                log.debug("network error on %s %s: %s", request.method, request.url, last_error)
+                log.debug("network error on %s: %s", request.label, last_error)
                 response, retry_after = None, None
             else:
                 self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
@@ -322,7 +334,7 @@ class HttpClient:
                     throttles += 1
                     waited += delay
                     if waited > self.max_throttle_wait_s:
-                        raise RetriesExhausted(f"{request.method} {request.url} still throttled (HTTP 429) after "
+                        raise RetriesExhausted(f"{request.label} still throttled (HTTP 429) after "
                                                f"waiting {waited:.0f}s")
                     await asyncio.sleep(delay)
                     continue
@@ -330,7 +342,7 @@ class HttpClient:
                 if unexpected:
                     self.stats.unexpected += 1
                     last_error = unexpected
-                    log.debug("unexpected answer to %s %s: %s", request.method, request.url, unexpected)
+                    log.debug("unexpected answer to %s: %s", request.label, unexpected)
                 else:
                     if response.status_code >= 500:
                         self.stats.server_errors += 1
@@ -339,7 +351,7 @@ class HttpClient:
                     last_error = f"HTTP {response.status_code}: {excerpt(response)}"
             failures += 1
             if failures >= self.max_attempts:
-                raise RetriesExhausted(f"{request.method} {request.url} failed {failures} times; last: {last_error}")
+                raise RetriesExhausted(f"{request.label} failed {failures} times; last: {last_error}")
             await asyncio.sleep(self._delay(failures - 1, retry_after))
 
 

@@ -1,23 +1,80 @@
 {#- Cleaning helpers used by staging. Built on dbt's cross-database macros so the project ports to
-    other warehouses; only `relay_regexp_*` is dispatched per adapter. -#}
+    other warehouses; `relay_regexp_*`, `relay_nfc` and `clean_timestamp` are dispatched per adapter. -#}
 
 {#- Text with the byte-order mark, surrounding whitespace and empty strings removed. -#}
 {% macro clean_text(column) -%}
     nullif(trim(replace(cast({{ column }} as {{ dbt.type_string() }}), chr(65279), '')), '')
 {%- endmacro %}
 
-{#- Timestamps landed as text may carry trailing spaces or a BOM; unparseable values become null
-    (and the not_null tests on required timestamps name the rows). -#}
+{#- Timestamps (UTC). Landed as text they may carry surrounding whitespace (spaces, tabs, line breaks) or
+    a BOM, and an explicit UTC offset ("+02:00", "-0500") is converted to UTC rather than dropped.
+    Unparseable values become null; tests/assert_raw_timestamps_parse.sql names each one (table, column,
+    row, value) and fails the build, so a null here never passes for "no timestamp". -#}
 {% macro clean_timestamp(column) -%}
+    {{ return(adapter.dispatch('clean_timestamp')(column)) }}
+{%- endmacro %}
+
+{% macro default__clean_timestamp(column) -%}
     {{ dbt.safe_cast(clean_text(column), api.Column.translate_type('timestamp')) }}
 {%- endmacro %}
 
-{#- Lower-cased, trimmed email; null when it is not shaped like an address (hashed placeholders,
-    typos without "@"). -#}
-{% macro normalize_email(column) -%}
+{#- DuckDB: typeof() is resolved when the query is planned, so a column landed as a timestamp is used as it
+    is (no round trip through text, which cost about as much as the rest of staging); only text is parsed. -#}
+{% macro duckdb__clean_timestamp(column) -%}
+    {%- set text = relay_timestamp_text(column) -%}
     case
-        when {{ relay_regexp_matches(clean_text(column), '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$') }}
-            then lower({{ clean_text(column) }})
+        when typeof({{ column }}) in ('TIMESTAMP', 'TIMESTAMP_NS', 'TIMESTAMP_MS', 'TIMESTAMP_S', 'DATE')
+            then try_cast({{ column }} as timestamp)
+        when typeof({{ column }}) = 'TIMESTAMP WITH TIME ZONE'
+            then timezone('UTC', try_cast({{ column }} as timestamptz))
+        when regexp_full_match({{ text }}, '.*[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?[[:space:]]*[+-][0-9]{2}(:?[0-9]{2})?')
+            then timezone('UTC', try_cast(regexp_replace({{ text }}, '[[:space:]]+([+-][0-9]{2}(:?[0-9]{2})?)$', '\1') as timestamptz))
+        else try_cast({{ text }} as timestamp)
+    end
+{%- endmacro %}
+
+{#- The text of a timestamp landed as text: clean_text, and tabs or line breaks around it removed too. -#}
+{% macro relay_timestamp_text(column) -%}
+    nullif({{ relay_regexp_replace(clean_text(column), '^[[:space:]]+|[[:space:]]+$', '') }}, '')
+{%- endmacro %}
+
+{#- Text meant for people (names). Control characters (U+0000-U+001F, U+007F-U+009F: NUL, bell, escape,
+    tabs, line breaks) become a space and whitespace of any kind is trimmed; the result is Unicode NFC, so
+    one name typed on two devices compares equal. Everything else is data and stays verbatim: quotes,
+    semicolons, braces, text that looks like SQL or JSON, emoji, any length (destinations enforce their
+    own limits and a refusal is recorded per row in relay.sync_rejections). -#}
+{% macro clean_display_text(column) -%}
+    {{ relay_nfc("nullif(trim(" ~ relay_regexp_replace(clean_text(column), '\\p{Cc}+', ' ') ~ "), '')") }}
+{%- endmacro %}
+
+{#- Unicode normalisation form C (composed characters): "e" + U+0301 and "é" become the same text. -#}
+{% macro relay_nfc(expression) -%}
+    {{ return(adapter.dispatch('relay_nfc')(expression)) }}
+{%- endmacro %}
+{% macro default__relay_nfc(expression) -%}
+    {{ expression }}
+{%- endmacro %}
+{% macro duckdb__relay_nfc(expression) -%}
+    nfc_normalize({{ expression }})
+{%- endmacro %}
+{% macro postgres__relay_nfc(expression) -%}
+    normalize({{ expression }}, NFC)
+{%- endmacro %}
+{% macro bigquery__relay_nfc(expression) -%}
+    normalize({{ expression }}, NFC)
+{%- endmacro %}
+
+{#- Lower-cased, trimmed email; null when it is not shaped like an address (hashed placeholders,
+    typos without "@", a space inside). Invisible characters (controls such as tabs and line breaks,
+    zero-width spaces, BOMs) are removed wherever they are, since no address contains them; Unicode is
+    kept and normalised to NFC, so "zoë@" typed composed or decomposed is one address. Plus-addressing is
+    kept as typed: jane+shop@example.com and jane@example.com are two addresses (mail providers disagree
+    on what "+" means, so folding them could merge two people). -#}
+{% macro normalize_email(column) -%}
+    {%- set address = relay_nfc("nullif(trim(" ~ relay_regexp_replace(clean_text(column), '[\\p{Cc}\\p{Cf}]', '') ~ "), '')") -%}
+    case
+        when {{ relay_regexp_matches(address, '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$') }}
+            then lower({{ address }})
     end
 {%- endmacro %}
 

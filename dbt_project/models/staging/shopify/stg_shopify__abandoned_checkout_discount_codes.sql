@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'abandoned_checkout_discount_code') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.abandoned_checkout_discount_code', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -10,5 +18,6 @@ select
     lower({{ clean_text('type') }}) as discount_type,
     {{ clean_timestamp('created_at') }} as created_at,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
-where {{ clean_text('code') }} is not null
+from versions
+where {{ relay_is_latest_version('shopify.abandoned_checkout_discount_code') }}
+    and {{ clean_text('code') }} is not null

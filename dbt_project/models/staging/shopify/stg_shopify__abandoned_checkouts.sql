@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'abandoned_checkout') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.abandoned_checkout', ['_fivetran_synced', 'updated_at']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -23,5 +31,8 @@ select
     {{ clean_text('shipping_address_zip') }} as shipping_zip,
     upper({{ clean_text('shipping_address_country_code') }}) as shipping_country_code,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
-where {{ not_deleted() }}
+from versions
+where {{ relay_is_latest_version('shopify.abandoned_checkout') }}
+    and {{ not_deleted() }}
+    -- A checkout stamped after the loader wrote it has not happened yet; it would move the clock.
+    and not {{ relay_is_future_dated('created_at') }}

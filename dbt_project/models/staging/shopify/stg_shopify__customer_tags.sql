@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'customer_tag') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.customer_tag', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -8,5 +16,6 @@ select
     {{ clean_text('value') }} as tag,
     lower({{ clean_text('value') }}) as tag_normalized,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
-where {{ clean_text('value') }} is not null
+from versions
+where {{ relay_is_latest_version('shopify.customer_tag') }}
+    and {{ clean_text('value') }} is not null

@@ -2,13 +2,21 @@ with source as (
     {{ relay_source('shopify', 'customer') }}
 ),
 
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.customer', ['_fivetran_synced', 'updated_at']) }} as _relay_version_rank
+    from source
+),
+
 cleaned as (
     select
         cast(id as {{ dbt.type_bigint() }}) as customer_id,
         {{ normalize_email('email') }} as email,
         {{ clean_text('email') }} as email_raw,
-        {{ clean_text('first_name') }} as first_name,
-        {{ clean_text('last_name') }} as last_name,
+        {{ clean_display_text('first_name') }} as first_name,
+        {{ clean_display_text('last_name') }} as last_name,
         {{ valid_e164(normalize_phone('phone')) }} as phone,
         lower({{ clean_text('state') }}) as account_state,
         lower(coalesce(
@@ -24,8 +32,9 @@ cleaned as (
         {{ clean_timestamp('created_at') }} as created_at,
         {{ clean_timestamp('updated_at') }} as updated_at,
         {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-    from source
-    where {{ not_deleted() }}
+    from versions
+    where {{ relay_is_latest_version('shopify.customer') }}
+        and {{ not_deleted() }}
 )
 
 select * from cleaned

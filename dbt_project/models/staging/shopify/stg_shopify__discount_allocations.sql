@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'discount_allocation') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.discount_allocation', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -8,4 +16,5 @@ select
     cast(amount as {{ dbt.type_numeric() }}) as amount,
     cast(discount_application_index as {{ dbt.type_int() }}) as discount_application_index,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
+from versions
+where {{ relay_is_latest_version('shopify.discount_allocation') }}

@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'order_discount_code') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.order_discount_code', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -11,5 +19,6 @@ select
     cast(coalesce(amount, 0) as {{ dbt.type_numeric() }}) as amount,
     lower({{ clean_text('type') }}) as discount_type,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
-where {{ clean_text('code') }} is not null
+from versions
+where {{ relay_is_latest_version('shopify.order_discount_code') }}
+    and {{ clean_text('code') }} is not null

@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'order_line_refund') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.order_line_refund', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -11,4 +19,5 @@ select
     cast(coalesce(total_tax, 0) as {{ dbt.type_numeric() }}) as total_tax,
     lower({{ clean_text('restock_type') }}) as restock_type,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
+from versions
+where {{ relay_is_latest_version('shopify.order_line_refund') }}

@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'order_line') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.order_line', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -15,4 +23,5 @@ select
     cast(price as {{ dbt.type_numeric() }}) as price,
     cast(coalesce(total_discount, 0) as {{ dbt.type_numeric() }}) as total_discount,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
+from versions
+where {{ relay_is_latest_version('shopify.order_line') }}

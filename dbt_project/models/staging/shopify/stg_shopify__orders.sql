@@ -2,6 +2,14 @@ with source as (
     {{ relay_source('shopify', 'order') }}
 ),
 
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.order', ['_fivetran_synced', 'updated_at']) }} as _relay_version_rank
+    from source
+),
+
 cleaned as (
     select
         cast(id as {{ dbt.type_bigint() }}) as order_id,
@@ -36,8 +44,11 @@ cleaned as (
         {{ clean_text('shipping_address_zip') }} as shipping_zip,
         upper({{ clean_text('shipping_address_country_code') }}) as shipping_country_code,
         {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-    from source
-    where {{ not_deleted() }}
+    from versions
+    where {{ relay_is_latest_version('shopify.order') }}
+        and {{ not_deleted() }}
+        -- An order stamped after the loader wrote it has not happened yet; it would move the clock.
+        and not {{ relay_is_future_dated('created_at') }}
 )
 
 select * from cleaned

@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'refund') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.refund', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -10,4 +18,5 @@ select
     {{ clean_text('note') }} as note,
     coalesce(restock, false) as is_restocked,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
+from versions
+where {{ relay_is_latest_version('shopify.refund') }}

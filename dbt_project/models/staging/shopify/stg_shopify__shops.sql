@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'shop') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.shop', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -10,5 +18,6 @@ select
     {{ clean_text('iana_timezone') }} as iana_timezone,
     {{ clean_timestamp('created_at') }} as created_at,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
-where {{ not_deleted() }}
+from versions
+where {{ relay_is_latest_version('shopify.shop') }}
+    and {{ not_deleted() }}

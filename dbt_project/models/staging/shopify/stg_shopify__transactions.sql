@@ -1,5 +1,13 @@
 with source as (
     {{ relay_source('shopify', 'transaction') }}
+),
+
+-- The newest version of each key when the loader delivered one twice (macros/data_quality.sql).
+versions as (
+    select
+        *,
+        {{ relay_version_rank('shopify.transaction', ['_fivetran_synced']) }} as _relay_version_rank
+    from source
 )
 
 select
@@ -19,4 +27,5 @@ select
     lower({{ clean_text('payment_credit_card_company') }}) as card_company,
     coalesce(test, false) as is_test,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
-from source
+from versions
+where {{ relay_is_latest_version('shopify.transaction') }}
