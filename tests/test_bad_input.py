@@ -229,17 +229,19 @@ def land_corpus(warehouse: Path) -> None:
         ])
 
 
-def start_emulators():
+def start_emulators(keys: dict[str, str] | None = None):
+    """The three emulators in this process, rate limits off, accepting `keys` (default: the demo credentials)."""
     from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-    from sinks.destinations import EMULATOR_CREDENTIALS as demo
+    from sinks.destinations import EMULATOR_CREDENTIALS
 
+    k = {**EMULATOR_CREDENTIALS, **(keys or {})}
     configs = {
-        "customerio": CustomerIOConfig(site_id=demo["CUSTOMERIO_SITE_ID"], track_api_key=demo["CUSTOMERIO_TRACK_API_KEY"],
-                                       app_api_key=demo["CUSTOMERIO_APP_API_KEY"], port=0,
+        "customerio": CustomerIOConfig(site_id=k["CUSTOMERIO_SITE_ID"], track_api_key=k["CUSTOMERIO_TRACK_API_KEY"],
+                                       app_api_key=k["CUSTOMERIO_APP_API_KEY"], port=0,
                                        rate_limits={"track": RateLimit(0), "app": RateLimit(0)}),
-        "cordial": CordialConfig(api_key=demo["CORDIAL_API_KEY"], port=0, rate_limits={"api": RateLimit(0, 60, per_route=True)}),
-        "talon_one": TalonOneConfig(integration_key=demo["TALON_ONE_INTEGRATION_KEY"],
-                                    management_key=demo["TALON_ONE_MANAGEMENT_KEY"], port=0,
+        "cordial": CordialConfig(api_key=k["CORDIAL_API_KEY"], port=0, rate_limits={"api": RateLimit(0, 60, per_route=True)}),
+        "talon_one": TalonOneConfig(integration_key=k["TALON_ONE_INTEGRATION_KEY"],
+                                    management_key=k["TALON_ONE_MANAGEMENT_KEY"], port=0,
                                     rate_limits={"integration": RateLimit(0), "management": RateLimit(0, per_route=True)}),
     }
     return {name: EmulatorServer(create_app(config)).start() for name, config in configs.items()}

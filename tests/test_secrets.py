@@ -44,7 +44,7 @@ import httpx
 import pytest
 
 from conftest import DBT_DIR
-from test_bad_input import artifact, customer, insert, shared
+from test_bad_input import artifact, customer, insert, shared, start_emulators
 
 pytestmark = pytest.mark.slow
 
@@ -142,21 +142,6 @@ def webhook():
         server.server_close()
 
 
-def start_emulators():
-    from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-
-    configs = {
-        "customerio": CustomerIOConfig(site_id=SITE_ID, track_api_key=KEYS["CUSTOMERIO_TRACK_API_KEY"],
-                                       app_api_key=KEYS["CUSTOMERIO_APP_API_KEY"], port=0,
-                                       rate_limits={"track": RateLimit(0), "app": RateLimit(0)}),
-        "cordial": CordialConfig(api_key=KEYS["CORDIAL_API_KEY"], port=0, rate_limits={"api": RateLimit(0, 60, per_route=True)}),
-        "talon_one": TalonOneConfig(integration_key=KEYS["TALON_ONE_INTEGRATION_KEY"],
-                                    management_key=KEYS["TALON_ONE_MANAGEMENT_KEY"], port=0,
-                                    rate_limits={"integration": RateLimit(0), "management": RateLimit(0, per_route=True)}),
-    }
-    return {name: EmulatorServer(create_app(config)).start() for name, config in configs.items()}
-
-
 def table_dump(path: Path) -> str:
     """Every row of every table in every schema, whole rows cast to text (every column, any type)."""
     parts = []
@@ -190,7 +175,7 @@ def run_pipeline(directory: Path, factory=None) -> None:
     texts: dict[str, str] = {}
     facts: dict = {}
     targets_before = set((DBT_DIR / "target").glob("relay_dbt_models-*"))
-    servers = start_emulators()
+    servers = start_emulators({**KEYS, "CUSTOMERIO_SITE_ID": SITE_ID})
     with pytest.MonkeyPatch.context() as env, webhook() as (webhook_url, alerts_posted):
         env.setenv("RELAY_DATA_DIR", str(data))
         env.setenv("RELAY_WAREHOUSE", str(warehouse))
