@@ -70,6 +70,8 @@ def cmd_build(args) -> int:
     extra = ["--select", args.select] if args.select else []
     if args.as_of:
         extra += ["--vars", json.dumps({"as_of": args.as_of})]
+    if args.full_refresh:
+        extra.append("--full-refresh")
     return pipeline.run_dbt("build", *extra, check=False).returncode
 
 
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build", help="dbt build (models, tests, snapshots)")
     p.add_argument("--select", help="dbt selection, e.g. tag:frequent")
     p.add_argument("--as-of", help="evaluate segments as of this UTC timestamp (default: the newest landed activity)")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="recompute every model from all the data (default: only what changed since the last complete build)")
     p.set_defaults(func=cmd_build)
 
     for name, func, text in (("plan", cmd_plan, "compute and record what each sync would send, without sending"),

@@ -2,18 +2,24 @@
     else the newest landed activity (order placed, checkout started, event received), so the same
     data always yields the same segments and a rebuild on unchanged data changes nothing.
     An event's device clock can run ahead, so an event counts at the earlier of its device time and
-    the time Segment received it. -#}
+    the time Segment received it. A scoped run (macros/scope.sql) reads only the activity that landed
+    since the previous run: the clock moves forward from the previous run's, never back. -#}
+
+{%- set previous = relay_previous_run() %}
 
 with orders as (
     select created_at from {{ ref('stg_shopify__orders') }}
+    where {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'changed') }}
 ),
 
 checkouts as (
     select created_at from {{ ref('stg_shopify__abandoned_checkouts') }}
+    where {{ in_scope("'shopify_checkout:' || cast(checkout_id as varchar)", 'changed') }}
 ),
 
 events as (
     select occurred_at, received_at from {{ ref('stg_segment__tracks') }}
+    where {{ in_scope("'segment_track:' || event_id", 'changed') }}
 ),
 
 activity as (
@@ -24,6 +30,10 @@ activity as (
     select
         max(case when received_at < occurred_at then received_at else occurred_at end) as activity_at
     from events
+    {%- if previous and previous.as_of %}
+    union all
+    select cast('{{ previous.as_of }}' as {{ dbt.type_timestamp() }}) as activity_at
+    {%- endif %}
 ),
 
 newest as (

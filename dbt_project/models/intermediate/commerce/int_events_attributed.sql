@@ -1,9 +1,22 @@
+-- depends_on: {{ ref('int_scope_identifiers') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['event_id', 'self']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Segment track events with the person they belong to: by user_id (a Shopify customer id, or another
     known id), else by anonymous_id once an identify call tied that device to a person. Events of
-    devices never identified have no customer_key. -#}
+    devices never identified have no customer_key.
+    Scoped runs (macros/scope.sql) attribute the new events and re-key the stored ones whose user or
+    device is in an identity component in scope. -#}
 
 with tracks as (
     select * from {{ ref('stg_segment__tracks') }}
+    where {{ in_scope("'segment_track:' || event_id", 'changed') }}
 ),
 
 resolved as (
@@ -21,6 +34,28 @@ keyed as (
         end as user_identifier,
         'anonymous_id:' || tracks.anonymous_id as anonymous_identifier
     from tracks
+    {%- if relay_scoped() %}
+
+    union all
+
+    select
+        event_id,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        cast(null as {{ dbt.type_string() }}) as user_id,
+        event_name,
+        occurred_at,
+        received_at,
+        cast(null as {{ dbt.type_string() }}) as page_url,
+        order_id,
+        checkout_token,
+        coupon,
+        cast(null as {{ dbt.type_numeric() }}) as revenue,
+        user_identifier,
+        anonymous_identifier
+    from {{ this }}
+    where ({{ in_scope('user_identifier', 'identifier') }} or {{ in_scope('anonymous_identifier', 'identifier') }})
+        and event_id not in (select event_id from tracks)
+    {%- endif %}
 ),
 
 final as (
@@ -32,7 +67,9 @@ final as (
         keyed.received_at,
         keyed.checkout_token,
         keyed.order_id,
-        keyed.coupon
+        keyed.coupon,
+        keyed.user_identifier,
+        keyed.anonymous_identifier
     from keyed
     left join resolved as by_user
         on keyed.user_identifier = by_user.identifier

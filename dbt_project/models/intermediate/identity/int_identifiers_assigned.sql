@@ -3,7 +3,8 @@
         materialized='incremental',
         unique_key='identifier',
         incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        on_schema_change='fail',
+        full_refresh=false
     )
 }}
 
@@ -22,10 +23,12 @@
         later disappears, the retired anchor's component gets its old key back.
       * If every record of an anchor is deleted, its key moves to the earliest remaining identifier
         that carried it, so deleting one record does not re-key a person.
-    Incremental runs write only new rows and rows whose key changed. -#}
+    Incremental runs write only new rows and rows whose key changed; scoped runs (macros/scope.sql) look
+    only at the components in scope. Protected from --full-refresh: the memory cannot be recomputed. -#}
 
 with clustered as (
     select * from {{ ref('int_identifiers_clustered') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 as_of as (
@@ -42,6 +45,7 @@ previous as (
         first_assigned_at,
         key_changed_at
     from {{ this }}
+    where {{ in_scope('identifier', 'identifier') }}
     {%- else %}
     select
         cast(null as {{ dbt.type_string() }}) as identifier,

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['identifier', 'identifier']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Connected components of the identity graph, in SQL: label propagation with pointer jumping,
     unrolled var identity_max_iterations times (each round is one join over the edges and one
     self-join of the labels). Every linkable identifier starts labelled with its own number; each round
@@ -5,17 +14,20 @@
     which roughly halves the remaining distance. Star-shaped records keep the graph's diameter small,
     so a handful of rounds suffice; the singular test assert_identity_converged fails if they did not
     (some link still joins two different labels).
-    component_id is this run's label only: the stable person key is assigned in int_identifiers_assigned. -#}
+    component_id is the component's smallest identifier, a name only: the stable person key is assigned
+    in int_identifiers_assigned. Scoped runs cluster the components in scope (macros/scope.sql). -#}
 
 {%- set iterations = var('identity_max_iterations', 6) | int -%}
 
 with guarded as (
     select * from {{ ref('int_identifiers_guarded') }}
     where is_linkable
+        and {{ in_scope('identifier', 'identifier') }}
 ),
 
 links as (
     select * from {{ ref('int_identity_links_filtered') }}
+    where {{ in_scope('from_identifier', 'identifier') }}
 ),
 
 nodes as (
@@ -97,7 +109,9 @@ final as (
         nodes.first_seen_at,
         nodes.identifier_rank,
         nodes.can_anchor_key,
-        labels.label as component_id
+        -- Named by its smallest identifier: unique across runs, so a scoped run's components never
+        -- collide with the ones it leaves alone.
+        min(nodes.identifier) over (partition by labels.label) as component_id
     from nodes
     inner join labels_{{ iterations }} as labels
         on nodes.node_id = labels.node_id

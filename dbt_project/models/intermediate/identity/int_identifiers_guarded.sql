@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['identifier', 'identifier']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- One row per distinct identifier, with the guard that decides whether it may link records.
     Only soft identifiers (email, phone, anonymous id) are guarded; account and contact ids always link.
     An identifier is NOT a link when it is
@@ -19,6 +28,7 @@
 
 with observed as (
     select * from {{ ref('int_identifiers_observed') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 identifiers as (

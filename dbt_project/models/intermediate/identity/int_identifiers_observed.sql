@@ -1,29 +1,44 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[["record_type || ':' || record_id", 'changed']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Every identifier every source record carries, one row per (record, identifier): the raw material
     of the identity graph. An identifier is "<type>:<value>" with a normalised value:
       shopify_customer:<id>   email:<trimmed lower-case>   phone:<E.164>
       anonymous_id:<segment anonymous id>   salesforce_contact:<id>   segment_user:<non-numeric user id>
     Segment user ids are Shopify customer ids as text, so numeric ones become shopify_customer nodes.
-    Test orders are staff activity, not a person's, and link nothing. -#}
+    Test orders are staff activity, not a person's, and link nothing.
+    Scoped runs (macros/scope.sql) re-read only the records the loaders changed. -#}
 
 with customers as (
     select * from {{ ref('stg_shopify__customers') }}
+    where {{ in_scope("'shopify_customer:' || cast(customer_id as varchar)", 'changed') }}
 ),
 
 orders as (
     select * from {{ ref('stg_shopify__orders') }}
     where not is_test_order
+        and {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'changed') }}
 ),
 
 checkouts as (
     select * from {{ ref('stg_shopify__abandoned_checkouts') }}
+    where {{ in_scope("'shopify_checkout:' || cast(checkout_id as varchar)", 'changed') }}
 ),
 
 identifies as (
     select * from {{ ref('stg_segment__identifies') }}
+    where {{ in_scope("'segment_identify:' || identify_id", 'changed') }}
 ),
 
 contacts as (
     select * from {{ ref('stg_salesforce__contacts') }}
+    where {{ in_scope("'salesforce_contact:' || contact_id", 'changed') }}
 ),
 
 -- One row per record with up to five identifiers and the Shopify account (if any) it belongs to.

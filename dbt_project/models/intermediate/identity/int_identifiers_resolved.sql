@@ -1,9 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['identifier', 'identifier']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Every identifier in this run's identity graph with the stable customer_key of its person (the
     assignment memory also holds identifiers that have since left the graph; they are dropped here).
     Identifiers of components made only of anonymous ids have no key and are left out. -#}
 
 with clustered as (
     select * from {{ ref('int_identifiers_clustered') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 assigned as (

@@ -1,9 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['from_identifier', 'identifier'], ['to_identifier', 'identifier']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- The edges of the identity graph: two identifiers are linked when one source record carries both
     and both pass the guard (int_identifiers_guarded). Each record links its identifiers to its
     smallest one (a star), which connects them all with n-1 edges instead of n^2. -#}
 
 with observed as (
     select * from {{ ref('int_identifiers_observed') }}
+    where {{ in_scope("record_type || ':' || record_id", 'record') }}
 ),
 
 guarded as (
@@ -41,6 +51,8 @@ final as (
         on linkable_occurrences.record_type = record_hubs.record_type
         and linkable_occurrences.record_id = record_hubs.record_id
     where linkable_occurrences.identifier != record_hubs.hub_identifier
+        -- Scoped: links between identifiers out of scope are unchanged (and already stored).
+        and ({{ in_scope('record_hubs.hub_identifier', 'identifier') }} or {{ in_scope('linkable_occurrences.identifier', 'identifier') }})
 )
 
 select * from final

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[["record_type || ':' || record_id", 'record']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Which person each source record belongs to: the customer_key of any of its linkable identifiers
     (they are all in one component, because the record itself links them). Records whose every
     identifier is guarded (e.g. a guest order with only a placeholder email) belong to nobody and are
@@ -5,6 +14,7 @@
 
 with observed as (
     select * from {{ ref('int_identifiers_observed') }}
+    where {{ in_scope("record_type || ':' || record_id", 'record') }}
 ),
 
 resolved as (

@@ -1,9 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['identifier', 'identifier']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Lookup from any identifier (Shopify customer id, email, phone, anonymous id, Salesforce contact) to
     the person it belongs to, including identifiers the guard refused as links (with the reason) so
     "why is this email not on that customer?" has an answer. -#}
 
 with guarded as (
     select * from {{ ref('int_identifiers_guarded') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 resolved as (

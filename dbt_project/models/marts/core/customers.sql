@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['customer_key', 'key']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- One row per person: the canonical customer with the identifiers each destination addresses it by.
     Contact details are chosen from the person's linkable identifiers only (never a guarded
     placeholder or shared address), by source precedence, then recency:
@@ -5,12 +14,17 @@
       phone: the same order of sources
       name:  Shopify account (most recently updated) > Salesforce contact -#}
 
+-- depends_on: {{ ref('int_scope_keys') }}
+
 with resolved as (
+    -- Scoped: the identifiers in scope are whole people (components).
     select * from {{ ref('int_identifiers_resolved') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 observed as (
     select * from {{ ref('int_identifiers_observed') }}
+    where {{ in_scope('identifier', 'identifier') }}
 ),
 
 shopify_accounts as (

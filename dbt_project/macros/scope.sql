@@ -1,0 +1,147 @@
+{#-
+  Scoped runs: the frequent path recomputes only the people whose data changed.
+
+  A run is scoped when it is not --full-refresh and the previous run recorded in relay.dbt_scope_runs
+  completed (every scoped model rebuilt successfully). Then the models under models/intermediate/scope
+  work out what changed since that run's loader high-water mark (int_scope_records), which identity
+  components that touches (int_scope_identifiers) and which people (int_scope_keys: theirs, ring
+  neighbours, and everyone a time boundary passed between the two clocks). Every model materialized
+  with incremental_strategy='relay_scoped' reads only that scope and replaces exactly the scope's rows
+  (get_incremental_relay_scoped_sql). The result equals a full rebuild (tests/test_scoped_runs.py).
+
+  A run that is not scoped recomputes everything: with --full-refresh (the daily job) by rebuilding each
+  table, otherwise by replacing every row. A run that fails or is cut off leaves its row incomplete, so
+  the run after it is not scoped: a partial scoped run can never be built upon.
+-#}
+
+{% macro relay_scope_log() -%}
+    relay.dbt_scope_runs
+{%- endmacro %}
+
+
+{#- The previous run's row (loaded_through, as_of), or none when this run cannot be scoped. Cached per model. -#}
+{% macro relay_previous_run() -%}
+    {%- if not execute or flags.FULL_REFRESH or model.resource_type == 'unit_test' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set log_relation = adapter.get_relation(database=target.database, schema='relay', identifier='dbt_scope_runs') -%}
+    {%- if log_relation is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select loaded_through, as_of, completed_at is not null from " ~ relay_scope_log() ~
+        " where invocation_id != '" ~ invocation_id ~ "' order by started_at desc limit 1").rows -%}
+    {%- if rows | length == 0 or not rows[0][2] or rows[0][0] is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({'loaded_through': rows[0][0], 'as_of': rows[0][1]}) }}
+{%- endmacro %}
+
+
+{% macro relay_scoped() -%}
+    {{ return(relay_previous_run() is not none) }}
+{%- endmacro %}
+
+
+{#- A model's relation from the graph, without ref(): for reading a table's previous contents before this
+    run rebuilds it (ref would make it upstream of the scope models), and in hooks. -#}
+{% macro scope_relation(name) -%}
+    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ name] -%}
+    {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+{%- endmacro %}
+
+
+{#- Scope sets: kind -> (model, column). changed: records the loader wrote since the previous run;
+    record: every record carrying an identifier in scope; identifier: the identity components in scope;
+    key: the people in scope. -#}
+{% macro scope_sets() -%}
+    {{ return({
+        'changed': ('int_scope_changed_records', 'record'),
+        'record': ('int_scope_records', 'record'),
+        'identifier': ('int_scope_identifiers', 'identifier'),
+        'key': ('int_scope_keys', 'customer_key'),
+    }) }}
+{%- endmacro %}
+
+
+{#- A filter: `true` in an unscoped run, else "<expression> is in the scope set <kind>". The ref() also
+    orders the model after the scope set. -#}
+{% macro in_scope(expression, kind='key') -%}
+    {%- if model.resource_type == 'unit_test' -%}{{ return('true') }}{%- endif -%}  {#- fixtures stand for whole tables -#}
+    {%- set scope_model, column = scope_sets()[kind] -%}
+    {%- set relation = ref(scope_model) -%}
+    {%- if relay_scoped() -%}
+        {{ expression }} in (select {{ column }} from {{ relation }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- incremental_strategy='relay_scoped': delete the target rows in scope, then insert what the model
+    selected. Config scope_delete lists (column expression, kind) pairs, any of which puts a row in scope
+    (default: customer_key in the people in scope); kind 'self' means "the model selected this value".
+    Unscoped (not a full refresh, but the previous run did not complete): replace every row. -#}
+{% macro get_incremental_relay_scoped_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
+    {%- if relay_scoped() -%}
+        {%- set conditions = [] -%}
+        {%- for expression, kind in config.get('scope_delete', [['customer_key', 'key']]) -%}
+            {%- if kind == 'self' -%}
+                {%- do conditions.append(expression ~ ' in (select ' ~ expression ~ ' from ' ~ arg_dict['temp_relation'] ~ ')') -%}
+            {%- else -%}
+                {%- set model, column = scope_sets()[kind] -%}
+                {%- do conditions.append(expression ~ ' in (select ' ~ column ~ ' from ' ~ scope_relation(model) ~ ')') -%}
+            {%- endif -%}
+        {%- endfor %}
+        delete from {{ target }} where {{ conditions | join(' or ') }};
+    {%- else %}
+        delete from {{ target }};
+    {%- endif %}
+    insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+
+{#- Ids of the rows of a raw table the loader wrote after `since`, as (record_type, record_id). -#}
+{% macro scope_changed_ids(since, source_name, table, id_expression, record_type, column='_fivetran_synced') %}
+    select
+        '{{ record_type }}' as record_type,
+        {{ id_expression }} as record_id
+    from ({{ relay_source(source_name, table) }})
+    where {{ clean_timestamp(column) }} > {{ since }}
+{%- endmacro %}
+
+
+{#- on-run-start: open this run's row. on-run-end: close it when every scoped model was rebuilt, with the
+    loader high-water mark and the clock the scope was computed from. -#}
+{% macro relay_scope_run_start() -%}
+    create schema if not exists relay;
+    create table if not exists {{ relay_scope_log() }} (
+        invocation_id varchar primary key, started_at timestamp, full_refresh boolean,
+        loaded_through timestamp, as_of timestamp, completed_at timestamp
+    );
+    insert into {{ relay_scope_log() }} (invocation_id, started_at, full_refresh)
+    values ('{{ invocation_id }}', now()::timestamp, {{ 'true' if flags.FULL_REFRESH else 'false' }});
+{%- endmacro %}
+
+
+{% macro relay_scope_run_end(results) -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set succeeded = [] -%}
+    {%- for result in results if result.status in ('success', 'pass', 'warn') -%}
+        {%- do succeeded.append(result.node.unique_id) -%}
+    {%- endfor -%}
+    {%- set failed = results | selectattr('status', 'in', ['error', 'fail', 'skipped', 'runtime error']) | list -%}
+    {%- set missing = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.config.incremental_strategy == 'relay_scoped' and node.unique_id not in succeeded -%}
+        {%- do missing.append(node.unique_id) -%}
+    {%- endfor -%}
+    {%- if failed | length == 0 and missing | length == 0 -%}
+        update {{ relay_scope_log() }}
+        set loaded_through = (select loaded_through from {{ scope_relation('int_scope_watermark') }}),
+            as_of = (select as_of from {{ scope_relation('int_as_of') }}),
+            completed_at = now()::timestamp
+        where invocation_id = '{{ invocation_id }}'
+    {%- endif -%}
+{%- endmacro %}
