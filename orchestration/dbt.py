@@ -47,11 +47,18 @@ class RelayTranslator(DagsterDbtTranslator):
 translator = RelayTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+FREQUENT_JOB = "frequent_path"
+
+
 @dbt_assets(manifest=relay_dbt_project().manifest_path, dagster_dbt_translator=translator, project=relay_dbt_project())
 def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # `build` runs tests right after each model: a failing test stops everything downstream of it,
     # including the sync assets, so a broken model never reaches a destination.
-    yield from dbt.cli(["build"], context=context).stream()
+    # The frequent path is a scoped run (dbt_project/macros/scope.sql): it recomputes only what changed
+    # since the last complete build. Every other run (the daily job, a materialization from the UI)
+    # rebuilds from scratch, so any drift lasts at most a day.
+    args = ["build"] if context.run.job_name == FREQUENT_JOB else ["build", "--full-refresh"]
+    yield from dbt.cli(args, context=context).stream()
 
 
 @functools.cache

@@ -4,20 +4,24 @@ must reach the destinations within minutes) and a daily one for everything."""
 import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
-from orchestration.dbt import raw_freshness, relay_dbt_models
+from orchestration.dbt import FREQUENT_JOB, raw_freshness, relay_dbt_models
 from orchestration.syncs import SYNC_SPECS, sync_asset_key
 
 PUBLISHED_KEY = dg.AssetKey(["stakeholders", "published_warehouse"])
 
+# The frequent path runs the models on the time-critical path and only the tests that gate a sync:
+# those on sync models and the singular tests tagged `gate` (no recent purchaser in winback or cart, no
+# suppressed or held-out person in a promotional audience, identity converged). The daily job runs all.
 frequent_selection = (
-    build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent")
+    build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent", dbt_exclude="resource_type:test")
+    | build_dbt_asset_selection([relay_dbt_models], dbt_select="tag:gate path:models/syncs,resource_type:test,tag:frequent")
     | dg.AssetSelection.assets(*[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"])
     | dg.AssetSelection.assets(PUBLISHED_KEY)
     | dg.AssetSelection.checks(raw_freshness)
 )
 
 frequent_job = dg.define_asset_job(
-    "frequent_path", selection=frequent_selection,
+    FREQUENT_JOB, selection=frequent_selection,
     description="Models on the time-critical path and the syncs that carry them (cart windows, winback revocation).",
 )
 daily_job = dg.define_asset_job("daily_full", selection=dg.AssetSelection.all() | dg.AssetSelection.checks(raw_freshness),

@@ -1,3 +1,4 @@
+{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
 -- Label propagation ran enough rounds (var identity_max_iterations): every link of the identity graph
 -- joins two identifiers with the same component label. Fails listing the links that still cross
 -- components; raise the var if it does.

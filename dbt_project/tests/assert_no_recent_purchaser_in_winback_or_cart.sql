@@ -1,3 +1,4 @@
+{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
 -- Nobody who placed a valid order within var suppress_recent_purchase_days of the as-of time is
 -- winback-eligible or in a cart window (checked from the orders, independently of the suppression flags).
 with as_of as (

@@ -1,3 +1,4 @@
+{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
 -- What the destinations are told agrees: no suppressed or held-out person is a member of a promotional
 -- audience in any membership sync (they still appear as people, with their flags).
 with promotional as (

@@ -1,3 +1,4 @@
+{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
 -- A key retired by a merge never names a current customer, and every current key was minted from an
 -- identifier (its anchor) that belongs to the same person.
 select

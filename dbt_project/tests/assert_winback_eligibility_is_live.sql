@@ -1,3 +1,4 @@
+{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
 -- Winback eligibility is consistent with the clock: an eligible person's offer has not ended and their
 -- last order is older than the window.
 with as_of as (
