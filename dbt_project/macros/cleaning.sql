@@ -126,3 +126,13 @@
 {% macro not_deleted(flag='_fivetran_deleted') -%}
     not coalesce({{ flag }}, false)
 {%- endmacro %}
+
+
+{#- The fingerprint of an order's shipping address: lower-cased street + postcode + country (discount rings). -#}
+{% macro shipping_address_key(orders) -%}
+    case
+        when {{ orders }}.shipping_address_1 is not null and {{ orders }}.shipping_zip is not null
+            then lower({{ orders }}.shipping_address_1) || '|' || upper(replace({{ orders }}.shipping_zip, ' ', ''))
+                || '|' || coalesce({{ orders }}.shipping_country_code, '')
+    end
+{%- endmacro %}

@@ -145,3 +145,24 @@
         where invocation_id = '{{ invocation_id }}'
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- A filter on a staging key for the records of one type the loaders changed: `true` when not scoped.
+    The ids are inlined as literals: DuckDB pushes a literal list through staging's deduplicating window
+    down to the raw scan, which a subquery would not (a full window over a large raw table). -#}
+{% macro in_changed(column, record_type, data_type='varchar') -%}
+    {%- if model.resource_type == 'unit_test' -%}{{ return('true') }}{%- endif -%}
+    {%- set relation = ref('int_scope_changed_records') -%}
+    {%- if not relay_scoped() -%}
+        true
+    {%- else -%}
+        {%- set ids = run_query("select distinct record_id from " ~ relation ~ " where record_type = '" ~ record_type ~ "'").columns[0].values() -%}
+        {%- if ids | length == 0 -%}
+            false
+        {%- elif data_type == 'bigint' -%}
+            {{ column }} in ({{ ids | map('int') | join(', ') }})
+        {%- else -%}
+            {{ column }} in ({% for id in ids %}'{{ id | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

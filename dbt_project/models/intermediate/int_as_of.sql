@@ -9,17 +9,17 @@
 
 with orders as (
     select created_at from {{ ref('stg_shopify__orders') }}
-    where {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'changed') }}
+    where {{ in_changed('order_id', 'shopify_order', 'bigint') }}
 ),
 
 checkouts as (
     select created_at from {{ ref('stg_shopify__abandoned_checkouts') }}
-    where {{ in_scope("'shopify_checkout:' || cast(checkout_id as varchar)", 'changed') }}
+    where {{ in_changed('checkout_id', 'shopify_checkout', 'bigint') }}
 ),
 
 events as (
     select occurred_at, received_at from {{ ref('stg_segment__tracks') }}
-    where {{ in_scope("'segment_track:' || event_id", 'changed') }}
+    where {{ in_changed('event_id', 'segment_track') }}
 ),
 
 activity as (

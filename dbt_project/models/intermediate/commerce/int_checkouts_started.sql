@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['customer_key', 'key'], ['checkout_token', 'self']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Every checkout a person started, from Shopify's abandoned_checkout table and from Segment
     "Checkout Started" events, one row per checkout token (the event and the Shopify row of one
     checkout share it). A checkout is converted when an order carries its token, when Shopify marked
@@ -30,7 +39,8 @@ started as (
         shopify_checkouts.completed_at,
         shopify_checkouts.recovery_url,
         shopify_checkouts.total_price,
-        'shopify' as started_source
+        'shopify' as started_source,
+        'shopify_checkout:' || cast(shopify_checkouts.checkout_id as {{ dbt.type_string() }}) as record
     from shopify_checkouts
     left join checkout_records
         on cast(shopify_checkouts.checkout_id as {{ dbt.type_string() }}) = checkout_records.record_id
@@ -44,9 +54,26 @@ started as (
         cast(null as {{ dbt.type_timestamp() }}) as completed_at,
         cast(null as {{ dbt.type_string() }}) as recovery_url,
         cast(null as {{ dbt.type_numeric() }}) as total_price,
-        'segment' as started_source
+        'segment' as started_source,
+        'segment_track:' || event_id as record
     from events
     where event_name = 'Checkout Started'
+),
+
+-- Scoped: the checkouts of the people in scope, those of a record or event re-read this run, and
+-- those an order re-resolved this run carries (every one of them has a person in scope, or none).
+scope_tokens as (
+    select checkout_token
+    from started
+    where {{ in_scope('customer_key') }}
+        or {{ in_scope('record', 'record') }}
+        or {{ in_scope('record', 'changed') }}
+
+    union
+
+    select checkout_token
+    from orders
+    where {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'record') }}
 ),
 
 checkouts as (
@@ -62,6 +89,7 @@ checkouts as (
         max(recovery_url) as recovery_url,
         max(total_price) as total_price
     from started
+    where checkout_token in (select checkout_token from scope_tokens)
     group by checkout_token
 ),
 

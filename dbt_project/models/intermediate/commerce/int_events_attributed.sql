@@ -16,7 +16,7 @@
 
 with tracks as (
     select * from {{ ref('stg_segment__tracks') }}
-    where {{ in_scope("'segment_track:' || event_id", 'changed') }}
+    where {{ in_changed('event_id', 'segment_track') }}
 ),
 
 resolved as (

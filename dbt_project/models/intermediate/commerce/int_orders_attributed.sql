@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- One row per order (test orders included but flagged) with its person, discount codes and refunds.
     is_valid excludes test orders and cancelled or voided orders: only valid orders count in
     lifecycle metrics, LTV and segments. Any non-test order still ends a cart (the buyer checked out). -#}
@@ -56,11 +65,7 @@ joined as (
         coalesce(order_refunds.refunded_amount, 0) as refunded_amount,
         order_refunds.first_refunded_at,
         -- Lower-cased street + postcode + country: the fingerprint of a shipping address.
-        case
-            when orders.shipping_address_1 is not null and orders.shipping_zip is not null
-                then lower(orders.shipping_address_1) || '|' || upper(replace(orders.shipping_zip, ' ', ''))
-                    || '|' || coalesce(orders.shipping_country_code, '')
-        end as shipping_address_key
+        {{ shipping_address_key('orders') }} as shipping_address_key
     from orders
     left join records
         on cast(orders.order_id as {{ dbt.type_string() }}) = records.record_id
@@ -90,6 +95,10 @@ final as (
             )
         end as valid_order_number
     from flagged
+    -- Scoped: all orders of the people in scope (order numbers count per person) and every order
+    -- record re-resolved this run (it may now belong to nobody).
+    where {{ in_scope('customer_key') }}
+        or {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'record') }}
 )
 
 select * from final

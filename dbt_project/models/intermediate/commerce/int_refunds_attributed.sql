@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- One row per refund of a known order, with its amount and the person it belongs to.
     Amount = refunded line subtotals + tax; a refund without refunded lines (shipping, goodwill)
     falls back to its successful refund transactions. Refunds of orders that never landed are dropped
@@ -60,6 +69,8 @@ final as (
         on refunds.refund_id = line_amounts.refund_id
     left join transaction_amounts
         on refunds.refund_id = transaction_amounts.refund_id
+    where {{ in_scope('records.customer_key') }}
+        or {{ in_scope("'shopify_order:' || cast(refunds.order_id as varchar)", 'record') }}
 )
 
 select * from final

@@ -17,28 +17,28 @@
 
 with customers as (
     select * from {{ ref('stg_shopify__customers') }}
-    where {{ in_scope("'shopify_customer:' || cast(customer_id as varchar)", 'changed') }}
+    where {{ in_changed('customer_id', 'shopify_customer', 'bigint') }}
 ),
 
 orders as (
     select * from {{ ref('stg_shopify__orders') }}
     where not is_test_order
-        and {{ in_scope("'shopify_order:' || cast(order_id as varchar)", 'changed') }}
+        and {{ in_changed('order_id', 'shopify_order', 'bigint') }}
 ),
 
 checkouts as (
     select * from {{ ref('stg_shopify__abandoned_checkouts') }}
-    where {{ in_scope("'shopify_checkout:' || cast(checkout_id as varchar)", 'changed') }}
+    where {{ in_changed('checkout_id', 'shopify_checkout', 'bigint') }}
 ),
 
 identifies as (
     select * from {{ ref('stg_segment__identifies') }}
-    where {{ in_scope("'segment_identify:' || identify_id", 'changed') }}
+    where {{ in_changed('identify_id', 'segment_identify') }}
 ),
 
 contacts as (
     select * from {{ ref('stg_salesforce__contacts') }}
-    where {{ in_scope("'salesforce_contact:' || contact_id", 'changed') }}
+    where {{ in_changed('contact_id', 'salesforce_contact') }}
 ),
 
 -- One row per record with up to five identifiers and the Shopify account (if any) it belongs to.

@@ -1,10 +1,18 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Accounts that look like one buyer farming first-order codes: customers who each took a discount
     code on their first order and share a shipping address or a payment card with at least
     var abuse_ring_min_accounts - 1 other such customers. Address fingerprint = lower-cased street +
     postcode + country; card fingerprint = BIN + last four digits. These are deliberately NOT identity
     links (different accounts stay different people); they only feed the discount_abusers segment. -#}
 
-with orders as (
+with all_orders as (
     select * from {{ ref('int_orders_attributed') }}
     where is_valid
         and customer_key is not null
@@ -16,9 +24,36 @@ transactions as (
 
 first_code_takers as (
     select distinct customer_key
-    from orders
+    from all_orders
     where valid_order_number = 1
         and has_discount_code
+),
+
+-- Scoped: the orders of the people in scope, and every order sharing an address or card with them
+-- (a ring's size counts accounts out of scope too).
+scope_orders as (
+    select order_id, shipping_address_key
+    from all_orders
+    where {{ in_scope('customer_key') }}
+),
+
+scope_cards as (
+    select distinct card_bin || '-' || card_last4 as card
+    from transactions
+    where order_id in (select order_id from scope_orders)
+),
+
+orders as (
+    select *
+    from all_orders
+    {%- if relay_scoped() %}
+    where order_id in (select order_id from scope_orders)
+        or shipping_address_key in (select shipping_address_key from scope_orders)
+        or order_id in (
+            select order_id from transactions
+            where card_bin || '-' || card_last4 in (select card from scope_cards)
+        )
+    {%- endif %}
 ),
 
 fingerprints as (
@@ -69,6 +104,7 @@ final as (
     inner join rings
         on fingerprints.fingerprint_kind = rings.fingerprint_kind
         and fingerprints.fingerprint = rings.fingerprint
+    where {{ in_scope('fingerprints.customer_key') }}
     group by fingerprints.customer_key
 )
 

@@ -1,5 +1,23 @@
-{#- The people a scoped run recomputes: every key the identifiers in scope had before this run (a key
-    that merged away must lose its rows) or have now. Empty when not scoped. -#}
+{#- The people a scoped run recomputes. Everyone whose segment rows could differ from the previous run's:
+      identity   every key the identifiers in scope had before this run or have now (a key that merged
+                 away must lose its rows); this covers every changed order, refund, checkout and account;
+      events     people with a new event, or an event whose time the clock just passed;
+      clock      people a time boundary of a segment passed between the previous clock and this one:
+                 order + new/at-risk/lapsed/churned/suppression/winback window/offer end/promo window/
+                 recent-redeemer days, refunds and checkouts (grace, short and long window, conversion);
+                 everyone when the calendar month changed (VIP cut-offs re-base) or VIP tiers are by
+                 percentile (cut-offs depend on every buyer);
+      rings      accounts sharing a shipping address or card with any of the above (ring sizes change).
+    Empty when not scoped. Reads the previous run's commerce tables directly: for people out of scope
+    they are still current. -#}
+
+-- depends_on: {{ ref('int_scope_watermark') }}
+-- depends_on: {{ ref('int_scope_changed_records') }}
+-- depends_on: {{ ref('int_as_of') }}
+-- depends_on: {{ ref('stg_shopify__orders') }}
+-- depends_on: {{ ref('stg_shopify__transactions') }}
+
+{%- set scoped = relay_scoped() %}
 
 with scope as (
     select * from {{ ref('int_scope_identifiers') }}
@@ -9,7 +27,29 @@ resolved as (
     select * from {{ ref('int_identifiers_resolved') }}
 ),
 
-keys as (
+events as (
+    select * from {{ ref('int_events_attributed') }}
+),
+
+{%- if scoped %}
+
+changed as (
+    select * from {{ ref('int_scope_changed_records') }}
+),
+
+clock as (
+    select
+        watermark.previous_as_of as since,
+        as_of.as_of as until
+    from {{ ref('int_scope_watermark') }} as watermark
+    cross join {{ ref('int_as_of') }} as as_of
+),
+
+previous_orders as (
+    select * from {{ scope_relation('int_orders_attributed') }}
+),
+
+identity_keys as (
     select previous_customer_key as customer_key
     from scope
     where previous_customer_key is not null
@@ -19,6 +59,146 @@ keys as (
     select customer_key
     from resolved
     where identifier in (select identifier from scope)
+),
+
+event_keys as (
+    select events.customer_key
+    from events
+    cross join clock
+    where events.customer_key is not null
+        and (
+            'segment_track:' || events.event_id in (select record from changed)
+            or (events.occurred_at > clock.since and events.occurred_at <= clock.until)
+        )
+),
+
+{%- set day_offsets = [
+    var('lifecycle_new_days', 30), var('lifecycle_at_risk_after_days', 60), var('lifecycle_lapsed_after_days', 120),
+    var('lifecycle_churned_after_days', 365), var('suppress_recent_purchase_days', 7), var('promo_window_days', 30),
+    var('winback_window_days', 60), var('winback_window_days', 60) + var('winback_offer_days', 120),
+    var('winback_recent_redeemer_days', 90)] | unique | list %}
+{%- set minute_offsets = [0, var('cart_grace_minutes', 30), 60 * var('cart_short_window_hours', 4),
+    60 * var('cart_long_window_hours', 24)] | unique | list %}
+
+clock_keys as (
+    select previous_orders.customer_key
+    from previous_orders
+    cross join clock
+    where previous_orders.customer_key is not null
+        and (
+            {%- for days in day_offsets %}
+            ({{ dbt.dateadd('day', days, 'previous_orders.created_at') }} > clock.since
+                and {{ dbt.dateadd('day', days, 'previous_orders.created_at') }} <= clock.until)
+            {{ 'or' if not loop.last }}
+            {%- endfor %}
+        )
+
+    union
+
+    select refunds.customer_key
+    from {{ scope_relation('int_refunds_attributed') }} as refunds
+    cross join clock
+    where refunds.customer_key is not null
+        and refunds.refunded_at > clock.since
+        and refunds.refunded_at <= clock.until
+
+    union
+
+    select checkouts.customer_key
+    from {{ scope_relation('int_checkouts_started') }} as checkouts
+    cross join clock
+    where checkouts.customer_key is not null
+        and (
+            (checkouts.converted_at > clock.since and checkouts.converted_at <= clock.until)
+            {%- for minutes in minute_offsets %}
+            or ({{ dbt.dateadd('minute', minutes, 'checkouts.started_at') }} > clock.since
+                and {{ dbt.dateadd('minute', minutes, 'checkouts.started_at') }} <= clock.until)
+            {%- endfor %}
+        )
+
+    union
+
+    select customers.customer_key
+    from {{ scope_relation('customers') }} as customers
+    cross join clock
+    where {{ 'true' if var('vip_tier_method', 'absolute') == 'percentile' else 'false' }}
+        or {{ dbt.date_trunc('month', 'clock.since') }} != {{ dbt.date_trunc('month', 'clock.until') }}
+),
+
+base_keys as (
+    select customer_key from identity_keys
+    union
+    select customer_key from event_keys
+    union
+    select customer_key from clock_keys
+),
+
+-- Addresses and cards of the people above, as of the previous run and of the orders changed since.
+changed_orders as (
+    select *
+    from {{ ref('stg_shopify__orders') }}
+    where {{ in_changed('order_id', 'shopify_order', 'bigint') }}
+),
+
+scope_order_ids as (
+    select order_id from previous_orders where customer_key in (select customer_key from base_keys)
+    union
+    select order_id from changed_orders
+),
+
+transactions as (
+    select
+        order_id,
+        card_bin || '-' || card_last4 as card
+    from {{ ref('stg_shopify__transactions') }}
+    where card_bin is not null
+        and card_last4 is not null
+),
+
+fingerprints as (
+    select shipping_address_key as fingerprint
+    from previous_orders
+    where order_id in (select order_id from scope_order_ids)
+        and shipping_address_key is not null
+
+    union
+
+    select {{ shipping_address_key('changed_orders') }} as fingerprint
+    from changed_orders
+
+    union
+
+    select card as fingerprint
+    from transactions
+    where order_id in (select order_id from scope_order_ids)
+),
+
+ring_keys as (
+    select customer_key
+    from previous_orders
+    where customer_key is not null
+        and (
+            shipping_address_key in (select fingerprint from fingerprints)
+            or order_id in (select order_id from transactions where card in (select fingerprint from fingerprints))
+        )
+),
+
+keys as (
+    select customer_key from base_keys
+    union
+    select customer_key from ring_keys
 )
 
-select customer_key from keys
+select customer_key
+from keys
+where customer_key is not null
+
+{%- else %}
+
+empty as (
+    select cast(null as {{ dbt.type_string() }}) as customer_key
+    where 1 = 0
+)
+
+select * from empty
+{%- endif %}

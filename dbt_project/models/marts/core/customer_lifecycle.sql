@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- One row per person: commerce lifecycle attributes (named like Fivetran's shopify__customers where
     the meaning is the same), engagement and consent, evaluated at the as-of time (int_as_of).
     Only valid orders count: test orders and cancelled/voided orders are excluded everywhere here.
@@ -5,6 +13,7 @@
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (
@@ -16,7 +25,8 @@ orders as (
         orders.*
     from {{ ref('int_orders_attributed') }} as orders
     cross join as_of
-    where orders.is_valid
+    where {{ in_scope('orders.customer_key') }}
+        and orders.is_valid
         and orders.customer_key is not null
         and orders.created_at <= as_of.as_of
 ),
@@ -27,10 +37,12 @@ discount_codes as (
 
 events as (
     select * from {{ ref('int_events_attributed') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 consents as (
     select * from {{ ref('int_consents_resolved') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 order_facts as (

@@ -14,17 +14,16 @@
       phone: the same order of sources
       name:  Shopify account (most recently updated) > Salesforce contact -#}
 
--- depends_on: {{ ref('int_scope_keys') }}
-
 with resolved as (
-    -- Scoped: the identifiers in scope are whole people (components).
     select * from {{ ref('int_identifiers_resolved') }}
-    where {{ in_scope('identifier', 'identifier') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 observed as (
     select * from {{ ref('int_identifiers_observed') }}
-    where {{ in_scope('identifier', 'identifier') }}
+    {%- if relay_scoped() %}
+    where identifier in (select identifier from resolved)
+    {%- endif %}
 ),
 
 shopify_accounts as (

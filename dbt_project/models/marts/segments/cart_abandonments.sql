@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Cart abandonment, one row per person who started a checkout: their latest checkout and where it
     stands at the as-of time.
     Entry: a checkout started (Shopify abandoned_checkout or a Segment "Checkout Started" event) with
@@ -13,14 +21,17 @@
 with checkouts as (
     select * from {{ ref('int_checkouts_started') }}
     where customer_key is not null
+        and {{ in_scope('customer_key') }}
 ),
 
 suppressions as (
     select * from {{ ref('suppressions') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 holdout as (
     select * from {{ ref('holdout_group') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (

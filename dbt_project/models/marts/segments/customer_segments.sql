@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Every segment decision for every person in one wide row (grain: customer_key), plus the single
     normalised incentive_tier that Talon.One maps to rewards:
       none  no orders yet (no discount on a first purchase), or suppressed, held out, or a discount abuser;
@@ -12,34 +20,42 @@
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 vip as (
     select * from {{ ref('vip_tiers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 winback as (
     select * from {{ ref('winback_eligibility') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 carts as (
     select * from {{ ref('cart_abandonments') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 abusers as (
     select * from {{ ref('discount_abusers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 suppressions as (
     select * from {{ ref('suppressions') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 holdout as (
     select * from {{ ref('holdout_group') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 joined as (

@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Guardrail segment, one row per person. A person is a discount abuser (entry) when any of:
       heavy_redemption  more than var abuse_max_redemptions_30d code redemptions in the last
                         var promo_window_days days;
@@ -12,10 +20,12 @@
 
 with lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 rings as (
     select * from {{ ref('int_discount_rings_detected') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 flagged as (

@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- The deterministic holdout (control) group, one row per person: bucket = MD5(var holdout_salt ||
     customer_key) mod 10000, and the person is held out when bucket < var holdout_share * 10000.
     The same key always lands in the same bucket, on every run and engine; changing the salt redraws
@@ -6,6 +14,7 @@
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 bucketed as (

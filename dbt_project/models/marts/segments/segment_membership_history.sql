@@ -15,6 +15,7 @@
 
 with memberships as (
     select * from {{ ref('segment_memberships') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (
@@ -25,6 +26,7 @@ open_spells as (
     {%- if is_incremental() %}
     select * from {{ this }}
     where exited_at is null
+        and {{ in_scope('customer_key') }}
     {%- else %}
     select
         cast(null as {{ dbt.type_string() }}) as membership_spell_id,

@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Suppression flags, one row per person. Suppressed people stay synced as people (with these flags)
     but are kept out of every promotional audience (winback, cart windows, incentive tiers).
       recent_purchaser  last valid order within var suppress_recent_purchase_days days; exits at
@@ -8,10 +16,12 @@
 
 with lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 abusers as (
     select * from {{ ref('discount_abusers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (

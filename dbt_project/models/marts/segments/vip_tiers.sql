@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- VIP tier per person (gold / silver / bronze / none) from net lifetime value (valid orders minus
     refunds, shop currency).
     Cut-offs: var vip_tier_method = 'absolute' uses var vip_tier_cutoffs; 'percentile' puts the top
@@ -17,6 +25,7 @@
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (
@@ -27,6 +36,8 @@ orders as (
     select * from {{ ref('int_orders_attributed') }}
     where is_valid
         and customer_key is not null
+        -- Scoped: percentile cut-offs need every buyer, so then the scope is everyone (int_scope_keys).
+        and {{ in_scope('customer_key') }}
 ),
 
 refunds as (

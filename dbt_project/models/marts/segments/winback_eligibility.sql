@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 {#- Winback eligibility, one row per person; what Talon.One enforces at checkout and Customer.io targets.
     Entry: at least one valid order and the last one is older than var winback_window_days.
     Eligible from last order + window until winback_eligible_until = last order + window +
@@ -11,18 +19,22 @@
 
 with lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 suppressions as (
     select * from {{ ref('suppressions') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 abusers as (
     select * from {{ ref('discount_abusers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 holdout as (
     select * from {{ ref('holdout_group') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 as_of as (

@@ -1,13 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 {#- Cordial list membership: one row per (person, list), addressed by the contact's email. Presence = member. People without a
     usable email cannot be addressed in Cordial and are absent. -#}
 
 with memberships as (
     select * from {{ ref('segment_memberships') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 customers as (
     select * from {{ ref('customers') }}
     where cordial_email is not null
+        and {{ in_scope('customer_key') }}
 ),
 
 final as (

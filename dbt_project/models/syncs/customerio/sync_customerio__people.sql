@@ -1,16 +1,27 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 {#- Customer.io people: one row per person, addressed by id = customer_key. Only absolute facts
     (timestamps as Unix seconds, counts, states): an unchanged person yields an unchanged row. -#}
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 segments as (
     select * from {{ ref('customer_segments') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 final as (

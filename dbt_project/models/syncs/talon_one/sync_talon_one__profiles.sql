@@ -1,16 +1,27 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 {#- Talon.One customer profiles, addressed by integrationId (prefix || customer_key, never changes):
     only the attributes Talon.One rules evaluate at redemption time. Times as RFC 3339 UTC strings. -#}
 
 with customers as (
     select * from {{ ref('customers') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 segments as (
     select * from {{ ref('customer_segments') }}
+    where {{ in_scope('customer_key') }}
 ),
 
 final as (
