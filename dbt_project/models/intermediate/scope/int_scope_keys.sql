@@ -5,8 +5,8 @@
       clock      people a time boundary of a segment passed between the previous clock and this one:
                  order + new/at-risk/lapsed/churned/suppression/winback window/offer end/promo window/
                  recent-redeemer days, refunds and checkouts (grace, short and long window, conversion);
-                 everyone when the calendar month changed (VIP cut-offs re-base) or VIP tiers are by
-                 percentile (cut-offs depend on every buyer);
+                 everyone when VIP tiers are by percentile (the cut-offs depend on every buyer and
+                 re-base monthly);
       rings      accounts sharing a shipping address or card with any of the above (ring sizes change).
     Empty when not scoped. Reads the previous run's commerce tables directly: for people out of scope
     they are still current. -#}
@@ -120,9 +120,7 @@ clock_keys as (
 
     select customers.customer_key
     from {{ scope_relation('customers') }} as customers
-    cross join clock
     where {{ 'true' if var('vip_tier_method', 'absolute') == 'percentile' else 'false' }}
-        or {{ dbt.date_trunc('month', 'clock.since') }} != {{ dbt.date_trunc('month', 'clock.until') }}
 ),
 
 base_keys as (
