@@ -11,9 +11,16 @@ State lives in the warehouse (schema `relay`), so it is queryable and survives a
 A crash between a destination's acknowledgement and the state write only means the next run resends
 those rows (every write the engine makes is idempotent at the destination); state never claims more
 than was delivered.
+
+Throughput: adds that no other step of the run addresses (most of a first sync) have their request
+entries built in the warehouse (Destination.bulk) and are acknowledged by row number; Python handles
+their values only when an answer blames some. During delivery, reading chunks and writing state run on
+a thread of their own, so the warehouse works while requests are in flight.
 """
 
 import asyncio
+import concurrent.futures
+import itertools
 import json
 import logging
 import os
@@ -26,7 +33,9 @@ from typing import Callable
 import duckdb
 
 from sinks.declarations import SyncSpec
-from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError, SplitBatch
+from sinks.destinations.base import (
+    Batch, Bulk, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError, SplitBatch,
+)
 from sinks.http import REDACT, RetriesExhausted, excerpt
 
 log = logging.getLogger("relay.sync")
@@ -107,6 +116,14 @@ CHUNK_ROWS = 5000
 FLUSH_EVERY_S = 2.0
 FLUSH_EVERY_ROWS = 20000
 SAMPLES_PER_KIND = 3
+# The acknowledged steps ($rns, within $lo..$hi) of one kind, as state rows.
+STATE_INSERT = """
+    insert into relay.sync_state by name
+    select $sync as sync_name, c.record_key, c.identifier, c.row_hash, c.payload,
+           $now as first_synced_at, $now as last_synced_at, $run as last_run_id
+    from _changes c semi join (select unnest($rns) as rn) acked using (rn)
+    where c.rn between $lo and $hi and not c.leaving and c.kind = '{kind}'
+"""
 
 
 class SyncRefused(Exception):
@@ -179,7 +196,8 @@ def _key_sql(spec: SyncSpec, alias: str = "m") -> str:
 
 def _payload_sql(spec: SyncSpec, alias: str = "m") -> str:
     fields = ", ".join(f"{_quote(c)} := {alias}.{_quote(c)}" for c in spec.columns)
-    return f"cast(to_json(struct_pack({fields})) as varchar)"
+    # Typed JSON, so the state takes it as it is (a cast from varchar would parse every payload again).
+    return f"to_json(struct_pack({fields}))"
 
 
 class SyncRun:
@@ -220,10 +238,16 @@ class SyncRun:
             mode="apply" if apply else "plan",
             full_resync=full_resync,
         )
-        self._acks: list[tuple[Change, list[str]]] = []
+        # Acknowledged steps (_changes.rn) not yet in the state: adds and changes, removes, and the fields
+        # each change sent (only row numbers: the rest is in _changes).
+        self._upserts: list[int] = []
+        self._removes: list[int] = []
+        self._fields: list[tuple[int, list[str]]] = []
         self._rejections: list[tuple[Change, int | None, str]] = []
         self._last_flush = time.monotonic()
         self._done_rows = 0
+        self._db: concurrent.futures.ThreadPoolExecutor | None = None  # the warehouse thread, during delivery
+        self._flushing: asyncio.Future | None = None  # the state write in progress there
 
     # ---------------------------------------------------------------- orchestration
     def execute(self) -> RunResult:
@@ -304,7 +328,7 @@ class SyncRun:
                     m.identifier,
                     s.identifier as prev_identifier,
                     m.payload,
-                    cast(s.payload as varchar) as prev_payload,
+                    s.payload as prev_payload,
                     m.row_hash
                 from hashed m
                 full outer join state s on m.record_key = s.record_key
@@ -318,8 +342,12 @@ class SyncRun:
                 select *, prev_identifier, true from diff
                 where kind = 'change' and identifier is distinct from prev_identifier and prev_identifier is not null
             )
-            select row_number() over (order by addressed, leaving desc, record_key) as rn, * exclude (addressed)
+            select row_number() over w as rn, * exclude (addressed),
+                   -- no other step addresses this identifier: nothing orders this row against another
+                   addressed is distinct from lag(addressed) over w and addressed is distinct from lead(addressed) over w
+                       as alone
             from steps
+            window w as (order by addressed, leaving desc, record_key)
             order by rn  -- stored in rn order, so a flush's range of rns reads only a few row groups
             """,
             {"sync": spec.name},
@@ -332,7 +360,7 @@ class SyncRun:
         samples = {}
         for kind in ("add", "change", "remove"):
             rows = con.execute(
-                "select * exclude (rn) from _changes where kind = ? and (kind = 'remove' or identifier is not null) "
+                "select * exclude (rn, alone) from _changes where kind = ? and (kind = 'remove' or identifier is not null) "
                 "and not leaving order by rn limit ?",
                 [kind, SAMPLES_PER_KIND],
             ).fetchall()
@@ -386,30 +414,83 @@ class SyncRun:
         fields = [c for c in attrs if new.get(c) != old.get(c)]
         return [Change(key, kind, identifier, new, old, row_hash, payload, fields, rn=rn)]
 
-    def _chunks(self):
+    def _chunks(self, bulk: Bulk | None):
         """Changes in identifier order, never splitting one identifier's rows across chunks (so a
-        destination that forbids parallel writes to one profile can keep them in one request)."""
-        start, carry = 1, []
-        while True:
-            rows = self.con.execute(
-                "select rn, record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving "
-                "from _changes where rn >= ? and rn < ? order by rn",
-                [start, start + CHUNK_ROWS],
-            ).fetchall()
-            start += CHUNK_ROWS
+        destination that forbids parallel writes to one profile can keep them in one request); with each
+        chunk, its bulk rows (see _bulk_rows), which are not among its changes."""
+        last = self.con.execute("select coalesce(max(rn), 0) from _changes").fetchone()[0]
+        carry = []
+        for start in range(1, last + 1, CHUNK_ROWS):
+            end = min(start + CHUNK_ROWS, last + 1)
+            bulk_rows = self._bulk_rows(bulk, start, end) if bulk else ([], [], [])
+            rows = []
+            if len(bulk_rows[0]) < end - start:  # else every step of the chunk is a bulk row
+                rows = self.con.execute(
+                    "select rn, record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, "
+                    "leaving from _changes anti join (select unnest($bulk) as rn) using (rn) "
+                    "where rn >= $start and rn < $end order by rn",
+                    {"bulk": [c.rn for c in bulk_rows[0]], "start": start, "end": end},
+                ).fetchall()
             changes = carry + [c for row in rows for c in self._change(row[1:], row[0])]
-            if len(rows) < CHUNK_ROWS:  # the last chunk: nothing follows to hold an identifier back for
-                if changes:
-                    yield changes
+            if end > last:  # the last chunk: nothing follows to hold an identifier back for
+                if changes or bulk_rows[0]:
+                    yield changes, bulk_rows
                 return
-            last = changes[-1].identifier
             cut = len(changes)
-            while cut > 0 and changes[cut - 1].identifier == last:
+            while cut > 0 and changes[cut - 1].identifier == changes[-1].identifier:
                 cut -= 1
-            if cut == 0:  # one identifier fills the chunk: nothing to hold back
+            if cut == 0 and not bulk_rows[0]:  # one identifier fills the chunk: nothing to hold back
                 cut = len(changes)
             carry = changes[cut:]
-            yield changes[:cut]
+            yield changes[:cut], bulk_rows
+
+    def _bulk_rows(self, bulk: Bulk, start: int, end: int) -> tuple[list[Change], list[str], list[int]]:
+        """The chunk's bulk rows: adds alone at their identifier whose entry the destination can build, as
+        changes without values (key, identifier, rn), their entries and the entries' bytes."""
+        rows = self.con.execute(
+            f"""
+            select rn, record_key, identifier, e, strlen(e)
+            from (select rn, record_key, identifier, {bulk.entry} as e from _changes c
+                  where rn >= $start and rn < $end and kind = 'add' and alone)
+            order by rn
+            """,
+            {"start": start, "end": end},
+        ).fetchall()
+        limit = bulk.max_entry_bytes or float("inf")
+        items, entries, sizes = [], [], []
+        for rn, key, identifier, e, n in rows:
+            if e is not None and n <= limit:
+                items.append(Change(key, "add", identifier, rn=rn))
+                entries.append(e)
+                sizes.append(n)
+        return (items, entries, sizes) if len(items) >= bulk.min_items else ([], [], [])
+
+    def _bulk_batches(self, bulk: Bulk, items: list[Change], entries: list[str], sizes: list[int]):
+        first, size = 0, 0
+        for i, n in enumerate(sizes):
+            if i > first and (i - first == bulk.max_items or bulk.max_bytes and size + n + 1 > bulk.max_bytes):
+                yield self._bulk_batch(items[first:i], entries[first:i])
+                first, size = i, 0
+            size += n + 1
+        if sizes:
+            yield self._bulk_batch(items[first:], entries[first:])
+
+    def _bulk_batch(self, items: list[Change], entries: list[str]) -> Batch:
+        batch = self.destination.bulk_batch(self.spec, entries)
+        batch.items, batch.bulk = items, True
+        return batch
+
+    def _items(self, batch: Batch) -> list[Change]:
+        """A batch's changes, a bulk batch's read in full from _changes (in entry order) the first time."""
+        if batch.bulk:
+            rns = [c.rn for c in batch.items]
+            rows = self.con.execute(
+                "select rn, record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving "
+                "from _changes semi join (select unnest($rns) as rn) using (rn) where rn between $lo and $hi order by rn",
+                {"rns": rns, "lo": rns[0], "hi": rns[-1]},
+            ).fetchall()
+            batch.items, batch.bulk = [c for row in rows for c in self._change(row[1:], row[0])], False
+        return batch.items
 
     def _audiences(self) -> list[str]:
         if self.spec.object != "membership":
@@ -437,33 +518,54 @@ class SyncRun:
                 except Exception as exc:  # an answer the adapter cannot read: say so, send nothing
                     raise SetupError(f"{spec.destination} answered setup in a way Relay does not understand "
                                      f"({type(exc).__name__}: {REDACT(exc)[:200]}); nothing was sent") from exc
-            sem = asyncio.Semaphore(self.concurrency)
-            tasks: set[asyncio.Task] = set()
-            failures = 0
-            for chunk in self._chunks():
-                for change in [c for c in chunk if self._nothing_to_send(c)]:
-                    self._ack(change)
-                chunk = [c for c in chunk if not self._nothing_to_send(c)]
-                for batch in self.destination.batches(spec, chunk):
-                    await sem.acquire()
-                    task = asyncio.create_task(self._send(client, batch))
-                    task.add_done_callback(lambda _t: sem.release())
-                    tasks.add(task)
-                    done = {t for t in tasks if t.done()}
-                    tasks -= done
-                    failures += sum(self._settle(t) for t in done)
-                    self._flush_if_due()
-                    if failures >= 3:
-                        break
+            # While requests are in flight, the warehouse work (reading the next chunk, writing state) runs on a
+            # thread of its own, one statement at a time on this run's connection.
+            self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-warehouse")
+            try:
+                await self._send_all(client)
+            finally:
+                self._db.shutdown()  # waits: once the loop is done, nothing else may use the connection
+            if self._flushing is not None:
+                await self._flushing  # a state write that failed fails the run
+            stats = client.stats
+            self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+
+    async def _send_all(self, client) -> None:
+        bulk = self.destination.bulk(self.spec)
+        chunks = self._chunks(bulk)
+        sem = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task] = set()
+        failures = 0
+        upcoming = self._in_db(next, chunks, None)
+        while (chunk := await upcoming) is not None:
+            upcoming = self._in_db(next, chunks, None)  # read ahead while this chunk is sent
+            changes, bulk_rows = chunk
+            for change in [c for c in changes if self._nothing_to_send(c)]:
+                self._ack(change)
+            batches = self.destination.batches(self.spec, [c for c in changes if not self._nothing_to_send(c)])
+            if bulk_rows[0]:
+                batches = itertools.chain(self._bulk_batches(bulk, *bulk_rows), batches)
+            for batch in batches:
+                await sem.acquire()
+                task = asyncio.create_task(self._send(client, batch))
+                task.add_done_callback(lambda _t: sem.release())
+                tasks.add(task)
+                done = {t for t in tasks if t.done()}
+                tasks -= done
+                failures += sum(self._settle(t) for t in done)
+                self._flush_if_due()
                 if failures >= 3:
                     self.result.message = "stopped early: the destination kept failing after retries"
                     break
-            if tasks:
-                await asyncio.wait(tasks)
-                for t in tasks:
-                    self._settle(t)
-            stats = client.stats
-            self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+            if failures >= 3:
+                break
+        if tasks:
+            await asyncio.wait(tasks)
+            for t in tasks:
+                self._settle(t)
+
+    def _in_db(self, fn, *args) -> asyncio.Future:
+        return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     def _settle(self, task: asyncio.Task) -> int:
         exc = task.exception()
@@ -479,7 +581,10 @@ class SyncRun:
 
     async def _send(self, client, batch: Batch) -> None:
         if batch.job is not None:
-            for change, error in await batch.job(client):
+            outcomes = await batch.job(client, lambda: self._in_db(self._items, batch))
+            if outcomes is None:
+                self._ack_batch(batch)
+            for change, error in outcomes or []:
                 if error is None:
                     self._ack(change)
                 else:
@@ -494,6 +599,12 @@ class SyncRun:
                 f"{self.spec.destination} refused the credentials (HTTP {response.status_code}) for {batch.request.label}; "
                 f"check {self.destination.credential_hint}"
             )
+        if batch.bulk:
+            if self.destination.acknowledged(self.spec, response):
+                self._ack_batch(batch)
+                self._failpoint()
+                return
+            await self._in_db(self._items, batch)  # some entries failed: with their values, as a split resends them
         try:
             outcomes = self.destination.interpret(self.spec, batch, response)
         except SplitBatch as split:
@@ -525,8 +636,12 @@ class SyncRun:
                 self._ack(change)
             else:
                 self._record([change], response.status_code, error)
+        if any(e is None for _, e in outcomes):
+            self._failpoint()
+
+    def _failpoint(self) -> None:
         # Crash testing: RELAY_FAILPOINT=after_ack:N exits right after the Nth acked batch, before its state write.
-        if os.environ.get("RELAY_FAILPOINT", "").startswith("after_ack:") and any(e is None for _, e in outcomes):
+        if os.environ.get("RELAY_FAILPOINT", "").startswith("after_ack:"):
             self._acked_batches = getattr(self, "_acked_batches", 0) + 1
             if self._acked_batches == int(os.environ["RELAY_FAILPOINT"].partition(":")[2]):
                 os._exit(137)
@@ -539,11 +654,25 @@ class SyncRun:
                 self._tick(1)
 
     def _ack(self, change: Change) -> None:
-        self._acks.append((change, change.fields))
-        if change.internal:
+        if change.internal:  # a step of another row, which is recorded with that row
             return
+        if change.kind == "remove":
+            self._removes.append(change.rn)
+        else:
+            self._upserts.append(change.rn)
+        if change.kind == "change":
+            self._fields.append((change.rn, change.fields))
         setattr(self.result, f"acked_{change.kind}", getattr(self.result, f"acked_{change.kind}") + 1)
         self._tick(1)
+
+    def _ack_batch(self, batch: Batch) -> None:
+        if not batch.bulk:
+            for change in batch.items:
+                self._ack(change)
+            return
+        self._upserts += [c.rn for c in batch.items]  # bulk rows are adds
+        self.result.acked_add += len(batch.items)
+        self._tick(len(batch.items))
 
     def _tick(self, n: int) -> None:
         self._done_rows += n
@@ -552,50 +681,54 @@ class SyncRun:
 
     # ---------------------------------------------------------------- ledger writes
     def _flush_if_due(self) -> None:
-        if len(self._acks) >= FLUSH_EVERY_ROWS or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
-            self._flush()
+        """During delivery: start a state write on the warehouse thread, one at a time."""
+        if self._flushing is not None and not self._flushing.done():
+            return
+        if len(self._upserts) + len(self._removes) >= FLUSH_EVERY_ROWS or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            if self._flushing is not None:
+                self._flushing.result()  # a state write that failed fails the run
+            self._flushing = self._in_db(self._write, self._take())
 
     def _flush(self) -> None:
-        """Write acknowledged rows to state and rejections to the ledger, in one transaction."""
-        acks, rejections = self._acks, self._rejections
-        self._acks, self._rejections = [], []
+        self._write(self._take())
+
+    def _take(self) -> tuple:
+        taken = self._upserts, self._removes, self._fields, self._rejections
+        self._upserts, self._removes, self._fields, self._rejections = [], [], [], []
         self._last_flush = time.monotonic()
-        if not acks and not rejections:
+        return taken
+
+    def _write(self, taken: tuple) -> None:
+        """Write acknowledged rows to state and rejections to the ledger, in one transaction."""
+        upserts, removes, fields, rejections = taken
+        if not upserts and not removes and not rejections:
             return
         now, run_id, name = _now(), self.result.run_id, self.spec.name
-        upserts = [c for c, _ in acks if c.kind in ("add", "change")]
-        removes = [c for c, _ in acks if c.kind == "remove" and not c.internal]
         con = self.con
         con.execute("begin")
         try:
+            # Only row numbers cross from Python: identifier, hash and payload are already in _changes, and the
+            # range lets DuckDB skip the row groups outside it (a flush stays O(rows flushed)).
             if upserts:
-                # Only row numbers cross from Python: identifier, hash and payload are already in _changes,
-                # and the range lets DuckDB skip the row groups outside it (a flush stays O(rows flushed)).
-                rns = [c.rn for c in upserts]
-                con.execute(
-                    """
-                    insert into relay.sync_state by name
-                    select $sync as sync_name, c.record_key, c.identifier, c.row_hash, cast(c.payload as json) as payload,
-                           $now as first_synced_at, $now as last_synced_at, $run as last_run_id
-                    from _changes c semi join (select unnest($rns) as rn) acked using (rn)
-                    where c.rn between $lo and $hi and not c.leaving
-                    on conflict (sync_name, record_key) do update set
-                        identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
-                        last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
-                    """,
-                    {"sync": name, "now": now, "run": run_id, "rns": rns, "lo": min(rns), "hi": max(rns)},
-                )
+                acked = {"sync": name, "now": now, "run": run_id, "rns": upserts, "lo": min(upserts), "hi": max(upserts)}
+                # An add's key was not in the state when the run planned, and only this run writes its sync's
+                # state: a plain insert, much cheaper than an upsert's conflict checks.
+                con.execute(STATE_INSERT.format(kind="add"), acked)
+                if fields:  # changes were acknowledged
+                    con.execute(STATE_INSERT.format(kind="change") + """
+                        on conflict (sync_name, record_key) do update set
+                            identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
+                            last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
+                        """, acked)
             if removes:
                 con.execute(
-                    "delete from relay.sync_state where sync_name = $sync and record_key in (select unnest($keys))",
-                    {"sync": name, "keys": [c.key for c in removes]},
+                    "delete from relay.sync_state where sync_name = $sync and record_key in "
+                    "(select record_key from _changes where rn in (select unnest($rns)) and not leaving)",
+                    {"sync": name, "rns": removes},
                 )
-            delivered = [(c, f) for c, f in acks if not c.internal]
-            if delivered:
-                # As for state, the rows come from _changes; only the fields of changes cross from Python
-                # (null fields: an add, which sends every attribute that is set, or a remove, the whole record).
-                rns = [c.rn for c, _ in delivered]
-                changed = [(c.rn, f) for c, f in delivered if c.kind == "change"]
+            if upserts or removes:
+                # Null fields: an add, which sends every attribute that is set, or a remove, the whole record.
+                rns = upserts + removes
                 con.execute(
                     """
                     insert into relay.sync_deliveries
@@ -606,7 +739,7 @@ class SyncRun:
                     where c.rn between $lo and $hi and not c.leaving
                     """,
                     {"run": run_id, "sync": name, "now": now, "rns": rns, "lo": min(rns), "hi": max(rns),
-                     "crns": [r for r, _ in changed], "cfields": [f for _, f in changed]},
+                     "crns": [r for r, _ in fields], "cfields": [f for _, f in fields]},
                 )
             if rejections:
                 con.execute(

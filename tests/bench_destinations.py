@@ -1,17 +1,20 @@
 """Throughput of a first sync per destination, against its emulator in a separate process.
 
     .venv/bin/python tests/bench_destinations.py [--rows 100000] [--naive-rows 10000] [--concurrency 8]
-                                                 [--latency-ms 0]
+                                                 [--latency-ms 0] [--ceiling]
 
 For each of Customer.io, Cordial and Talon.One: a `--rows` attribute sync through the engine (rows/s and
 requests), then the baseline, a minimal httpx loop sending one identify/upsert per row, over `--naive-rows`
 other rows (its rows/s holds for any count; a full 100k loop only takes longer). The emulators run with
 rate limits off and the client's rate budgets set out of reach, so the figures are the engine's own.
 `--latency-ms` adds a delay to every emulator answer, as a network and a vendor's servers would.
+`--ceiling` also measures the emulator's own ceiling right after each engine run (tests/bench.py's pre-built
+bulk requests, as `make bench` does) and prints engine / ceiling, the ratio the benchmark targets.
 Not collected by pytest (the file name does not start with test_).
 """
 
 import argparse
+import asyncio
 import base64
 import os
 import socket
@@ -128,6 +131,7 @@ def main() -> int:
     parser.add_argument("--naive-rows", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--ceiling", action="store_true", help="also measure the emulator's ceiling (engine / ceiling)")
     args = parser.parse_args()
     process, urls = start_emulators(args.latency_ms)
     os.environ.update({
@@ -138,7 +142,8 @@ def main() -> int:
         "CUSTOMERIO_RATE_LIMIT": "1e9", "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9",
         "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9",
     })
-    print(f"{'destination':<12} {'engine rows/s':>14} {'requests':>9} {'seconds':>8}   {'naive rows/s':>13} {'requests':>9}")
+    print(f"{'destination':<12} {'engine rows/s':>14} {'requests':>9} {'seconds':>8}   {'naive rows/s':>13} {'requests':>9}"
+          + (f"   {'ceiling rows/s':>14} {'ratio':>6}" if args.ceiling else ""))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for destination, url in urls.items():
@@ -147,9 +152,16 @@ def main() -> int:
                 result = SyncRun(spec(destination), destinations.build(destination), warehouse).execute()
                 if (result.status, result.acked) != ("succeeded", args.rows):
                     raise SystemExit(f"{destination}: {result.status}, {result.acked} acked: {result.message}")
+                ceiling = ""
+                if args.ceiling:
+                    from bench import hammer, prebuilt  # tests/bench.py, which imports this module
+
+                    rate = asyncio.run(hammer(destination, url, prebuilt(destination, args.rows, 5_000_000, Path(tmp)),
+                                              args.concurrency))
+                    ceiling = f"   {rate:>14,.0f} {result.rows_per_s / rate:>6.2f}"
                 naive_rate = naive(destination, url, warehouse, args.naive_rows)
                 print(f"{destination:<12} {result.rows_per_s:>14,.0f} {result.requests:>9,} {result.duration_s:>8.1f}"
-                      f"   {naive_rate:>13,.0f} {args.naive_rows:>9,}", flush=True)
+                      f"   {naive_rate:>13,.0f} {args.naive_rows:>9,}{ceiling}", flush=True)
     finally:
         process.terminate()
         process.wait()

@@ -358,6 +358,22 @@ def test_setup_is_idempotent_even_after_a_registry_wipe(h, warehouse):
     assert h.held_members()[cart] == {h.id_of(person(1)), h.id_of(person(3))}
 
 
+def test_adds_built_in_the_warehouse_arrive_as_the_row_by_row_path_sends_them(h, warehouse, monkeypatch):
+    """A first sync's adds go as entries made in SQL (Destination.bulk), not through Python per row: awkward
+    text and unset attributes must arrive exactly as the row-by-row path sends them."""
+    monkeypatch.setenv("CORDIAL_IMPORT_MIN_ROWS", "1")  # Cordial's bulk path is its import
+    tiers = ['a "quoted", tier', "two\nlines", "ünïcødé ✓ 🚀", None, "back\\slash", "'single'"]
+    rows = [{**person(i), "vip_tier": tiers[i % len(tiers)], "orders_count": None if i % 4 == 0 else i * 1000}
+            for i in range(60)]
+    h.write_people(warehouse, rows)
+    first = h.sync(h.people, warehouse)
+    assert (first.status, first.acked_add, first.rejected) == ("succeeded", 60, 0)
+    assert h.held() == h.expected(rows)
+    assert h.stats()["by_route"].get("POST /v2/contacts", 0) == 0  # Cordial: one import, no contact writes
+    assert query(warehouse, "select count(*), count(distinct record_key) from relay.sync_deliveries") == [(60, 60)]
+    assert h.sync(h.people, warehouse).planned == 0
+
+
 def test_rejected_rows_are_recorded_and_retried_without_blocking_the_rest(h, warehouse):
     rows = people_rows(50)
     good = dict(rows[7])

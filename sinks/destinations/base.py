@@ -33,7 +33,7 @@ class SetupError(RuntimeError):
     """A list, audience, segment or attribute the sync needs is missing and cannot be created."""
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a first sync holds a (valueless) Change per row in flight
 class Change:
     key: str
     kind: str  # add | change | remove
@@ -47,17 +47,31 @@ class Change:
     rn: int | None = None  # its step in the run's plan (_changes.rn)
 
 
+Outcome = tuple[Change, str | None]  # (change, None if acknowledged else the reason it was refused)
+
+
 @dataclass
 class Batch:
     request: Request | None  # None: refused before sending (e.g. over a size limit), see `error`, or a job
     items: list[Change]
     error: str | None = None
     # A delivery that is more than one request (e.g. a bulk import and its polling): awaited with the
-    # client, it returns the items' outcomes itself.
-    job: Callable[[HttpClient], Awaitable[list["Outcome"]]] | None = None
+    # client and a function whose result, awaited, is the items (read only when needed), it returns the
+    # items' outcomes, or None when every item was acknowledged.
+    job: Callable[[HttpClient, Callable[[], Awaitable[list[Change]]]], Awaitable[list[Outcome] | None]] | None = None
+    # A bulk batch (see Destination.bulk): its items, in entry order, are adds without their values (row,
+    # fields), which the engine reads only if an answer needs them.
+    bulk: bool = False
 
 
-Outcome = tuple[Change, str | None]  # (change, None if acknowledged else the reason it was refused)
+@dataclass
+class Bulk:
+    """How a destination takes adds the engine packs without reading them (see Destination.bulk)."""
+    entry: str  # SQL over _changes (alias c): the row's entry, as text; null leaves the row to `batches`
+    max_items: int
+    max_bytes: int | None = None  # entries plus one separator each, per request
+    max_entry_bytes: int | None = None  # a larger entry goes through `batches`, which refuses it with the reason
+    min_items: int = 1  # fewer such rows in a chunk go through `batches` too
 
 
 class ObjectRegistry:
@@ -119,6 +133,20 @@ class Destination:
     def interpret(self, spec, batch: Batch, response) -> list[Outcome]:
         raise NotImplementedError
 
+    def bulk(self, spec) -> Bulk | None:
+        """The fast path of a first sync: adds whose identifier no other step of the run addresses become
+        entries in the warehouse (SQL, no JSON round trip in Python), which the engine packs into
+        `bulk_batch`es. None: everything goes through `batches`."""
+        return None
+
+    def bulk_batch(self, spec, entries: list[str]) -> Batch:
+        """The request (or job) carrying these entries; the engine sets its items."""
+        raise NotImplementedError
+
+    def acknowledged(self, spec, response) -> bool:
+        """Whether the answer to a request acknowledges every item in it (as `interpret` would)."""
+        raise NotImplementedError
+
     def describe(self, spec, change: Change) -> dict:
         """A sample of what would be sent for one change (for plans); values only from the model."""
         return {"key": change.key, "kind": change.kind, "identifier": change.identifier,
@@ -153,6 +181,27 @@ def pack(items: Iterable[Change], *, max_items: int, max_bytes: int | None = Non
         i = j
     if pack_:
         yield pack_
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_path(column: str) -> str:
+    return "$." + json.dumps(column)
+
+
+def attributes_sql(spec) -> str | None:
+    """SQL for an add's attributes, as a JSON object from the engine's payload with the unset (null) ones
+    left out, as an add sends them. None when a column could hold structs: the SQL would drop their
+    null members too."""
+    if any(column_kind(spec.columns[c]) is None for c in spec.attribute_columns):
+        return None
+    expr = "c.payload"
+    for column in spec.columns:
+        if column not in spec.attribute_columns:
+            expr = f"json_remove({expr}, {sql_string(json_path(column))})"
+    return f"json_strip_nulls({expr})"
 
 
 def dumps(obj) -> str:

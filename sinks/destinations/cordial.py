@@ -23,23 +23,28 @@
   rejected with its reason and the rest acknowledged. A job that fails rows without naming them, fails,
   or outlasts `import_timeout_s` acknowledges nothing (resent next run; upserts are idempotent). The
   file holds customer data and is deleted when the job ends. Rows are applied in random order, which is
-  safe because a file never holds one email twice. Everything else is one request per contact, with
-  concurrency within the account's per-minute rate budget.
+  safe because a file never holds one email twice. In a first sync most rows are adds alone at their
+  email: their CSV lines are made in the warehouse (see `bulk`), `MAX_IMPORT_ROWS` to a file. Everything
+  else is one request per contact, with concurrency within the account's per-minute rate budget.
 """
 
 import asyncio
 import base64
 import csv
+import io
 import json
 import os
 import time
 import logging
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote, urlsplit
 
-from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, SetupError, column_kind, ensure_attributes
+from sinks.destinations.base import (
+    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, column_kind, ensure_attributes, json_path,
+    sql_string,
+)
 from sinks.http import REDACT, HttpClient, Request
 
 SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email.subscribeStatus
@@ -47,6 +52,10 @@ SUBSCRIBE_STATUS = "subscribe_status"  # the model column sent as channels.email
 # Booleans and offset-less timestamps have no faithful Cordial type: cast them in the model, or set
 # the column's meta `cordial_type` when the values already fit one.
 TYPES = {"string": "string", "number": "number", "date": "date"}
+MAX_IMPORT_ROWS = 5000  # contacts per bulk import file
+# Column kinds whose text in the warehouse's JSON is what _import_row writes (booleans are not: true vs True).
+BULK_KINDS = ("string", "number", "date", "timestamp")
+EMAIL = "channels.email.address"
 log = logging.getLogger(__name__)
 
 
@@ -124,7 +133,7 @@ class Cordial(Destination):
             rows = {email: row for email, items in by_contact.items() if (row := _import_row(spec, items)) is not None}
             if len(rows) >= self.import_min_rows:
                 items = [c for email in rows for c in by_contact.pop(email)]
-                yield Batch(None, items, job=lambda client, r=rows, i=items: self._import(spec, client, r, i))
+                yield Batch(None, items, job=lambda client, load, r=rows: self._import(spec, client, lambda: _csv(r), load))
         yield from self._requests(spec, by_contact)
 
     def _requests(self, spec, by_contact: dict[str, list[Change]]) -> Iterator[Batch]:
@@ -151,14 +160,37 @@ class Cordial(Destination):
         reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT(response.text[:300])}"
         return [(c, reason) for c in batch.items]
 
-    async def _import(self, spec, client, rows: dict[str, dict], items: list[Change]):
-        """One contact import: write the file, start the job, wait for it, map its row errors back. Rows
-        whose outcome the job leaves unknown are sent one by one instead."""
+    def bulk(self, spec) -> Bulk | None:
+        if self.import_dir is None or spec.object != "attributes":
+            return None
+        columns = _import_columns(spec)
+        if any((column_kind(spec.columns[c]) or "").removeprefix("list ") not in BULK_KINDS for c in columns):
+            return None
+        # The line _csv writes for an add: the email, then each column's value as text (a list as JSON), empty
+        # when unset. Rows _import_row cannot express (no value set, or a subscribe status) are left out.
+        values = f"json_extract_string(c.payload, [{', '.join(sql_string(json_path(c)) for c in columns)}])"
+        cells = f"""list_transform([c.identifier] || {values}, lambda v: coalesce(
+            if(regexp_matches(v, '[",\r\n]'), '"' || replace(v, '"', '""') || '"', v), ''))"""
+        importable = f"list_bool_or(list_transform({values}, lambda v: v is not null))"
+        if SUBSCRIBE_STATUS in spec.attribute_columns:
+            importable += f" and json_extract_string(c.payload, {sql_string(json_path(SUBSCRIBE_STATUS))}) is null"
+        entry = f"case when {importable} then array_to_string({cells}, ',') end"
+        return Bulk(entry, max_items=MAX_IMPORT_ROWS, min_items=self.import_min_rows)
+
+    def bulk_batch(self, spec, entries: list[str]) -> Batch:
+        def text() -> str:  # made on the thread that writes the file
+            return _csv({}, _import_columns(spec)) + "\r\n".join(entries) + "\r\n"
+
+        return Batch(None, [], job=lambda client, load: self._import(spec, client, text, load))
+
+    async def _import(self, spec, client, text: Callable[[], str], load):
+        """One contact import: write the file, start the job, wait for it, map its row errors back (to the
+        changes `load()` gives, in file order). Rows whose outcome the job leaves unknown are sent one by one
+        instead. None: every row was applied."""
         self.import_dir.mkdir(parents=True, exist_ok=True)
         name = f"relay-{uuid.uuid4().hex}.csv"  # unguessable: the file may be served over HTTP
         path = self.import_dir / name
-        emails = list(rows)
-        await asyncio.to_thread(_write_csv, path, emails, rows)
+        await asyncio.to_thread(_write, path, text)
         try:
             started = await client.send(Request("POST", "/v2/contactimports", json={
                 "source": {"transport": "http", "url": f"{self.import_url}/{name}"}, "subscribe": False}))
@@ -171,7 +203,10 @@ class Cordial(Destination):
                 job = await self._wait(client, _json(started)["jobID"])
         finally:
             path.unlink(missing_ok=True)
-        outcomes, unknown = _import_outcomes(job, emails, items)
+        if job.get("status") == "complete" and job.get("failed") == 0 and not job.get("errors"):
+            return None
+        items = await load()
+        outcomes, unknown = _import_outcomes(job, list(dict.fromkeys(c.identifier for c in items)), items)
         if unknown:
             log.warning("Cordial import %s (%s); sending its %d unconfirmed contacts one by one",
                         job.get("status"), job.get("message") or f"{job.get('failed')} rows failed", len(unknown))
@@ -187,7 +222,7 @@ class Cordial(Destination):
         return outcomes
 
     async def _wait(self, client, job_id: str) -> dict:
-        deadline, pause = time.monotonic() + self.import_timeout_s, 0.05
+        started = time.monotonic()
         while True:
             response = await client.send(Request("GET", f"/v2/jobs/{quote(job_id)}"))
             job = _json(response)
@@ -195,10 +230,11 @@ class Cordial(Destination):
                 return job
             if response.status_code >= 300 and response.status_code != 404:
                 return {"status": "unknown", "errors": [], "message": f"HTTP {response.status_code} reading the job"}
-            if time.monotonic() > deadline:
+            elapsed = time.monotonic() - started
+            if elapsed > self.import_timeout_s:
                 return {"status": "unknown", "errors": [], "message": f"not finished after {self.import_timeout_s:.0f} s"}
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+            # A finished job is seen at most a third of its run time late (polls every 2 s at most).
+            await asyncio.sleep(min(2.0, max(0.05, elapsed / 3)))
 
 
 def _attributes(items: list[Change]) -> tuple[dict, str | None]:
@@ -227,13 +263,24 @@ def _import_row(spec, items: list[Change]) -> dict | None:
     return {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v) for k, v in body.items()}
 
 
-def _write_csv(path: Path, emails: list[str], rows: dict[str, dict]) -> None:
-    columns = sorted({k for row in rows.values() for k in row})
+def _import_columns(spec) -> list[str]:
+    return sorted(c for c in spec.attribute_columns if c != SUBSCRIBE_STATUS)
+
+
+def _csv(rows: dict[str, dict], columns: list[str] | None = None) -> str:
+    """An import file: a header, then a line per email (an empty cell leaves the value as it is)."""
+    columns = columns or sorted({k for row in rows.values() for k in row})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([EMAIL, *columns])
+    for email, row in rows.items():
+        writer.writerow([email, *(row.get(c, "") for c in columns)])
+    return out.getvalue()
+
+
+def _write(path: Path, text: Callable[[], str]) -> None:
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["channels.email.address", *columns])
-        for email in emails:
-            writer.writerow([email, *(rows[email].get(c, "") for c in columns)])
+        f.write(text())
 
 
 def _import_outcomes(job: dict, emails: list[str], items: list[Change]):

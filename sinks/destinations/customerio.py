@@ -4,10 +4,13 @@ membership through Track's add_customers/remove_customers (segments created via 
 import base64
 from typing import Iterator
 
-from sinks.destinations.base import Batch, Change, Destination, SetupError, SplitBatch, dumps, pack
+from sinks.destinations.base import (
+    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, pack, sql_string,
+)
 from sinks.http import REDACT, HttpClient, Request
 
 MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_ENTRIES = 10_000
 MAX_ENTRY_BYTES = 32 * 1024
 MAX_SEGMENT_IDS = 1000
 CLEARED = ""  # Customer.io removes a person attribute set to an empty string
@@ -67,10 +70,25 @@ class CustomerIO(Destination):
                 sized.append((change, entry))
         entries = dict((id(c), e) for c, e in sized)
         # 2 bytes of slack per entry for the separators.
-        for group in pack([c for c, _ in sized], max_items=10_000, max_bytes=MAX_BATCH_BYTES - 64,
+        for group in pack([c for c, _ in sized], max_items=MAX_BATCH_ENTRIES, max_bytes=MAX_BATCH_BYTES - 64,
                           size=lambda c: len(entries[id(c)]) + 1):
             body = b'{"batch":[' + b",".join(entries[id(c)] for c in group) + b"]}"
             yield Batch(Request("POST", "/api/v2/batch", content=body), group)
+
+    def bulk(self, spec) -> Bulk | None:
+        attributes = attributes_sql(spec) if spec.object == "attributes" else None
+        if attributes is None:
+            return None
+        # The entry _identify makes for an add.
+        head, tail = '{"type":"person","identifiers":{"id":', '},"action":"identify","attributes":'
+        entry = f"{sql_string(head)} || to_json(c.identifier) || {sql_string(tail)} || {attributes} || '}}'"
+        return Bulk(entry, max_items=MAX_BATCH_ENTRIES, max_bytes=MAX_BATCH_BYTES - 64, max_entry_bytes=MAX_ENTRY_BYTES)
+
+    def bulk_batch(self, spec, entries: list[str]) -> Batch:
+        return Batch(Request("POST", "/api/v2/batch", content=f'{{"batch":[{",".join(entries)}]}}'.encode()), [])
+
+    def acknowledged(self, spec, response) -> bool:
+        return response.status_code == 200 and not _json(response).get("errors")
 
     def _membership_batches(self, changes: list[Change]) -> Iterator[Batch]:
         by_target: dict[tuple[str, str], list[Change]] = {}
@@ -89,7 +107,7 @@ class CustomerIO(Destination):
 
     def interpret(self, spec, batch: Batch, response):
         status = response.status_code
-        if status == 200 and not _json(response).get("errors"):
+        if self.acknowledged(spec, response):
             return [(c, None) for c in batch.items]
         listed = _json(response).get("errors") or []
         errors = {e.get("batch_index"): e for e in listed if isinstance(e, dict)} if isinstance(listed, list) else {}

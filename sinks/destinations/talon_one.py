@@ -28,7 +28,8 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from sinks.destinations.base import (
-    Batch, Change, Destination, DestinationAuthError, SetupError, SplitBatch, column_kind, ensure_attributes, pack,
+    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, SplitBatch, attributes_sql, column_kind,
+    ensure_attributes, pack,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -144,9 +145,24 @@ class TalonOne(Destination):
             yield Batch(Request("PUT", "/v2/customer_profiles", params={"silent": "yes"},
                                 json={"customerProfiles": profiles}), items)
 
+    def bulk(self, spec) -> Bulk | None:
+        attributes = attributes_sql(spec) if spec.object == "attributes" else None
+        if attributes is None:
+            return None
+        # The profile batches() makes for an add: an add's attributes are all set, so none needs emptying.
+        entry = f"""'{{"integrationId":' || to_json(c.identifier) || ',"attributes":' || {attributes} || '}}'"""
+        return Bulk(entry, max_items=MAX_ITEMS)
+
+    def bulk_batch(self, spec, entries: list[str]) -> Batch:
+        body = f'{{"customerProfiles":[{",".join(entries)}]}}'.encode()
+        return Batch(Request("PUT", "/v2/customer_profiles", params={"silent": "yes"}, content=body), [])
+
+    def acknowledged(self, spec, response) -> bool:
+        return response.status_code in SUCCESS and not _body_errors(response)
+
     def interpret(self, spec, batch: Batch, response):
         status = response.status_code
-        if status in SUCCESS and not _body_errors(response):
+        if self.acknowledged(spec, response):
             return [(c, None) for c in batch.items]
         if status < 300:  # an undocumented success (another 2xx, or errors in the body): nothing is confirmed
             raise ValueError(f"HTTP {status} is not how Talon.One answers this request")
