@@ -147,16 +147,18 @@
 {%- endmacro %}
 
 
-{#- A filter on a staging key for the records of one type the loaders changed: `true` when not scoped.
-    The ids are inlined as literals: DuckDB pushes a literal list through staging's deduplicating window
-    down to the raw scan, which a subquery would not (a full window over a large raw table). -#}
-{% macro in_changed(column, record_type, data_type='varchar') -%}
+{#- A filter on a staging key: `true` when not scoped, else "<column> is one of the values `query` returns
+    now". The values are inlined as literals: DuckDB pushes a literal list through staging's deduplicating
+    window down to the raw scan, which a subquery would not (a full window over a large raw table).
+    `refs` are the models the query reads (ref'd here so dbt orders this model after them). -#}
+{% macro in_list(column, query, refs=[], data_type='varchar') -%}
     {%- if model.resource_type == 'unit_test' -%}{{ return('true') }}{%- endif -%}
-    {%- set relation = ref('int_scope_changed_records') -%}
+    {%- set relations = {} -%}
+    {%- for name in refs -%}{%- do relations.update({name: ref(name)}) -%}{%- endfor -%}
     {%- if not relay_scoped() -%}
         true
     {%- else -%}
-        {%- set ids = run_query("select distinct record_id from " ~ relation ~ " where record_type = '" ~ record_type ~ "'").columns[0].values() -%}
+        {%- set ids = run_query(query.format(**relations)).columns[0].values() | reject('none') | list -%}
         {%- if ids | length == 0 -%}
             false
         {%- elif data_type == 'bigint' -%}
@@ -165,4 +167,28 @@
             {{ column }} in ({% for id in ids %}'{{ id | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- The keys of one record type the loaders changed (see in_list). -#}
+{% macro in_changed(column, record_type, data_type='varchar') -%}
+    {{ return(in_list(column, "select distinct record_id from {int_scope_changed_records} where record_type = '" ~ record_type ~ "'",
+                      ['int_scope_changed_records'], data_type)) }}
+{%- endmacro %}
+
+
+{#- The ids of one record type belonging to the people in scope or re-resolved this run (see in_list). -#}
+{% macro in_scope_records(column, record_type, data_type='varchar') -%}
+    {{ return(in_list(column,
+        "select record_id from {int_identity_records_resolved} where record_type = '" ~ record_type ~ "'"
+        ~ " and customer_key in (select customer_key from {int_scope_keys})"
+        ~ " union select record_id from {int_scope_records} where record_type = '" ~ record_type ~ "'",
+        ['int_identity_records_resolved', 'int_scope_keys', 'int_scope_records'], data_type)) }}
+{%- endmacro %}
+
+
+{#- A payment card's fingerprint (BIN + last four digits) from a raw Shopify transaction, as staging
+    derives card_bin and card_last4. -#}
+{% macro raw_card_fingerprint() -%}
+    {{ clean_text('payment_credit_card_bin') }} || '-' || right({{ relay_regexp_replace(clean_text('payment_credit_card_number'), '[^0-9]', '') }}, 4)
 {%- endmacro %}

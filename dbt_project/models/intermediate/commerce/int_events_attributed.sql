@@ -12,9 +12,22 @@
     known id), else by anonymous_id once an identify call tied that device to a person. Events of
     devices never identified have no customer_key.
     Scoped runs (macros/scope.sql) attribute the new events and re-key the stored ones whose user or
-    device is in an identity component in scope. -#}
+    device changed person. -#}
 
+{%- if relay_scoped() %}
+-- Identifiers in scope whose person changed this run: only their stored events need a new key.
+with rekeyed as (
+    select scope.identifier
+    from {{ ref('int_scope_identifiers') }} as scope
+    left join {{ ref('int_identifiers_resolved') }} as resolved
+        on scope.identifier = resolved.identifier
+    where resolved.customer_key is distinct from scope.previous_customer_key
+),
+
+tracks as (
+{%- else %}
 with tracks as (
+{%- endif %}
     select * from {{ ref('stg_segment__tracks') }}
     where {{ in_changed('event_id', 'segment_track') }}
 ),
@@ -53,7 +66,7 @@ keyed as (
         user_identifier,
         anonymous_identifier
     from {{ this }}
-    where ({{ in_scope('user_identifier', 'identifier') }} or {{ in_scope('anonymous_identifier', 'identifier') }})
+    where (user_identifier in (select identifier from rekeyed) or anonymous_identifier in (select identifier from rekeyed))
         and event_id not in (select event_id from tracks)
     {%- endif %}
 ),

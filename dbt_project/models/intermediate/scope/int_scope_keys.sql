@@ -15,7 +15,6 @@
 -- depends_on: {{ ref('int_scope_changed_records') }}
 -- depends_on: {{ ref('int_as_of') }}
 -- depends_on: {{ ref('stg_shopify__orders') }}
--- depends_on: {{ ref('stg_shopify__transactions') }}
 
 {%- set scoped = relay_scoped() %}
 
@@ -144,13 +143,14 @@ scope_order_ids as (
     select order_id from changed_orders
 ),
 
+-- Raw rows (every version): a superset of staging's, read without its deduplicating window.
 transactions as (
     select
-        order_id,
-        card_bin || '-' || card_last4 as card
-    from {{ ref('stg_shopify__transactions') }}
-    where card_bin is not null
-        and card_last4 is not null
+        cast(order_id as {{ dbt.type_bigint() }}) as order_id,
+        {{ raw_card_fingerprint() }} as card
+    from ({{ relay_source('shopify', 'transaction') }})
+    where payment_credit_card_bin is not null
+        and payment_credit_card_number is not null
 ),
 
 fingerprints as (

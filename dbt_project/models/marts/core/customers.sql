@@ -28,10 +28,12 @@ observed as (
 
 shopify_accounts as (
     select * from {{ ref('stg_shopify__customers') }}
+    where {{ in_scope_records('customer_id', 'shopify_customer', 'bigint') }}
 ),
 
 contacts as (
     select * from {{ ref('stg_salesforce__contacts') }}
+    where {{ in_scope_records('contact_id', 'salesforce_contact') }}
 ),
 
 people as (
