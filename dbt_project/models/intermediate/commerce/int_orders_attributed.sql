@@ -13,12 +13,10 @@
 
 with orders as (
     select * from {{ ref('stg_shopify__orders') }}
-    where {{ in_scope_records('order_id', 'shopify_order', 'bigint') }}
 ),
 
 discount_codes as (
     select * from {{ ref('stg_shopify__order_discount_codes') }}
-    where {{ in_scope_records('order_id', 'shopify_order', 'bigint') }}
 ),
 
 refunds as (

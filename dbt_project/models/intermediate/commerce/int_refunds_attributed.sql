@@ -14,7 +14,6 @@
 
 with refunds as (
     select * from {{ ref('stg_shopify__refunds') }}
-    where {{ in_scope_records('order_id', 'shopify_order', 'bigint') }}
 ),
 
 line_refunds as (
@@ -23,12 +22,10 @@ line_refunds as (
 
 transactions as (
     select * from {{ ref('stg_shopify__transactions') }}
-    where {{ in_scope_records('order_id', 'shopify_order', 'bigint') }}
 ),
 
 orders as (
     select * from {{ ref('stg_shopify__orders') }}
-    where {{ in_scope_records('order_id', 'shopify_order', 'bigint') }}
 ),
 
 records as (

@@ -24,10 +24,11 @@ with changes as (
     union all
     select
         'shopify_order' as record_type,
-        cast(refunds.order_id as varchar) as record_id
+        cast(cast(refunds.order_id as bigint) as varchar) as record_id
     from ({{ relay_source('shopify', 'order_line_refund') }}) as line_refunds
-    inner join {{ ref('stg_shopify__refunds') }} as refunds
-        on cast(line_refunds.refund_id as bigint) = refunds.refund_id
+    -- Raw refunds (every version): a line refund's order, without staging (this model reads raw only).
+    inner join ({{ relay_source('shopify', 'refund') }}) as refunds
+        on cast(line_refunds.refund_id as bigint) = cast(refunds.id as bigint)
     where {{ clean_timestamp('line_refunds._fivetran_synced') }} > {{ since }}
     union all
     {{ scope_changed_ids(since, 'shopify', 'abandoned_checkout', 'cast(cast(id as bigint) as varchar)', 'shopify_checkout') }}
