@@ -101,7 +101,7 @@ def fault_free_requests(h, warehouse: Path) -> dict:
     try:
         run._plan()
         changes, engine = [], 0  # (run._plan above: the engine's own diff; its _chunks: its own chunking)
-        for chunk in run._chunks():
+        for chunk, _ in run._chunks(None):  # without the bulk path: every change through batches()
             chunk = [c for c in chunk if not run._nothing_to_send(c)]
             changes += chunk
             engine += sum(b.request is not None for b in destination.batches(h.people, chunk))
