@@ -57,7 +57,9 @@ def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # The frequent path is a scoped run (dbt_project/macros/scope.sql): it recomputes only what changed
     # since the last complete build. Every other run (the daily job, a materialization from the UI)
     # rebuilds from scratch, so any drift lasts at most a day.
-    args = ["build"] if context.run.job_name == FREQUENT_JOB else ["build", "--full-refresh"]
+    # Unit tests check the SQL, not the data: CI and the daily job run them, the frequent path need not.
+    frequent = context.run.job_name == FREQUENT_JOB
+    args = ["build", "--exclude", "resource_type:unit_test"] if frequent else ["build", "--full-refresh"]
     yield from dbt.cli(args, context=context).stream()
 
 
