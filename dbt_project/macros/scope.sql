@@ -3,7 +3,7 @@
 
   A run is scoped when it is not --full-refresh and the previous run recorded in relay.dbt_scope_runs
   completed (every scoped model rebuilt successfully). Then the models under models/intermediate/scope
-  work out what changed since that run's loader high-water mark (int_scope_records), which identity
+  work out what changed since that run's loader high-water mark (int_scope_changed_records), which identity
   components that touches (int_scope_identifiers) and which people (int_scope_keys: theirs, ring
   neighbours, and everyone a time boundary passed between the two clocks). Every model materialized
   with incremental_strategy='relay_scoped' reads only that scope and replaces exactly the scope's rows
@@ -19,7 +19,8 @@
 {%- endmacro %}
 
 
-{#- The previous run's row (loaded_through, as_of), or none when this run cannot be scoped. Cached per model. -#}
+{#- The previous run's row (loaded_through, as_of), or none when this run cannot be scoped. One small query
+    per call (a few per model): jinja keeps no state between macro calls. -#}
 {% macro relay_previous_run() -%}
     {%- if not execute or flags.FULL_REFRESH or model.resource_type == 'unit_test' -%}
         {{ return(none) }}
