@@ -526,6 +526,30 @@ def talon_one(monkeypatch):
         yield harness
 
 
+@pytest.fixture
+def customerio(monkeypatch):
+    with CustomerIOHarness(monkeypatch) as harness:
+        yield harness
+
+
+def test_customerio_clears_its_reserved_timestamp_with_null(customerio, warehouse):
+    """created_at must be an integer at Customer.io: the empty string that clears other attributes is a 400."""
+    columns = {"customer_key": "varchar", "created_at": "bigint", "vip_tier": "varchar"}
+    spec = SyncSpec(name="sync_test__created", relation="syncs.created", destination="customerio",
+                    object="attributes", primary_key=("customer_key",), identifier="customer_key", on_exit="clear",
+                    schedule="frequent", columns=columns)
+    rows = [{"customer_key": f"c{i}", "created_at": 1_700_000_000 + i, "vip_tier": "gold"} for i in range(3)]
+    write(warehouse, "created", columns, rows)
+    customerio.sync(spec, warehouse)
+    rows[0]["created_at"] = None
+    write(warehouse, "created", columns, rows[:2])  # c0's created_at becomes null; c2 leaves the model
+    result = customerio.sync(spec, warehouse)
+    assert (result.status, result.acked_change, result.acked_remove, result.rejected) == ("succeeded", 1, 1, 0)
+    held = customerio.held()
+    assert "created_at" not in held["c0"] and held["c0"]["vip_tier"] == "gold"
+    assert held["c2"] == {}
+
+
 def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, warehouse):
     rows = people_rows(60)
     cordial.write_people(warehouse, rows)

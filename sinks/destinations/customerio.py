@@ -14,6 +14,8 @@ MAX_BATCH_ENTRIES = 10_000
 MAX_ENTRY_BYTES = 32 * 1024
 MAX_SEGMENT_IDS = 1000
 CLEARED = ""  # Customer.io removes a person attribute set to an empty string
+# ...except its reserved timestamps, which must be integers: null removes those (an empty string is a 400).
+TIMESTAMPS = ("created_at", "_timestamp")
 
 
 class CustomerIO(Destination):
@@ -129,10 +131,10 @@ class CustomerIO(Destination):
 
 def _identify(change: Change) -> dict:
     row = change.row or {}
-    if change.kind == "remove":
-        attributes = {f: CLEARED for f in change.fields}
-    else:
-        attributes = {f: CLEARED if row.get(f) is None else row[f] for f in change.fields}
+    attributes = {f: row.get(f) if change.kind != "remove" else None for f in change.fields}
+    for f, value in attributes.items():
+        if value is None:
+            attributes[f] = None if f in TIMESTAMPS else CLEARED
     return {"type": "person", "identifiers": {"id": change.identifier}, "action": "identify", "attributes": attributes}
 
 
