@@ -7,10 +7,16 @@ State lives in the warehouse (schema `relay`), so it is queryable and survives a
   relay.sync_rejections   rows a destination refused (or that could not be sent), with the reason
   relay.sync_deliveries   what each destination was told and when (key, kind, fields)
   relay.destination_objects  ids of lists/audiences/segments created at destinations
+  relay.sync_unconfirmed  (sync, key, identifier) a write of unknown fate may still reach, until when
 
 A crash between a destination's acknowledgement and the state write only means the next run resends
 those rows (every write the engine makes is idempotent at the destination); state never claims more
 than was delivered.
+
+A write whose request timed out (or lost its connection, or met a gateway error) may still be applied by
+the server after our retry, or after a later run's newer write, and undo it. Its records are marked
+unconfirmed; the first run after RELAY_RESEND_UNCONFIRMED_S (longer than any server keeps a request)
+re-asserts them: the model's row in full, or the removal, at every identifier marked.
 
 Throughput: adds that no other step of the run addresses (most of a first sync) have their request
 entries built in the warehouse (Destination.bulk) and are acknowledged by row number; Python handles
@@ -27,7 +33,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import duckdb
@@ -36,7 +42,7 @@ from sinks.declarations import SyncSpec
 from sinks.destinations.base import (
     Batch, Bulk, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError, SplitBatch,
 )
-from sinks.http import REDACT, RetriesExhausted, excerpt
+from sinks.http import REDACT, RetriesExhausted, excerpt, watch_ambiguity
 
 log = logging.getLogger("relay.sync")
 
@@ -80,6 +86,16 @@ create table if not exists relay.sync_runs (
     message varchar,
     plan json
 );
+alter table relay.sync_runs add column if not exists resent bigint;
+alter table relay.sync_runs add column if not exists unconfirmed bigint;
+create table if not exists relay.sync_unconfirmed (
+    sync_name varchar not null,
+    record_key varchar not null,
+    identifier varchar not null,
+    payload json,
+    resend_after timestamp,
+    primary key (sync_name, record_key, identifier)
+);
 create table if not exists relay.sync_rejections (
     run_id varchar,
     sync_name varchar,
@@ -116,6 +132,11 @@ CHUNK_ROWS = 5000
 FLUSH_EVERY_S = 2.0
 FLUSH_EVERY_ROWS = 20000
 SAMPLES_PER_KIND = 3
+
+
+def resend_unconfirmed_s() -> float:
+    # Longer than a destination's servers hold a request (the emulators stall at most 35 s).
+    return float(os.environ.get("RELAY_RESEND_UNCONFIRMED_S", "300"))
 # The acknowledged steps ($rns, within $lo..$hi) of one kind, as state rows.
 STATE_INSERT = """
     insert into relay.sync_state by name
@@ -151,6 +172,8 @@ class RunResult:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    resent: int = 0  # rows re-asserted because a write of unknown fate may have undone them
+    unconfirmed: int = 0  # rows this run wrote with a request of unknown fate: re-asserted later
     duration_s: float = 0.0
     rows_per_s: float = 0.0
     message: str = ""
@@ -244,6 +267,9 @@ class SyncRun:
         self._removes: list[int] = []
         self._fields: list[tuple[int, list[str]]] = []
         self._rejections: list[tuple[Change, int | None, str]] = []
+        self._unconfirmed: list[int] = []  # steps sent with a request of unknown fate
+        self._resend: set[str] = set()  # keys re-asserted in full this run
+        self._clean = True  # every step was acknowledged: the marks this run re-asserted can go
         self._last_flush = time.monotonic()
         self._done_rows = 0
         self._db: concurrent.futures.ThreadPoolExecutor | None = None  # the warehouse thread, during delivery
@@ -260,6 +286,9 @@ class SyncRun:
                 asyncio.run(self._deliver())
                 self._flush()
                 self._finish_status()
+                if self._clean and self.result.status == "succeeded":  # every re-assertion landed
+                    self.con.execute("delete from relay.sync_unconfirmed where sync_name = ? and resend_after <= ?",
+                                     [self.spec.name, self._planned_at])
         except SyncRefused as exc:
             self.result.status = "refused"
             self.result.message = str(exc)
@@ -288,6 +317,9 @@ class SyncRun:
         r.status = "succeeded" if not (r.rejected or r.unsent) else ("failed" if r.unsent and not r.acked else "partial")
         if r.rejected and not r.message:
             r.message = f"{r.rejected} rows refused by {self.spec.destination}; see relay.sync_rejections"
+        if r.unconfirmed and not r.message:
+            r.message = (f"{r.unconfirmed} rows were sent in requests of unknown fate (timeouts, lost connections); "
+                         f"they are re-sent by the first run after {resend_unconfirmed_s():.0f} s")
 
     # ---------------------------------------------------------------- plan
     def _plan(self) -> None:
@@ -309,6 +341,13 @@ class SyncRun:
             "select count(*) from relay.sync_state where sync_name = ?", [spec.name]
         ).fetchone()[0]
         changed = "true" if self.full_resync else "m.row_hash is distinct from s.row_hash"
+        # Records a write of unknown fate may have undone (see the module docstring), once it can no longer land.
+        self._planned_at = _now()
+        marked = con.execute(
+            "select count(*) from relay.sync_unconfirmed where sync_name = $sync and resend_after <= $now",
+            {"sync": spec.name, "now": self._planned_at}).fetchone()[0]
+        forced = ("(m.record_key in (select record_key from marks) or m.identifier in (select identifier from marks))"
+                  if marked else "false")
         con.execute(
             f"""
             create or replace temp table _changes as
@@ -321,6 +360,10 @@ class SyncRun:
             ),
             hashed as (select *, md5(payload) as row_hash from model),
             state as (select * from relay.sync_state where sync_name = $sync),
+            marks as (
+                select record_key, identifier, payload from relay.sync_unconfirmed
+                where sync_name = $sync and resend_after <= $now
+            ),
             diff as (
                 select
                     coalesce(m.record_key, s.record_key) as record_key,
@@ -329,10 +372,11 @@ class SyncRun:
                     s.identifier as prev_identifier,
                     m.payload,
                     s.payload as prev_payload,
-                    m.row_hash
+                    m.row_hash,
+                    {forced} as resend
                 from hashed m
                 full outer join state s on m.record_key = s.record_key
-                where s.record_key is null or m.record_key is null or {changed}
+                where s.record_key is null or m.record_key is null or {changed} or {forced}
             ),
             steps as (
                 select *, coalesce(identifier, prev_identifier) as addressed, false as leaving from diff
@@ -341,6 +385,13 @@ class SyncRun:
                 -- identifier, ahead of any other record's write to it, so the two never run in parallel.
                 select *, prev_identifier, true from diff
                 where kind = 'change' and identifier is distinct from prev_identifier and prev_identifier is not null
+                union all
+                -- A marked record no longer at the marked identifier leaves it again (unless a step above does).
+                select k.record_key, 'remove', null, k.identifier, null, k.payload, null, true, k.identifier, true
+                from marks k
+                where not exists (select 1 from hashed m where m.record_key = k.record_key and m.identifier = k.identifier)
+                  and not exists (select 1 from diff d where d.record_key = k.record_key and d.prev_identifier = k.identifier
+                                  and d.identifier is distinct from d.prev_identifier)
             )
             select row_number() over w as rn, * exclude (addressed),
                    -- no other step addresses this identifier: nothing orders this row against another
@@ -350,8 +401,14 @@ class SyncRun:
             window w as (order by addressed, leaving desc, record_key)
             order by rn  -- stored in rn order, so a flush's range of rns reads only a few row groups
             """,
-            {"sync": spec.name},
+            {"sync": spec.name, "now": self._planned_at},
         )
+        self._resend = {k for (k,) in con.execute("select record_key from _changes where resend and kind = 'change' and not leaving").fetchall()}
+        # Re-assertions of what the state already holds (a forced row that also changed counts as a change).
+        r.resent = con.execute(
+            "select count(*) from _changes c join relay.sync_state s on s.sync_name = $sync and s.record_key = c.record_key "
+            "where c.resend and c.kind = 'change' and not c.leaving and c.row_hash = s.row_hash", {"sync": spec.name},
+        ).fetchone()[0] if self._resend else 0
         counts = dict(con.execute("select kind, count(*) from _changes where not leaving group by kind").fetchall())
         r.planned_add, r.planned_change, r.planned_remove = (counts.get(k, 0) for k in ("add", "change", "remove"))
         null_ids = con.execute(
@@ -360,8 +417,8 @@ class SyncRun:
         samples = {}
         for kind in ("add", "change", "remove"):
             rows = con.execute(
-                "select * exclude (rn, alone) from _changes where kind = ? and (kind = 'remove' or identifier is not null) "
-                "and not leaving order by rn limit ?",
+                "select record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving "
+                "from _changes where kind = ? and (kind = 'remove' or identifier is not null) and not leaving order by rn limit ?",
                 [kind, SAMPLES_PER_KIND],
             ).fetchall()
             samples[kind] = [self.destination.describe(spec, ch) for row in rows for ch in self._change(row)]
@@ -387,7 +444,7 @@ class SyncRun:
 
     def _guard(self) -> None:
         r = self.result
-        touched = r.planned_change + r.planned_remove
+        touched = r.planned_change + r.planned_remove - len(self._resend)  # a re-assertion changes nothing
         if self.full_resync or self.allow_large_change or r.state_rows == 0 or touched < self.min_guarded_rows:
             return
         share = touched / r.state_rows
@@ -406,6 +463,8 @@ class SyncRun:
         attrs = self.spec.attribute_columns
         if leaving:  # the destination addresses records by identifier: clear or leave the old one
             return [Change(key, "remove", prev_identifier, None, old, None, None, list(attrs), internal=True, rn=rn)]
+        if kind == "change" and key in self._resend:  # re-asserted in full: a stale write may have set any field
+            return [Change(key, kind, identifier, new, old, row_hash, payload, list(attrs), rn=rn)]
         if kind == "add" or (kind == "change" and (self.full_resync or identifier != prev_identifier)):
             fields = [c for c in attrs if new.get(c) is not None]
             return [Change(key, kind, identifier, new, old, row_hash, payload, fields, rn=rn)]
@@ -573,6 +632,7 @@ class SyncRun:
             return 0
         if isinstance(exc, DestinationAuthError):
             raise exc
+        self._clean = False
         if isinstance(exc, RetriesExhausted):
             log.warning("%s: %s", self.spec.name, REDACT(exc))
             self.result.message = REDACT(exc)
@@ -580,6 +640,14 @@ class SyncRun:
         raise exc
 
     async def _send(self, client, batch: Batch) -> None:
+        with watch_ambiguity() as ambiguous:
+            try:
+                await self._send_batch(client, batch)
+            finally:
+                if ambiguous:  # acknowledged or not, a copy of this write may still land
+                    self._unconfirmed += [c.rn for c in batch.items]
+
+    async def _send_batch(self, client, batch: Batch) -> None:
         if batch.job is not None:
             outcomes = await batch.job(client, lambda: self._in_db(self._items, batch))
             if outcomes is None:
@@ -647,6 +715,7 @@ class SyncRun:
                 os._exit(137)
 
     def _record(self, changes: list[Change], status: int | None, error: str) -> None:
+        self._clean = False
         for change in changes:
             self._rejections.append((change, status, REDACT(error)))
             if not change.internal:
@@ -693,15 +762,15 @@ class SyncRun:
         self._write(self._take())
 
     def _take(self) -> tuple:
-        taken = self._upserts, self._removes, self._fields, self._rejections
-        self._upserts, self._removes, self._fields, self._rejections = [], [], [], []
+        taken = self._upserts, self._removes, self._fields, self._rejections, self._unconfirmed
+        self._upserts, self._removes, self._fields, self._rejections, self._unconfirmed = [], [], [], [], []
         self._last_flush = time.monotonic()
         return taken
 
     def _write(self, taken: tuple) -> None:
         """Write acknowledged rows to state and rejections to the ledger, in one transaction."""
-        upserts, removes, fields, rejections = taken
-        if not upserts and not removes and not rejections:
+        upserts, removes, fields, rejections, unconfirmed = taken
+        if not upserts and not removes and not rejections and not unconfirmed:
             return
         now, run_id, name = _now(), self.result.run_id, self.spec.name
         con = self.con
@@ -741,6 +810,23 @@ class SyncRun:
                     {"run": run_id, "sync": name, "now": now, "rns": rns, "lo": min(rns), "hi": max(rns),
                      "crns": [r for r, _ in fields], "cfields": [f for _, f in fields]},
                 )
+            if unconfirmed:
+                # Marked at the identifier the step addressed, with what it wrote there (or removed from there).
+                self.result.unconfirmed += len(set(unconfirmed))
+                con.execute(
+                    """
+                    insert into relay.sync_unconfirmed
+                    select distinct on (record_key, identifier) $sync, record_key, identifier, payload, $until
+                    from (select record_key, if(leaving or kind = 'remove', prev_identifier, identifier) as identifier,
+                                 if(leaving or kind = 'remove', prev_payload, payload) as payload
+                          from _changes where rn in (select unnest($rns)))
+                    where identifier is not null
+                    on conflict (sync_name, record_key, identifier) do update set
+                        payload = excluded.payload, resend_after = excluded.resend_after
+                    """,
+                    {"sync": name, "rns": unconfirmed,
+                     "until": now + timedelta(seconds=resend_unconfirmed_s())},
+                )
             if rejections:
                 con.execute(
                     """
@@ -779,8 +865,8 @@ class SyncRun:
         r.rows_per_s = round(r.acked / r.duration_s, 1) if r.duration_s and r.acked else 0.0
         cols = [
             "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "acked_add",
-            "acked_change", "acked_remove", "rejected", "unsent", "requests", "retries", "throttled", "duration_s",
-            "rows_per_s", "message",
+            "acked_change", "acked_remove", "rejected", "unsent", "requests", "retries", "throttled", "resent",
+            "unconfirmed", "duration_s", "rows_per_s", "message",
         ]
         self.con.execute(
             f"update relay.sync_runs set {', '.join(f'{c} = ?' for c in cols)}, plan = ?, finished_at = ? where run_id = ?",

@@ -16,6 +16,7 @@ group (an account string can carry a site id), and every take is a read-modify-w
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import hashlib
 import html
@@ -39,6 +40,31 @@ log = logging.getLogger("relay.http")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# Answers after which a write's fate is unknown: the server may still apply it, later than our retry.
+AMBIGUOUS_ERRORS = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+AMBIGUOUS_STATUS = {502, 504}
+# Set by a caller (one asyncio task) that wants to know whether any write it sent met such an answer.
+_ambiguous: contextvars.ContextVar[list | None] = contextvars.ContextVar("relay_ambiguous", default=None)
+
+
+@contextlib.contextmanager
+def watch_ambiguity():
+    """Within the block (in this task), yields a list that becomes non-empty once a write sent through any
+    HttpClient timed out or lost its connection after being sent, or met a gateway error: the server may
+    apply it later, after newer writes. The caller must re-assert those records once that can no longer
+    happen."""
+    seen: list = []
+    token = _ambiguous.set(seen)
+    try:
+        yield seen
+    finally:
+        _ambiguous.reset(token)
+
+
+def _note_ambiguous(request: "Request") -> None:
+    seen = _ambiguous.get()
+    if seen is not None and request.method != "GET":
+        seen.append(request.label)
 
 
 class Redactor:
@@ -320,6 +346,8 @@ class HttpClient:
                     params=request.params, headers=headers or None,
                 )
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if isinstance(exc, AMBIGUOUS_ERRORS):
+                    _note_ambiguous(request)
                 self.stats.network_errors += 1
                 last_error = f"{type(exc).__name__}: {REDACT(exc)}"
                 log.debug("network error on %s: %s", request.label, last_error)
@@ -346,6 +374,8 @@ class HttpClient:
                 else:
                     if response.status_code >= 500:
                         self.stats.server_errors += 1
+                        if response.status_code in AMBIGUOUS_STATUS:
+                            _note_ambiguous(request)
                     elif not (response.status_code == 409 and retry_conflicts):
                         return response
                     last_error = f"HTTP {response.status_code}: {excerpt(response)}"

@@ -57,6 +57,9 @@ from sinks.engine import CHUNK_ROWS, SyncRun, connect  # noqa: E402
 from sinks.http import HttpClient  # noqa: E402
 
 CLIENT_TIMEOUT_S = inspect.signature(HttpClient.__init__).parameters["timeout_s"].default  # the adapters keep it
+STALL_S = CLIENT_TIMEOUT_S + 5  # an injected stall outlasts the client's patience; the server applies it after
+# Rows sent in a request of unknown fate are re-sent once a stalled copy can no longer land (sinks/engine.py).
+RESEND_UNCONFIRMED_S = STALL_S + 5
 SERVER_ERRORS = ("500", "502", "503", "504")
 # The emulator's rate-limit group for data writes, and the low limit switched on for 429 bursts.
 THROTTLE = {"customerio": ("track", {"limit": 2}), "cordial": ("api", {"limit": 200}),
@@ -139,8 +142,8 @@ def summary(result: dict) -> dict:
     planned = sum(result.get(f"planned_{k}") or 0 for k in ("add", "change", "remove"))
     acked = sum(result.get(f"acked_{k}") or 0 for k in ("add", "change", "remove"))
     return {"exit": result["exit"], "status": result.get("status"), "planned": planned, "acked": acked,
-            **{k: result.get(k) for k in ("rejected", "unsent", "requests", "retries", "throttled", "duration_s",
-                                          "message", "error")}}
+            **{k: result.get(k) for k in ("rejected", "unsent", "resent", "unconfirmed", "requests", "retries",
+                                          "throttled", "duration_s", "message", "error")}}
 
 
 def stats_delta(after: dict, before: dict) -> dict:
@@ -180,7 +183,7 @@ def soak_faults(minimum: int, seed: int) -> dict:
     """10% 5xx and 2% drops everywhere; stalls and spikes scaled so each destination meets a few of them
     whatever its request count (a stall holds a request for the client's whole timeout)."""
     return {"error_rate": 0.10, "drop_rate": 0.02, "latency_ms": 0,
-            "timeout_rate": min(0.05, 6 / max(minimum, 1)), "timeout_s": CLIENT_TIMEOUT_S + 5,
+            "timeout_rate": min(0.05, 6 / max(minimum, 1)), "timeout_s": STALL_S,
             "spike_rate": min(0.10, 20 / max(minimum, 1)), "spike_ms": 2000, "seed": seed}
 
 
@@ -203,7 +206,14 @@ def soak_phase(h, warehouse: Path, phase: str, expected: dict, env: dict, args, 
                 f"{run['acked']:,} of {run['planned']:,} in {run['duration_s'] or 0:.0f}s ({run['requests'] or 0:,} "
                 f"requests, {run['retries'] or 0:,} retries) {run['message'] or run['error'] or ''}")
             if result.get("status") == "succeeded":
-                break
+                # Converged once no row waits to be re-asserted after a write of unknown fate.
+                pending, due = query(warehouse, "select count(*), max(resend_after) from relay.sync_unconfirmed "
+                                                "where sync_name = ?", [h.people.name])[0]
+                if not pending:
+                    break
+                wait = (due - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
+                log(f"  {h.name} {phase}: {pending:,} rows of unknown fate; re-asserted by a run in {max(wait, 0):.0f}s")
+                time.sleep(max(wait, 0) + 0.5)
     finally:
         toggles = bursts.finish()
         admin(h, "faults", {k: 0 for k in ("error_rate", "drop_rate", "timeout_rate", "spike_rate")})
@@ -221,7 +231,8 @@ def soak_phase(h, warehouse: Path, phase: str, expected: dict, env: dict, args, 
         "converged": bool(runs) and runs[-1].get("status") == "succeeded",
         "destination_equals_model": not any(diff.values()),
         "rows_lost_0": lost == 0,
-        "acked_equals_planned": sum(acked.values()) == minimum["planned"],
+        # Each planned row acknowledged once, plus the re-assertions after writes of unknown fate.
+        "acked_equals_planned": sum(acked.values()) == minimum["planned"] + sum(r["resent"] or 0 for r in runs),
         "state_rows_equal_model": books["state_rows"] == len(h.model_ids),
         "one_delivery_per_ack": books["deliveries"] == acked_ever,
         "no_rejection_open": books["rejections_open"] == 0,
@@ -255,7 +266,8 @@ def soak(destination: str, url: str, work: Path, args, seed: int) -> list[dict]:
     h.data_routes = {h.items_route, "PUT /v2/contacts/{key}"}
     admin(h, "reset", {})
     warehouse = work / f"soak_{destination}.duckdb"
-    env = {"RELAY_CONCURRENCY": str(args.cordial_concurrency if destination == "cordial" else args.concurrency)}
+    env = {"RELAY_CONCURRENCY": str(args.cordial_concurrency if destination == "cordial" else args.concurrency),
+           "RELAY_RESEND_UNCONFIRMED_S": str(RESEND_UNCONFIRMED_S)}
     os.environ.update({**h.env(), **env})
     rows = people_rows(args.rows)
     h.write_people(warehouse, rows)
@@ -281,7 +293,8 @@ def crash(destination: str, url: str, work: Path, args, sigkills: int, seed: int
     # Batched APIs: fewer requests in flight, each slower, so that a run of a few dozen requests lasts long
     # enough to be cut at many different points (some flushed to state, some acknowledged and not yet).
     batched = destination != "cordial"
-    env = {"RELAY_CONCURRENCY": str(args.crash_concurrency if batched else args.cordial_concurrency)}
+    env = {"RELAY_CONCURRENCY": str(args.crash_concurrency if batched else args.cordial_concurrency),
+           "RELAY_RESEND_UNCONFIRMED_S": str(RESEND_UNCONFIRMED_S)}
     os.environ.update({**h.env(), **env})
     n = args.crash_rows
     rows = people_rows(n)

@@ -27,6 +27,7 @@ from sinks.declarations import SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRun
+from sinks.http import HttpClient
 
 TIERS = ("none", "silver", "gold")
 # One table shape for every destination; each sync reads the columns its spec declares.
@@ -548,6 +549,34 @@ def test_customerio_clears_its_reserved_timestamp_with_null(customerio, warehous
     held = customerio.held()
     assert "created_at" not in held["c0"] and held["c0"]["vip_tier"] == "gold"
     assert held["c2"] == {}
+
+
+def test_a_write_of_unknown_fate_is_reasserted_once_it_can_no_longer_land(customerio, warehouse, monkeypatch):
+    """A request the client gave up on may still be applied by the server later, after a newer run's write,
+    and undo it. Its rows are marked and re-sent by the first run after RELAY_RESEND_UNCONFIRMED_S."""
+    h = customerio
+    for name, value in (("timeout_s", 0.3), ("max_attempts", 2), ("backoff_base_s", 0.01)):
+        monkeypatch.setitem(HttpClient.__init__.__kwdefaults__, name, value)
+    monkeypatch.setenv("RELAY_RESEND_UNCONFIRMED_S", "5")
+    rows = people_rows(20)
+    newer = [{**row, "orders_count": row["orders_count"] + 1000} for row in rows]
+    h.write_people(warehouse, rows)
+    h.faults(timeout_rate=1, timeout_s=2.5)  # every request is held 2.5 s and then applied
+    started = time.monotonic()
+    first = h.sync(h.people, warehouse)
+    assert (first.status, first.acked, first.unconfirmed) == ("failed", 0, 20)
+    h.faults(timeout_rate=0)
+    h.write_people(warehouse, newer)
+    assert h.sync(h.people, warehouse).acked_add == 20
+    time.sleep(max(0.0, started + 3.5 - time.monotonic()))
+    assert h.held() == h.expected(rows)  # the held copies landed last: what the marks are for
+    assert h.sync(h.people, warehouse).planned == 0  # not due yet: a held copy could still land
+    time.sleep(max(0.0, started + 6.5 - time.monotonic()))
+    last = h.sync(h.people, warehouse)
+    assert (last.status, last.resent, last.acked_change) == ("succeeded", 20, 20)
+    assert h.held() == h.expected(newer)
+    assert query(warehouse, "select count(*) from relay.sync_unconfirmed") == [(0,)]
+    assert h.sync(h.people, warehouse).planned == 0
 
 
 def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, warehouse):

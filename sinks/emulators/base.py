@@ -341,6 +341,9 @@ class Emulator:
     async def _admit(self, e: Endpoint, route: str, check_auth: AuthCheck, request: Request) -> TokenBucket | None:
         """Injected stalls and 5xx, then auth, then the rate limit; returns the bucket that was drawn from."""
         if self.roll(self.faults.timeout_rate):
+            # A server that has the whole request applies it even if the client gives up meanwhile: read it
+            # first (a body read after the client left would fail, and the write would never land).
+            await request.body()
             await asyncio.sleep(self.faults.timeout_s)
         if self.roll(self.faults.error_rate):
             raise ApiError(self.rng.choice(SERVER_ERRORS), "injected server error", reason="server_error")
