@@ -2,7 +2,7 @@
 its rows go. Adding a sync is SQL + YAML; nothing here is per sync."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DESTINATIONS = ("customerio", "cordial", "talon_one")
@@ -29,6 +29,10 @@ class SyncSpec:
     column_meta: dict[str, dict] = field(default_factory=dict)
     max_change_share: float | None = None  # blast-radius override for this sync
     unique_id: str = ""
+    # A model dbt rebuilds for the people in scope only (incremental_strategy relay_scoped, keyed by
+    # customer_key): the relation holding the last build's people in scope, which the diff may limit
+    # itself to (see SyncRun._scope).
+    scope_relation: str | None = None
 
     @property
     def attribute_columns(self) -> list[str]:
@@ -36,8 +40,15 @@ class SyncSpec:
         return [c for c in self.columns if c not in fixed]
 
 
+SCOPE_MODEL = "int_scope_keys"  # dbt_project/models/intermediate/scope: the people a scoped build rebuilt
+SCOPE_KEY = "customer_key"
+SCOPE_LOG = "relay.dbt_scope_runs"  # one row per dbt build (dbt_project/macros/scope.sql)
+
+
 def load_specs(manifest_path: Path) -> list[SyncSpec]:
     manifest = json.loads(Path(manifest_path).read_text())
+    scope = next((f"{n['schema']}.{n.get('alias') or n['name']}" for n in manifest["nodes"].values()
+                  if n.get("resource_type") == "model" and n["name"] == SCOPE_MODEL), None)
     specs = []
     for unique_id, node in sorted(manifest["nodes"].items()):
         if node.get("resource_type") != "model":
@@ -45,7 +56,12 @@ def load_specs(manifest_path: Path) -> list[SyncSpec]:
         meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
         if "sync" not in meta:
             continue
-        specs.append(_spec(unique_id, node, meta["sync"]))
+        spec = _spec(unique_id, node, meta["sync"])
+        config = node.get("config") or {}
+        if (scope and config.get("incremental_strategy") == "relay_scoped" and SCOPE_KEY in spec.primary_key
+                and config.get("scope_delete", [[SCOPE_KEY, "key"]]) == [[SCOPE_KEY, "key"]]):
+            spec = replace(spec, scope_relation=scope)
+        specs.append(spec)
     return specs
 
 

@@ -26,6 +26,7 @@ a thread of their own, so the warehouse works while requests are in flight.
 
 import asyncio
 import concurrent.futures
+import hashlib
 import itertools
 import json
 import logging
@@ -38,7 +39,7 @@ from typing import Callable
 
 import duckdb
 
-from sinks.declarations import SyncSpec
+from sinks.declarations import SCOPE_KEY, SCOPE_LOG, SyncSpec
 from sinks.destinations.base import (
     Batch, Bulk, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError, SplitBatch,
 )
@@ -270,6 +271,7 @@ class SyncRun:
         self._unconfirmed: list[int] = []  # steps sent with a request of unknown fate
         self._resend: set[str] = set()  # keys re-asserted in full this run
         self._clean = True  # every step was acknowledged: the marks this run re-asserted can go
+        self._build: str | None = None  # the latest dbt build logged when this run planned
         self._last_flush = time.monotonic()
         self._done_rows = 0
         self._db: concurrent.futures.ThreadPoolExecutor | None = None  # the warehouse thread, during delivery
@@ -348,6 +350,8 @@ class SyncRun:
             {"sync": spec.name, "now": self._planned_at}).fetchone()[0]
         forced = ("(m.record_key in (select record_key from marks) or m.identifier in (select identifier from marks))"
                   if marked else "false")
+        scope = self._scope(marked)
+        model_filter, state_filter = ("true", "true") if isinstance(scope, str) else scope
         con.execute(
             f"""
             create or replace temp table _changes as
@@ -357,9 +361,10 @@ class SyncRun:
                     cast(m.{_quote(spec.identifier)} as varchar) as identifier,
                     {_payload_sql(spec)} as payload
                 from {spec.relation} m
+                where {model_filter}
             ),
             hashed as (select *, md5(payload) as row_hash from model),
-            state as (select * from relay.sync_state where sync_name = $sync),
+            state as (select * from relay.sync_state where sync_name = $sync and {state_filter}),
             marks as (
                 select record_key, identifier, payload from relay.sync_unconfirmed
                 where sync_name = $sync and resend_after <= $now
@@ -427,6 +432,9 @@ class SyncRun:
             "on_exit": spec.on_exit,
             "null_identifier_rows": len(null_ids),
             "samples": samples,
+            # what the diff covered, and what the next run's may rely on (see _scope)
+            "diff": scope if isinstance(scope, str) else "people dbt rebuilt since the last run",
+            "build": self._build, "spec": self._fingerprint(),
         }
         if null_ids and self.apply:
             r.rejected += len(null_ids)
@@ -441,6 +449,43 @@ class SyncRun:
         if not self.apply:
             self.result.status = "planned"
             self._flush()
+
+    def _fingerprint(self) -> str:
+        spec = self.spec
+        return hashlib.md5(json.dumps([spec.relation, spec.columns, spec.primary_key, spec.identifier]).encode()).hexdigest()
+
+    def _scope(self, marked: int) -> tuple[str, str] | str:
+        """Filters that limit the diff to the rows dbt rebuilt since this sync's last run, or why it covers
+        everything. Sound because that run succeeded (after it, state matched the model as its build left it)
+        and a scoped build changes only its scope's rows: the builds logged since must be that one and at most
+        one scoped build after it."""
+        spec, con = self.spec, self.con
+        try:
+            builds = con.execute(f"select invocation_id, full_refresh, completed_at is not null from {SCOPE_LOG} "
+                                 "order by started_at desc limit 2").fetchall()
+        except duckdb.CatalogException:
+            builds = []
+        self._build = builds[0][0] if builds else None
+        if spec.scope_relation is None or self.full_resync:
+            return "everything"
+        if marked:
+            return "everything: re-asserting writes of unknown fate"
+        last = con.execute(
+            "select status, json_extract_string(plan, '$.build'), json_extract_string(plan, '$.spec') from relay.sync_runs "
+            "where sync_name = ? and mode = 'apply' and status <> 'running' order by started_at desc limit 1",
+            [spec.name]).fetchone()
+        if last is None or last[0] != "succeeded" or last[2] != self._fingerprint():
+            return "everything: the last run did not succeed, or the sync's declaration changed since"
+        if not builds or not builds[0][2]:
+            return "everything: the last dbt build did not complete"
+        if last[1] == builds[0][0]:
+            return "false", "false"  # nothing was rebuilt since the last run
+        if len(builds) < 2 or last[1] != builds[1][0] or builds[0][1] or not builds[1][2]:
+            return "everything: the last dbt build was not a scoped build right after the last run's"
+        i = spec.primary_key.index(SCOPE_KEY)
+        state_key = "record_key" if len(spec.primary_key) == 1 else f"json_extract_string(record_key, '$[{i}]')"
+        people = f"(select cast({SCOPE_KEY} as varchar) from {spec.scope_relation})"
+        return f"cast(m.{_quote(SCOPE_KEY)} as varchar) in {people}", f"{state_key} in {people}"
 
     def _guard(self) -> None:
         r = self.result

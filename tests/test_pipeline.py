@@ -4,12 +4,15 @@ activity flows through the frequent path, and a broken upstream model blocks eve
 
 import os
 import stat
+from dataclasses import replace
 
 import dagster as dg
 import duckdb
 import pytest
 
 from relay import config, publish, sample_data
+from sinks import destinations
+from sinks.engine import SyncRun
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +34,7 @@ def test_pipeline_end_to_end(emulators, warehouse):
     config.export_environment()
     sample_data.generate(warehouse, customers=1500, seed=7)
     from orchestration.definitions import defs
+    from orchestration.syncs import SYNC_SPECS
 
     with dg.instance_for_test() as instance:
         first = run(defs, "daily_full", instance)
@@ -66,6 +70,19 @@ def test_pipeline_end_to_end(emulators, warehouse):
         frequent = run(defs, "frequent_path", instance)
         assert frequent.success
         assert sum(requests(emulators).values()) > sum(before.values())
+
+    # The frequent syncs diffed only the people the scoped build rebuilt, and missed nothing: a diff over
+    # every row finds the destinations holding exactly the models.
+    frequent_specs = [spec for spec in SYNC_SPECS if spec.schedule == "frequent"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        covered = dict(con.execute("""
+            select sync_name, arg_max(json_extract_string(plan, '$.diff'), started_at) from relay.sync_runs
+            where mode = 'apply' group by 1""").fetchall())
+    assert {covered[spec.name] for spec in frequent_specs} == {"people dbt rebuilt since the last run"}
+    for spec in frequent_specs:
+        everything = SyncRun(replace(spec, scope_relation=None), destinations.build(spec.destination), warehouse,
+                             apply=False).execute()
+        assert (everything.plan["diff"], everything.planned) == ("everything", 0), spec.name
 
 
 def test_a_failing_dbt_test_blocks_every_sync(emulators, warehouse):
