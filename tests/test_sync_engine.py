@@ -579,6 +579,41 @@ def test_a_write_of_unknown_fate_is_reasserted_once_it_can_no_longer_land(custom
     assert h.sync(h.people, warehouse).planned == 0
 
 
+def test_after_a_scoped_build_the_diff_covers_only_its_people(customerio, warehouse):
+    """What dbt logged decides the diff: a scoped build right after the build the last successful run saw
+    limits it to that build's people; a full refresh or a failed run widens it to every row."""
+    h, spec = customerio, replace(customerio.people, scope_relation="intermediate.scope_keys")
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema relay; create schema intermediate; create table intermediate.scope_keys (customer_key varchar)")
+    con.execute("create table relay.dbt_scope_runs (invocation_id varchar, started_at timestamp, full_refresh boolean, "
+                "loaded_through timestamp, as_of timestamp, completed_at timestamp)")
+    con.close()
+
+    def build(name: str, full_refresh: bool, people=(), complete=True) -> None:
+        with duckdb.connect(str(warehouse)) as c:
+            c.execute("insert into relay.dbt_scope_runs values (?, now()::timestamp, ?, null, null, "
+                      "if(?, now()::timestamp, null))", [name, full_refresh, complete])
+            c.execute("delete from intermediate.scope_keys")
+            c.execute("insert into intermediate.scope_keys select unnest(?)", [list(people)])
+
+    rows = people_rows(10)
+    h.write_people(warehouse, rows)
+    build("b1", full_refresh=True)
+    assert h.sync(spec, warehouse).plan["diff"] == "everything: the last run did not succeed, or the sync's declaration changed since"
+    rows[1]["orders_count"] = rows[2]["orders_count"] = 500
+    h.write_people(warehouse, rows)
+    build("b2", full_refresh=False, people=["c000001"])  # a row outside the scope changed: the diff cannot see it
+    scoped = h.sync(spec, warehouse)
+    assert (scoped.plan["diff"], scoped.acked_change) == ("people dbt rebuilt since the last run", 1)
+    assert h.sync(spec, warehouse).planned == 0  # no build since: nothing to diff
+    build("b3", full_refresh=False, people=["c000003"], complete=False)
+    full = h.sync(spec, warehouse)
+    assert (full.plan["diff"], full.acked_change) == ("everything: the last dbt build did not complete", 1)
+    assert h.held() == h.expected(rows)
+    build("b4", full_refresh=True)
+    assert h.sync(spec, warehouse).plan["diff"] == "everything: the last dbt build was not a scoped build right after the last run's"
+
+
 def test_cordial_errors_in_a_200_body_are_rejections_retried_next_run(cordial, warehouse):
     rows = people_rows(60)
     cordial.write_people(warehouse, rows)
