@@ -25,6 +25,8 @@ a thread of their own, so the warehouse works while requests are in flight.
 """
 
 import asyncio
+import bisect
+import collections
 import concurrent.futures
 import hashlib
 import itertools
@@ -132,20 +134,29 @@ CHUNK_ROWS = 5000
 # after a crash, at most this much acknowledged work is sent again (idempotent at every destination).
 FLUSH_EVERY_S = 2.0
 FLUSH_EVERY_ROWS = 20000
+# Chunks read ahead on the warehouse thread, so a state write queued there does not hold up sending.
+READ_AHEAD_CHUNKS = 3
+# DuckDB threads while requests are in flight. The warehouse thread's statements then are small (a chunk, a
+# flush), and its worker threads would only compete for the cores the event loop needs (and, against a local
+# emulator, the destination): one thread does that work in less CPU time, and sooner.
+DELIVERY_THREADS = 1
 SAMPLES_PER_KIND = 3
+# Acknowledged steps (_changes.rn), sent as runs of consecutive ones ($firsts[i]..$lasts[i], see _runs): most
+# acknowledgements are whole requests of consecutive steps, so a few numbers cross instead of every one.
+ACKED_STEPS = "(select unnest(range(f, l + 1)) as rn from (select unnest($firsts) as f, unnest($lasts) as l))"
+# The acknowledged steps (within $lo..$hi) of one kind, as state rows.
+STATE_INSERT = """
+    insert into relay.sync_state by name
+    select $sync as sync_name, c.record_key, c.identifier, c.row_hash, c.payload,
+           $now as first_synced_at, $now as last_synced_at, $run as last_run_id
+    from _changes c semi join """ + ACKED_STEPS + """ acked using (rn)
+    where c.rn between $lo and $hi and not c.leaving and c.kind = '{kind}'
+"""
 
 
 def resend_unconfirmed_s() -> float:
     # Longer than a destination's servers hold a request (the emulators stall at most 35 s).
     return float(os.environ.get("RELAY_RESEND_UNCONFIRMED_S", "300"))
-# The acknowledged steps ($rns, within $lo..$hi) of one kind, as state rows.
-STATE_INSERT = """
-    insert into relay.sync_state by name
-    select $sync as sync_name, c.record_key, c.identifier, c.row_hash, c.payload,
-           $now as first_synced_at, $now as last_synced_at, $run as last_run_id
-    from _changes c semi join (select unnest($rns) as rn) acked using (rn)
-    where c.rn between $lo and $hi and not c.leaving and c.kind = '{kind}'
-"""
 
 
 class SyncRefused(Exception):
@@ -526,58 +537,59 @@ class SyncRun:
         carry = []
         for start in range(1, last + 1, CHUNK_ROWS):
             end = min(start + CHUNK_ROWS, last + 1)
-            bulk_rows = self._bulk_rows(bulk, start, end) if bulk else ([], [], [])
+            bulk_rows = self._bulk_rows(bulk, start, end) if bulk else []
             rows = []
-            if len(bulk_rows[0]) < end - start:  # else every step of the chunk is a bulk row
+            if len(bulk_rows) < end - start:  # else every step of the chunk is a bulk row
                 rows = self.con.execute(
                     "select rn, record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, "
                     "leaving from _changes anti join (select unnest($bulk) as rn) using (rn) "
                     "where rn >= $start and rn < $end order by rn",
-                    {"bulk": [c.rn for c in bulk_rows[0]], "start": start, "end": end},
+                    {"bulk": [row[0] for row in bulk_rows], "start": start, "end": end},
                 ).fetchall()
             changes = carry + [c for row in rows for c in self._change(row[1:], row[0])]
             if end > last:  # the last chunk: nothing follows to hold an identifier back for
-                if changes or bulk_rows[0]:
+                if changes or bulk_rows:
                     yield changes, bulk_rows
                 return
             cut = len(changes)
             while cut > 0 and changes[cut - 1].identifier == changes[-1].identifier:
                 cut -= 1
-            if cut == 0 and not bulk_rows[0]:  # one identifier fills the chunk: nothing to hold back
+            if cut == 0 and not bulk_rows:  # one identifier fills the chunk: nothing to hold back
                 cut = len(changes)
             carry = changes[cut:]
             yield changes[:cut], bulk_rows
 
-    def _bulk_rows(self, bulk: Bulk, start: int, end: int) -> tuple[list[Change], list[str], list[int]]:
-        """The chunk's bulk rows: adds alone at their identifier whose entry the destination can build, as
-        changes without values (key, identifier, rn), their entries and the entries' bytes."""
+    def _bulk_rows(self, bulk: Bulk, start: int, end: int) -> list[tuple]:
+        """The chunk's bulk rows: adds alone at their identifier whose entry the destination can build (within
+        its size limit), as (rn, key, identifier, entry, entry bytes) in rn order. Only the warehouse's part:
+        the event loop makes their changes (_bulk_batches), so this thread is sooner free for the next one."""
+        limit = f"and strlen(e) <= {int(bulk.max_entry_bytes)}" if bulk.max_entry_bytes else ""
         rows = self.con.execute(
             f"""
-            select rn, record_key, identifier, e, strlen(e)
-            from (select rn, record_key, identifier, {bulk.entry} as e from _changes c
-                  where rn >= $start and rn < $end and kind = 'add' and alone)
-            order by rn
+            with entries as materialized (  -- each entry made once, however often it is named below
+                select rn, record_key, identifier, {bulk.entry} as e from _changes c
+                where rn >= $start and rn < $end and kind = 'add' and alone)
+            select rn, record_key, identifier, e, strlen(e) from entries where e is not null {limit} order by rn
             """,
             {"start": start, "end": end},
         ).fetchall()
-        limit = bulk.max_entry_bytes or float("inf")
-        items, entries, sizes = [], [], []
-        for rn, key, identifier, e, n in rows:
-            if e is not None and n <= limit:
-                items.append(Change(key, "add", identifier, rn=rn))
-                entries.append(e)
-                sizes.append(n)
-        return (items, entries, sizes) if len(items) >= bulk.min_items else ([], [], [])
+        return rows if len(rows) >= bulk.min_items else []
 
-    def _bulk_batches(self, bulk: Bulk, items: list[Change], entries: list[str], sizes: list[int]):
-        first, size = 0, 0
-        for i, n in enumerate(sizes):
-            if i > first and (i - first == bulk.max_items or bulk.max_bytes and size + n + 1 > bulk.max_bytes):
-                yield self._bulk_batch(items[first:i], entries[first:i])
-                first, size = i, 0
-            size += n + 1
-        if sizes:
-            yield self._bulk_batch(items[first:], entries[first:])
+    def _bulk_batches(self, bulk: Bulk, rows: list[tuple]):
+        """Bulk batches of consecutive rows, as many to a batch as the count and byte limits allow. Their
+        items are changes without values (key, identifier, rn)."""
+        items = [Change(key, "add", identifier, rn=rn) for rn, key, identifier, _, _ in rows]
+        entries = [row[3] for row in rows]
+        # ends[i]: the bytes of the first i entries, a separator each (a bisection finds where a batch ends,
+        # instead of a Python step per entry).
+        ends = list(itertools.accumulate((row[4] + 1 for row in rows), initial=0)) if bulk.max_bytes else []
+        first = 0
+        while first < len(items):
+            last = min(first + bulk.max_items, len(items))
+            if bulk.max_bytes:  # the most entries that fit, at least one
+                last = max(first + 1, bisect.bisect_right(ends, ends[first] + bulk.max_bytes, first + 1, last + 1) - 1)
+            yield self._bulk_batch(items[first:last], entries[first:last])
+            first = last
 
     def _bulk_batch(self, items: list[Change], entries: list[str]) -> Batch:
         batch = self.destination.bulk_batch(self.spec, entries)
@@ -612,43 +624,63 @@ class SyncRun:
     async def _deliver(self) -> None:
         spec = self.spec
         self._total = self.result.planned - self.result.rejected
-        async with self.destination.open_client() as client:
-            if self._total:
-                registry = ObjectRegistry(self.con, spec.destination, self.destination.account)
-                try:
-                    await self.destination.setup(spec, client, registry, self._audiences())
-                except (SetupError, DestinationAuthError, RetriesExhausted):
-                    raise
-                except Exception as exc:  # an answer the adapter cannot read: say so, send nothing
-                    raise SetupError(f"{spec.destination} answered setup in a way Relay does not understand "
-                                     f"({type(exc).__name__}: {REDACT(exc)[:200]}); nothing was sent") from exc
-            # While requests are in flight, the warehouse work (reading the next chunk, writing state) runs on a
-            # thread of its own, one statement at a time on this run's connection.
-            self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-warehouse")
-            try:
-                await self._send_all(client)
-            finally:
-                self._db.shutdown()  # waits: once the loop is done, nothing else may use the connection
-            if self._flushing is not None:
-                await self._flushing  # a state write that failed fails the run
-            stats = client.stats
-            self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+        # While requests are in flight, the warehouse work (reading the next chunks, writing state) runs on a
+        # thread of its own, one statement at a time on this run's connection.
+        self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-warehouse")
+        # The setting is the database's, which runs in other threads of this process share: a run lowers it
+        # only from where it finds it and sets back what it found, so a race costs speed and leaves no change.
+        threads = self.con.execute("select current_setting('threads')").fetchone()[0]
+        lowered = DELIVERY_THREADS is not None and DELIVERY_THREADS < threads
+        if lowered:
+            self.con.execute(f"set threads = {int(DELIVERY_THREADS)}")
+        try:
+            async with self.destination.open_client() as client:
+                audiences = self._audiences()
+                bulk = self.destination.bulk(spec)
+                chunks = self._chunks(bulk)
+                # Reading starts now, so the first chunks are ready when setup is done (reading needs nothing
+                # setup makes). Read ahead several chunks: a state write queued on the thread then never
+                # leaves the requests waiting for their next chunk.
+                ahead = collections.deque(self._in_db(next, chunks, None) for _ in range(READ_AHEAD_CHUNKS))
+                if self._total:
+                    await self._setup(client, audiences)
+                await self._send_all(client, bulk, chunks, ahead)
+                stats = client.stats
+                self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+        finally:
+            self._db.shutdown()  # waits: once the loop is done, nothing else may use the connection
+            if lowered:
+                self.con.execute(f"set threads = {int(threads)}")
+        if self._flushing is not None:
+            await self._flushing  # a state write that failed fails the run
 
-    async def _send_all(self, client) -> None:
-        bulk = self.destination.bulk(self.spec)
-        chunks = self._chunks(bulk)
+    async def _setup(self, client, audiences: list[str]) -> None:
+        spec = self.spec
+        # A connection of its own: the warehouse thread is using the run's (cursor() shares the database).
+        cursor = self.con.cursor()
+        try:
+            await self.destination.setup(spec, client, ObjectRegistry(cursor, spec.destination, self.destination.account),
+                                         audiences)
+        except (SetupError, DestinationAuthError, RetriesExhausted):
+            raise
+        except Exception as exc:  # an answer the adapter cannot read: say so, send nothing
+            raise SetupError(f"{spec.destination} answered setup in a way Relay does not understand "
+                             f"({type(exc).__name__}: {REDACT(exc)[:200]}); nothing was sent") from exc
+        finally:
+            cursor.close()
+
+    async def _send_all(self, client, bulk: Bulk | None, chunks, ahead: collections.deque) -> None:
         sem = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task] = set()
         failures = 0
-        upcoming = self._in_db(next, chunks, None)
-        while (chunk := await upcoming) is not None:
-            upcoming = self._in_db(next, chunks, None)  # read ahead while this chunk is sent
+        while (chunk := await ahead.popleft()) is not None:
+            ahead.append(self._in_db(next, chunks, None))
             changes, bulk_rows = chunk
             for change in [c for c in changes if self._nothing_to_send(c)]:
                 self._ack(change)
             batches = self.destination.batches(self.spec, [c for c in changes if not self._nothing_to_send(c)])
-            if bulk_rows[0]:
-                batches = itertools.chain(self._bulk_batches(bulk, *bulk_rows), batches)
+            if bulk_rows:
+                batches = itertools.chain(self._bulk_batches(bulk, bulk_rows), batches)
             for batch in batches:
                 await sem.acquire()
                 task = asyncio.create_task(self._send(client, batch))
@@ -663,10 +695,13 @@ class SyncRun:
                     break
             if failures >= 3:
                 break
-        if tasks:
-            await asyncio.wait(tasks)
-            for t in tasks:
+        # Everything is sent. While the last request is answered, write what the others acknowledged, so what
+        # is left to write after it is only its own rows (one write: each has a fixed cost).
+        while tasks:
+            done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
                 self._settle(t)
+            self._flush_if_due(eager=len(tasks) == 1)
 
     def _in_db(self, fn, *args) -> asyncio.Future:
         return asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -794,11 +829,14 @@ class SyncRun:
             self.progress(self._done_rows, self._total)
 
     # ---------------------------------------------------------------- ledger writes
-    def _flush_if_due(self) -> None:
-        """During delivery: start a state write on the warehouse thread, one at a time."""
+    def _flush_if_due(self, eager: bool = False) -> None:
+        """During delivery: start a state write on the warehouse thread, one at a time. `eager`: whatever is
+        waiting, however little."""
         if self._flushing is not None and not self._flushing.done():
             return
-        if len(self._upserts) + len(self._removes) >= FLUSH_EVERY_ROWS or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+        waiting = len(self._upserts) + len(self._removes)
+        if (eager and (waiting or self._rejections)) or waiting >= FLUSH_EVERY_ROWS \
+                or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             if self._flushing is not None:
                 self._flushing.result()  # a state write that failed fails the run
             self._flushing = self._in_db(self._write, self._take())
@@ -824,7 +862,7 @@ class SyncRun:
             # Only row numbers cross from Python: identifier, hash and payload are already in _changes, and the
             # range lets DuckDB skip the row groups outside it (a flush stays O(rows flushed)).
             if upserts:
-                acked = {"sync": name, "now": now, "run": run_id, "rns": upserts, "lo": min(upserts), "hi": max(upserts)}
+                acked = {"sync": name, "now": now, "run": run_id, **_runs(upserts)}
                 # An add's key was not in the state when the run planned, and only this run writes its sync's
                 # state: a plain insert, much cheaper than an upsert's conflict checks.
                 con.execute(STATE_INSERT.format(kind="add"), acked)
@@ -842,17 +880,16 @@ class SyncRun:
                 )
             if upserts or removes:
                 # Null fields: an add, which sends every attribute that is set, or a remove, the whole record.
-                rns = upserts + removes
                 con.execute(
                     """
                     insert into relay.sync_deliveries
                     select $run, $sync, c.record_key, if(c.kind = 'remove', c.prev_identifier, c.identifier), c.kind,
                            f.fields, $now
-                    from _changes c semi join (select unnest($rns) as rn) acked using (rn)
+                    from _changes c semi join """ + ACKED_STEPS + """ acked using (rn)
                     left join (select unnest($crns) as rn, unnest($cfields) as fields) f using (rn)
                     where c.rn between $lo and $hi and not c.leaving
                     """,
-                    {"run": run_id, "sync": name, "now": now, "rns": rns, "lo": min(rns), "hi": max(rns),
+                    {"run": run_id, "sync": name, "now": now, **_runs(upserts + removes),
                      "crns": [r for r, _ in fields], "cfields": [f for _, f in fields]},
                 )
             if unconfirmed:
@@ -917,3 +954,12 @@ class SyncRun:
             f"update relay.sync_runs set {', '.join(f'{c} = ?' for c in cols)}, plan = ?, finished_at = ? where run_id = ?",
             [getattr(r, c) for c in cols] + [json.dumps(r.plan, default=str), _now(), r.run_id],
         )
+
+
+def _runs(rns: list[int]) -> dict:
+    """Step numbers as the parameters of ACKED_STEPS: runs of consecutive numbers, and their range ($lo..$hi,
+    which lets DuckDB skip the row groups outside it)."""
+    rns = sorted(rns)
+    breaks = [i for i in range(1, len(rns)) if rns[i] != rns[i - 1] + 1]
+    return {"firsts": [rns[0]] + [rns[i] for i in breaks], "lasts": [rns[i - 1] for i in breaks] + [rns[-1]],
+            "lo": rns[0], "hi": rns[-1]}

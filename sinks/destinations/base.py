@@ -4,6 +4,7 @@ An adapter only knows its API: how to address a record, how to pack changes into
 API's count and byte limits, and how the API reports per-item outcomes. Diffing, retries, rate limits,
 state and the ledger belong to the engine and sinks.http."""
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -100,15 +101,21 @@ async def ensure_attributes(missing: dict[str, str], registry: "ObjectRegistry",
     """Define the attributes a sync writes, each with its type, before the first write. A refused create is
     looked up again (another run may have made it); one that exists with another type stops the sync."""
     have = await defined()
+    new = [name for name in missing if name not in have]
+    # Created together: the creates do not depend on one another, and each is a round trip a first run waits for.
+    created = await asyncio.gather(*(create(name, missing[name]) for name in new))
+    refused = []
+    for name, response in zip(new, created):
+        try:
+            check(response, f"creating attribute {name!r}")
+        except SetupError as exc:
+            refused.append((name, exc))
+    if refused:
+        have = await defined()
+        for name, exc in refused:
+            if name not in have:
+                raise exc
     for name, kind in missing.items():
-        if name not in have:
-            created = await create(name, kind)
-            try:
-                check(created, f"creating attribute {name!r}")
-            except SetupError:
-                have = await defined()
-                if name not in have:
-                    raise
         if have.get(name, kind) != kind:
             raise SetupError(f"{vendor} attribute {name!r} exists with type {have[name]!r}, but {model} sends "
                              f"{kind!r}: change it in {vendor}, or set meta {type_meta} on the column")

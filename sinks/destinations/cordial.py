@@ -233,8 +233,9 @@ class Cordial(Destination):
             elapsed = time.monotonic() - started
             if elapsed > self.import_timeout_s:
                 return {"status": "unknown", "errors": [], "message": f"not finished after {self.import_timeout_s:.0f} s"}
-            # A finished job is seen at most a third of its run time late (polls every 2 s at most).
-            await asyncio.sleep(min(2.0, max(0.05, elapsed / 3)))
+            # A finished job is seen at most a tenth of its run time late (polls every 2 s at most): a run waits
+            # for its imports, and a poll is one small GET.
+            await asyncio.sleep(min(2.0, max(0.05, elapsed / 10)))
 
 
 def _attributes(items: list[Change]) -> tuple[dict, str | None]:
