@@ -81,7 +81,8 @@
 
 {#- incremental_strategy='relay_scoped': delete the target rows in scope, then insert what the model
     selected. Config scope_delete lists (column expression, kind) pairs, any of which puts a row in scope
-    (default: customer_key in the people in scope); kind 'self' means "the model selected this value".
+    (default: customer_key in the people in scope); kind 'self' means "the model selected this value",
+    kind 'changed:<record_type>' "the loaders changed this id of that record type".
     Unscoped (not a full refresh, but the previous run did not complete): replace every row. -#}
 {% macro get_incremental_relay_scoped_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
@@ -91,6 +92,10 @@
         {%- for expression, kind in config.get('scope_delete', [['customer_key', 'key']]) -%}
             {%- if kind == 'self' -%}
                 {%- do conditions.append(expression ~ ' in (select ' ~ expression ~ ' from ' ~ arg_dict['temp_relation'] ~ ')') -%}
+            {%- elif kind.startswith('changed:') -%}
+                {#- 'changed:<record_type>': the ids of that record type the loaders changed (staging tables). -#}
+                {%- do conditions.append('cast(' ~ expression ~ ' as ' ~ dbt.type_string() ~ ') in (select record_id from '
+                    ~ scope_relation('int_scope_changed_records') ~ " where record_type = '" ~ kind[8:] ~ "')") -%}
             {%- else -%}
                 {%- set model, column = scope_sets()[kind] -%}
                 {%- do conditions.append(expression ~ ' in (select ' ~ column ~ ' from ' ~ scope_relation(model) ~ ')') -%}
@@ -185,6 +190,24 @@
         ~ " and customer_key in (select customer_key from {int_scope_keys})"
         ~ " union select record_id from {int_scope_records} where record_type = '" ~ record_type ~ "'",
         ['int_identity_records_resolved', 'int_scope_keys', 'int_scope_records'], data_type)) }}
+{%- endmacro %}
+
+
+{#- The same set as in_scope_records, as a subquery: for a stored table's id column (a hash join; no list
+    to inline, and it filters before the joins and windows of the model). -#}
+{% macro in_scope_record_ids(column, record_type) -%}
+    {%- if model.resource_type == 'unit_test' -%}{{ return('true') }}{%- endif -%}
+    {%- set resolved, keys, records = ref('int_identity_records_resolved'), ref('int_scope_keys'), ref('int_scope_records') -%}
+    {%- if relay_scoped() -%}
+        cast({{ column }} as {{ dbt.type_string() }}) in (
+            select record_id from {{ resolved }}
+            where record_type = '{{ record_type }}' and customer_key in (select customer_key from {{ keys }})
+            union all
+            select record_id from {{ records }} where record_type = '{{ record_type }}'
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
 {%- endmacro %}
 
 

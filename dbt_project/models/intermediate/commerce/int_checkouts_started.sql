@@ -99,6 +99,10 @@ orders_by_token as (
         min(created_at) as ordered_at
     from orders
     where checkout_token is not null
+        {%- if relay_scoped() %}
+        -- Scoped: only the checkouts built here are looked up.
+        and checkout_token in (select checkout_token from checkouts)
+        {%- endif %}
     group by checkout_token
 ),
 

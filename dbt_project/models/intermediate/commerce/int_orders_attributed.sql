@@ -13,6 +13,8 @@
 
 with orders as (
     select * from {{ ref('stg_shopify__orders') }}
+    -- Scoped: the orders `final` keeps (of a person in scope, or re-resolved), before the joins.
+    where {{ in_scope_record_ids('order_id', 'shopify_order') }}
 ),
 
 discount_codes as (

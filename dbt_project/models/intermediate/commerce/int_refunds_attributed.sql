@@ -14,6 +14,8 @@
 
 with refunds as (
     select * from {{ ref('stg_shopify__refunds') }}
+    -- Scoped: the refunds `final` keeps (of an order of a person in scope, or re-resolved), before the joins.
+    where {{ in_scope_record_ids('order_id', 'shopify_order') }}
 ),
 
 line_refunds as (

@@ -15,6 +15,7 @@
 -- depends_on: {{ ref('int_scope_changed_records') }}
 -- depends_on: {{ ref('int_as_of') }}
 -- depends_on: {{ ref('stg_shopify__orders') }}
+-- depends_on: {{ ref('stg_shopify__transactions') }}
 
 {%- set scoped = relay_scoped() %}
 
@@ -143,14 +144,25 @@ scope_order_ids as (
     select order_id from changed_orders
 ),
 
--- Raw rows (every version): a superset of staging's, read without its deduplicating window.
+-- Cards as staged now (unchanged orders' are as the previous run staged them), plus every raw version
+-- of the changed orders' transactions (the previous run's among them, when the loader keeps versions).
 transactions as (
+    select
+        order_id,
+        card_bin || '-' || card_last4 as card
+    from {{ ref('stg_shopify__transactions') }}
+    where card_bin is not null
+        and card_last4 is not null
+
+    union all
+
     select
         cast(order_id as {{ dbt.type_bigint() }}) as order_id,
         {{ raw_card_fingerprint() }} as card
     from ({{ relay_source('shopify', 'transaction') }})
     where payment_credit_card_bin is not null
         and payment_credit_card_number is not null
+        and {{ in_changed('cast(order_id as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
 ),
 
 fingerprints as (

@@ -1,3 +1,17 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='relay_scoped',
+        scope_delete=[['order_id', 'changed:shopify_order']],
+        on_schema_change='sync_all_columns'
+    )
+}}
+
+{#- A table, not a view: a scoped run (macros/scope.sql) re-stages only the keys the loaders changed
+    (every raw version of them, so deduplication picks what a full rebuild would), and the models
+    downstream read the stored rows of the rest instead of re-deduplicating the whole raw table. -#}
+-- depends_on: {{ ref('int_scope_changed_records') }}
+
 with source as (
     {{ relay_source('shopify', 'order') }}
 ),
@@ -8,6 +22,9 @@ versions as (
         *,
         {{ relay_version_rank('shopify.order', ['_fivetran_synced', 'updated_at']) }} as _relay_version_rank
     from source
+    {%- if is_incremental() %}
+    where {{ in_changed('cast(id as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
+    {%- endif %}
 ),
 
 cleaned as (
@@ -25,11 +42,13 @@ cleaned as (
         lower({{ clean_text('financial_status') }}) as financial_status,
         lower({{ clean_text('fulfillment_status') }}) as fulfillment_status,
         upper({{ clean_text('currency') }}) as currency,
-        cast(total_price as {{ dbt.type_numeric() }}) as total_price,
-        cast(subtotal_price as {{ dbt.type_numeric() }}) as subtotal_price,
-        cast(coalesce(total_discounts, 0) as {{ dbt.type_numeric() }}) as total_discounts,
-        cast(coalesce(total_tax, 0) as {{ dbt.type_numeric() }}) as total_tax,
-        cast(total_line_items_price as {{ dbt.type_numeric() }}) as total_line_items_price,
+        -- A stored table materializes every value: an amount that cannot be a number (NaN, out of range) is
+        -- null here instead of failing the model; assert_raw_amounts_are_plausible fails the build naming it.
+        {{ relay_try_cast('total_price', dbt.type_numeric()) }} as total_price,
+        {{ relay_try_cast('subtotal_price', dbt.type_numeric()) }} as subtotal_price,
+        {{ relay_try_cast('coalesce(total_discounts, 0)', dbt.type_numeric()) }} as total_discounts,
+        {{ relay_try_cast('coalesce(total_tax, 0)', dbt.type_numeric()) }} as total_tax,
+        {{ relay_try_cast('total_line_items_price', dbt.type_numeric()) }} as total_line_items_price,
         lower({{ clean_text('source_name') }}) as source_name,
         coalesce(test, false) as is_test_order,
         {{ clean_text('browser_ip') }} as browser_ip,
