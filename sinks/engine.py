@@ -206,7 +206,11 @@ class RunResult:
 def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse), read_only=read_only)
     if not read_only:
-        con.execute(LEDGER_DDL)
+        try:  # the ledger's newest parts exist: the DDL (tens of milliseconds) has nothing to do
+            con.execute("select resent, unconfirmed from relay.sync_runs limit 0; "
+                        "select resend_after from relay.sync_unconfirmed limit 0")
+        except duckdb.Error:
+            con.execute(LEDGER_DDL)
         # DuckDB checkpoints whenever the WAL passes 16 MB, and a checkpoint rewrites sync_state's whole
         # key index: a 1M-row first sync made ~60 of them (25 s). Fewer, bigger ones; the WAL stays bounded.
         con.execute("set checkpoint_threshold = '256MB'")

@@ -79,6 +79,13 @@ def loader_changes(warehouse: Path) -> None:
             insert into shopify.customer
             select * replace (99000002 as id, $t as created_at, $t as updated_at, $t as _fivetran_synced)
             from shopify.customer where id = $e;
+            -- A guest completes someone's open checkout: the order carries only its token.
+            insert into shopify."order"
+            select * replace (99000003 as id, null as customer_id, null as email, null as phone,
+                              null as shipping_address_address_1, null as billing_address_address_1,
+                              (select max(token) from shopify.abandoned_checkout where completed_at is null) as checkout_token,
+                              $t as created_at, $t as updated_at, $t as _fivetran_synced)
+            from shopify."order" where customer_id = $a limit 1;
             -- A's device sends an event.
             insert into segment.tracks
             select * replace ('late-event-1' as id, $t as "timestamp", $t as received_at)

@@ -2,6 +2,7 @@
       identity   every key the identifiers in scope had before this run or have now (a key that merged
                  away must lose its rows); this covers every changed order, refund, checkout and account;
       events     people with a new event, or an event whose time the clock just passed;
+      tokens     owners of checkouts whose token a changed order carries (guest orders convert carts);
       clock      people a time boundary of a segment passed between the previous clock and this one:
                  order + new/at-risk/lapsed/churned/suppression/winback window/offer end/promo window/
                  recent-redeemer days, refunds and checkouts (grace, short and long window, conversion);
@@ -123,20 +124,37 @@ clock_keys as (
     where {{ 'true' if var('vip_tier_method', 'absolute') == 'percentile' else 'false' }}
 ),
 
+changed_orders as (
+    select *
+    from {{ ref('stg_shopify__orders') }}
+    where {{ in_changed('order_id', 'shopify_order', 'bigint') }}
+),
+
+-- The owners of checkouts a changed order carries the token of (before or now): a guest order tied to
+-- its checkout only by the token converts that checkout, and its owner must leave the cart segments.
+token_keys as (
+    select checkouts.customer_key
+    from {{ scope_relation('int_checkouts_started') }} as checkouts
+    where checkouts.customer_key is not null
+        and checkouts.checkout_token in (
+            select checkout_token from changed_orders where checkout_token is not null
+            union
+            select checkout_token from previous_orders
+            where order_id in (select order_id from changed_orders) and checkout_token is not null
+        )
+),
+
 base_keys as (
     select customer_key from identity_keys
     union
     select customer_key from event_keys
     union
     select customer_key from clock_keys
+    union
+    select customer_key from token_keys
 ),
 
 -- Addresses and cards of the people above, as of the previous run and of the orders changed since.
-changed_orders as (
-    select *
-    from {{ ref('stg_shopify__orders') }}
-    where {{ in_changed('order_id', 'shopify_order', 'bigint') }}
-),
 
 scope_order_ids as (
     select order_id from previous_orders where customer_key in (select customer_key from base_keys)
