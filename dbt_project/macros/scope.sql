@@ -211,6 +211,23 @@
 {%- endmacro %}
 
 
+{#- The identifiers observed on the records in scope (all of them when not scoped). A join on the two
+    columns, not on record_type || ':' || record_id: no key is built per stored row, and the planner filters
+    first. The ref() is skipped in unit tests, whose fixtures stand for whole tables (as in in_scope). -#}
+{% macro observed_in_scope() -%}
+    select observed.*
+    from {{ ref('int_identifiers_observed') }} as observed
+    {%- if model.resource_type != 'unit_test' %}
+    {%- set scope_records = ref('int_scope_records') %}
+    {%- if relay_scoped() %}
+    inner join {{ scope_records }} as scope_records
+        on observed.record_type = scope_records.record_type
+        and observed.record_id = scope_records.record_id
+    {%- endif %}
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- A payment card's fingerprint (BIN + last four digits) from a raw Shopify transaction, as staging
     derives card_bin and card_last4. -#}
 {% macro raw_card_fingerprint() -%}

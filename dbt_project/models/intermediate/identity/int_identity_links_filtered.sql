@@ -11,19 +11,8 @@
     and both pass the guard (int_identifiers_guarded). Each record links its identifiers to its
     smallest one (a star), which connects them all with n-1 edges instead of n^2. -#}
 
-{#- ref() outside unit tests only: their fixtures stand for whole tables (as in_scope does). #}
-{%- set scope_records = ref('int_scope_records') if model.resource_type != 'unit_test' %}
-
 with observed as (
-    select observed.*
-    from {{ ref('int_identifiers_observed') }} as observed
-    {%- if relay_scoped() %}
-    -- Scoped: the records in scope (one row each: the join only filters). Joined on the two columns, not
-    -- on record_type || ':' || record_id, so no key is built per stored row and the planner filters first.
-    inner join {{ scope_records }} as scope_records
-        on observed.record_type = scope_records.record_type
-        and observed.record_id = scope_records.record_id
-    {%- endif %}
+    {{ observed_in_scope() }}
 ),
 
 guarded as (

@@ -12,19 +12,8 @@
     identifier is guarded (e.g. a guest order with only a placeholder email) belong to nobody and are
     absent here. -#}
 
-{#- ref() outside unit tests only: their fixtures stand for whole tables (as in_scope does). #}
-{%- set scope_records = ref('int_scope_records') if model.resource_type != 'unit_test' %}
-
 with observed as (
-    select observed.*
-    from {{ ref('int_identifiers_observed') }} as observed
-    {%- if relay_scoped() %}
-    -- Scoped: the records in scope (one row each: the join only filters). Joined on the two columns, not
-    -- on record_type || ':' || record_id, so no key is built per stored row.
-    inner join {{ scope_records }} as scope_records
-        on observed.record_type = scope_records.record_type
-        and observed.record_id = scope_records.record_id
-    {%- endif %}
+    {{ observed_in_scope() }}
 ),
 
 resolved as (
