@@ -40,7 +40,8 @@ bench: $(STAMP) manifest
 	$(BIN)/python tests/bench.py $(BENCH_ARGS)
 
 # Not part of make test: a 200k-row fault soak per destination, then 24 SIGKILLs and 6 failpoint crashes
-# across 50k-row syncs; 14-21 min on 2 cores. SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
+# across 50k-row syncs; 14-21 min on 2 cores, plus ~40 s each time a phase waits for rows sent in requests of
+# unknown fate to be re-asserted. SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py $(SOAK_ARGS)
 
