@@ -565,51 +565,47 @@ class SyncRun:
 
     def _bulk_rows(self, bulk: Bulk, start: int, end: int) -> list[tuple]:
         """The chunk's bulk rows: adds alone at their identifier whose entry the destination can build (within
-        its size limit), as (rn, key, identifier, entry, entry bytes) in rn order. Only the warehouse's part:
-        the event loop makes their changes (_bulk_batches), so this thread is sooner free for the next one."""
+        its size limit), as (rn, entry, entry bytes) in rn order. Nothing else of them crosses into Python
+        unless an answer blames some (see _items)."""
         limit = f"and strlen(e) <= {int(bulk.max_entry_bytes)}" if bulk.max_entry_bytes else ""
         rows = self.con.execute(
             f"""
             with entries as materialized (  -- each entry made once, however often it is named below
-                select rn, record_key, identifier, {bulk.entry} as e from _changes c
+                select rn, {bulk.entry} as e from _changes c
                 where rn >= $start and rn < $end and kind = 'add' and alone)
-            select rn, record_key, identifier, e, strlen(e) from entries where e is not null {limit} order by rn
+            select rn, e, {'strlen(e)' if bulk.max_bytes else 0} from entries where e is not null {limit} order by rn
             """,
             {"start": start, "end": end},
         ).fetchall()
         return rows if len(rows) >= bulk.min_items else []
 
     def _bulk_batches(self, bulk: Bulk, rows: list[tuple]):
-        """Bulk batches of consecutive rows, as many to a batch as the count and byte limits allow. Their
-        items are changes without values (key, identifier, rn)."""
-        items = [Change(key, "add", identifier, rn=rn) for rn, key, identifier, _, _ in rows]
-        entries = [row[3] for row in rows]
+        """Bulk batches of consecutive rows, as many to a batch as the count and byte limits allow."""
+        rns = [row[0] for row in rows]
+        entries = [row[1] for row in rows]
         # ends[i]: the bytes of the first i entries, a separator each (a bisection finds where a batch ends,
         # instead of a Python step per entry).
-        ends = list(itertools.accumulate((row[4] + 1 for row in rows), initial=0)) if bulk.max_bytes else []
+        ends = list(itertools.accumulate((row[2] + 1 for row in rows), initial=0)) if bulk.max_bytes else []
         first = 0
-        while first < len(items):
-            last = min(first + bulk.max_items, len(items))
+        while first < len(rns):
+            last = min(first + bulk.max_items, len(rns))
             if bulk.max_bytes:  # the most entries that fit, at least one
                 last = max(first + 1, bisect.bisect_right(ends, ends[first] + bulk.max_bytes, first + 1, last + 1) - 1)
-            yield self._bulk_batch(items[first:last], entries[first:last])
+            batch = self.destination.bulk_batch(self.spec, entries[first:last])
+            batch.items, batch.bulk = [], rns[first:last]
+            yield batch
             first = last
-
-    def _bulk_batch(self, items: list[Change], entries: list[str]) -> Batch:
-        batch = self.destination.bulk_batch(self.spec, entries)
-        batch.items, batch.bulk = items, True
-        return batch
 
     def _items(self, batch: Batch) -> list[Change]:
         """A batch's changes, a bulk batch's read in full from _changes (in entry order) the first time."""
         if batch.bulk:
-            rns = [c.rn for c in batch.items]
+            rns = batch.bulk
             rows = self.con.execute(
                 "select rn, record_key, kind, identifier, prev_identifier, payload, prev_payload, row_hash, leaving "
                 "from _changes semi join (select unnest($rns) as rn) using (rn) where rn between $lo and $hi order by rn",
                 {"rns": rns, "lo": rns[0], "hi": rns[-1]},
             ).fetchall()
-            batch.items, batch.bulk = [c for row in rows for c in self._change(row[1:], row[0])], False
+            batch.items, batch.bulk = [c for row in rows for c in self._change(row[1:], row[0])], None
         return batch.items
 
     def _audiences(self) -> list[str]:
@@ -729,7 +725,7 @@ class SyncRun:
                 await self._send_batch(client, batch)
             finally:
                 if ambiguous:  # acknowledged or not, a copy of this write may still land
-                    self._unconfirmed += [c.rn for c in batch.items]
+                    self._unconfirmed += batch.bulk or [c.rn for c in batch.items]
 
     async def _send_batch(self, client, batch: Batch) -> None:
         if batch.job is not None:
@@ -823,9 +819,9 @@ class SyncRun:
             for change in batch.items:
                 self._ack(change)
             return
-        self._upserts += [c.rn for c in batch.items]  # bulk rows are adds
-        self.result.acked_add += len(batch.items)
-        self._tick(len(batch.items))
+        self._upserts += batch.bulk  # bulk rows are adds
+        self.result.acked_add += len(batch.bulk)
+        self._tick(len(batch.bulk))
 
     def _tick(self, n: int) -> None:
         self._done_rows += n

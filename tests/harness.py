@@ -153,8 +153,7 @@ if job.get("sabotage"):  # a broken engine that records rows as it sends them, b
     send = sinks.engine.SyncRun._send
 
     async def record_then_send(self, client, batch):
-        for change in batch.items:
-            self._ack(change)
+        self._ack_batch(batch)
         self._flush()
         await send(self, client, batch)
 

@@ -60,9 +60,9 @@ class Batch:
     # client and a function whose result, awaited, is the items (read only when needed), it returns the
     # items' outcomes, or None when every item was acknowledged.
     job: Callable[[HttpClient, Callable[[], Awaitable[list[Change]]]], Awaitable[list[Outcome] | None]] | None = None
-    # A bulk batch (see Destination.bulk): its items, in entry order, are adds without their values (row,
-    # fields), which the engine reads only if an answer needs them.
-    bulk: bool = False
+    # A bulk batch (see Destination.bulk): the steps (_changes.rn) of its entries, in entry order, all adds;
+    # `items` stays empty until an answer needs the changes themselves (the engine then reads them).
+    bulk: list[int] | None = None
 
 
 @dataclass
