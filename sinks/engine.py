@@ -300,12 +300,13 @@ class SyncRun:
         self.con = connect(self.warehouse)
         try:
             self._insert_run()
-            self._plan()
-            if self.apply and self.result.status == "running":
-                asyncio.run(self._deliver())
+            self._check_model()
+            if self.apply:
+                asyncio.run(self._apply())
                 # The last acknowledgements, the run's outcome and its row commit together (one WAL sync).
                 self._write(self._take(), then=lambda: self._finish(started))
             else:
+                self._plan()
                 self._update_run(started)
         except SyncRefused as exc:
             self.result.status = "refused"
@@ -358,7 +359,8 @@ class SyncRun:
                          f"they are re-sent by the first run after {resend_unconfirmed_s():.0f} s")
 
     # ---------------------------------------------------------------- plan
-    def _plan(self) -> None:
+    def _check_model(self) -> None:
+        """Refuse a model that cannot be synced (missing, duplicate keys) before anything else happens."""
         spec, con, r = self.spec, self.con, self.result
         try:
             r.model_rows = con.execute(f"select count(*) from {spec.relation}").fetchone()[0]
@@ -373,6 +375,9 @@ class SyncRun:
                 f"sync model {spec.relation} has duplicate primary keys ({', '.join(spec.primary_key)}): {shown}. "
                 "Refusing to pick one; fix the model."
             )
+
+    def _plan(self) -> None:
+        spec, con, r = self.spec, self.con, self.result
         r.state_rows = con.execute(
             "select count(*) from relay.sync_state where sync_name = ?", [spec.name]
         ).fetchone()[0]
@@ -640,7 +645,24 @@ class SyncRun:
             return self.spec.on_exit == "ignore"  # the destination keeps the record; we only forget it
         return self.spec.object == "attributes" and change.kind == "change" and not change.fields
 
-    async def _deliver(self) -> None:
+    async def _apply(self) -> None:
+        """Plan, then deliver. An attribute sync's setup needs nothing from the plan, so it runs alongside (a
+        first sync's attribute definitions are round trips: seconds where an API allows 3 requests/s). A run
+        the blast-radius guard then refuses may have defined a new attribute at the destination, never a row."""
+        async with self.destination.open_client() as client:
+            # Its connection is made here, before the plan's thread uses the run's.
+            early = asyncio.create_task(self._setup(client, [], self.con.cursor())) \
+                if self.spec.object != "membership" else None
+            try:
+                await asyncio.to_thread(self._plan)
+            except BaseException:
+                if early is not None:
+                    early.cancel()
+                    await asyncio.gather(early, return_exceptions=True)
+                raise
+            await self._deliver(client, early)
+
+    async def _deliver(self, client, setup: asyncio.Task | None) -> None:
         spec = self.spec
         self._total = self.result.planned - self.result.rejected
         # While requests are in flight, the warehouse work (reading the next chunks, writing state) runs on a
@@ -653,19 +675,19 @@ class SyncRun:
         if lowered:
             self.con.execute(f"set threads = {int(DELIVERY_THREADS)}")
         try:
-            async with self.destination.open_client() as client:
-                audiences = self._audiences()
-                bulk = self.destination.bulk(spec)
-                chunks = self._chunks(bulk)
-                # Reading starts now, so the first chunks are ready when setup is done (reading needs nothing
-                # setup makes). Read ahead several chunks: a state write queued on the thread then never
-                # leaves the requests waiting for their next chunk.
-                ahead = collections.deque(self._in_db(next, chunks, None) for _ in range(READ_AHEAD_CHUNKS))
-                if self._total:
-                    await self._setup(client, audiences)
-                await self._send_all(client, bulk, chunks, ahead)
-                stats = client.stats
-                self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
+            if setup is None and self._total:  # a membership sync's: the audiences come from the plan
+                setup = asyncio.create_task(self._setup(client, self._audiences(), self.con.cursor()))
+            bulk = self.destination.bulk(spec)
+            chunks = self._chunks(bulk)
+            # Reading starts now, so the first chunks are ready when setup is done (reading needs nothing
+            # setup makes). Read ahead several chunks: a state write queued on the thread then never
+            # leaves the requests waiting for their next chunk.
+            ahead = collections.deque(self._in_db(next, chunks, None) for _ in range(READ_AHEAD_CHUNKS))
+            if setup is not None:
+                await setup
+            await self._send_all(client, bulk, chunks, ahead)
+            stats = client.stats
+            self.result.requests, self.result.retries, self.result.throttled = stats.requests, stats.retries, stats.throttled
         finally:
             self._db.shutdown()  # waits: once the loop is done, nothing else may use the connection
             if lowered:
@@ -673,10 +695,9 @@ class SyncRun:
         if self._flushing is not None:
             await self._flushing  # a state write that failed fails the run
 
-    async def _setup(self, client, audiences: list[str]) -> None:
+    async def _setup(self, client, audiences: list[str], cursor: duckdb.DuckDBPyConnection) -> None:
+        """On a connection of its own (`cursor`, which shares the database): the run's is busy elsewhere."""
         spec = self.spec
-        # A connection of its own: the warehouse thread is using the run's (cursor() shares the database).
-        cursor = self.con.cursor()
         try:
             await self.destination.setup(spec, client, ObjectRegistry(cursor, spec.destination, self.destination.account),
                                          audiences)
