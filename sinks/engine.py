@@ -649,16 +649,22 @@ class SyncRun:
         """Plan, then deliver. An attribute sync's setup needs nothing from the plan, so it runs alongside (a
         first sync's attribute definitions are round trips: seconds where an API allows 3 requests/s). A run
         the blast-radius guard then refuses may have defined a new attribute at the destination, never a row."""
-        async with self.destination.open_client() as client:
-            # Its connection is made here, before the plan's thread uses the run's.
-            early = asyncio.create_task(self._setup(client, [], self.con.cursor())) \
-                if self.spec.object != "membership" else None
+        cursor = self.con.cursor() if self.spec.object != "membership" else None  # before the plan's thread runs
+        # Planning starts now, on a thread, while the client is made (its TLS context: ~30 ms).
+        plan = asyncio.get_running_loop().run_in_executor(None, self._plan)
+        try:
+            client = self.destination.open_client()
+        except BaseException:
+            await asyncio.gather(plan, return_exceptions=True)
+            raise
+        async with client:
+            early = asyncio.create_task(self._setup(client, [], cursor)) if cursor is not None else None
             try:
-                await asyncio.to_thread(self._plan)
+                await plan
             except BaseException:
                 if early is not None:
                     early.cancel()
-                    await asyncio.gather(early, return_exceptions=True)
+                await asyncio.gather(*[t for t in (plan, early) if t is not None], return_exceptions=True)
                 raise
             await self._deliver(client, early)
 
