@@ -28,11 +28,13 @@ import asyncio
 import bisect
 import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -49,9 +51,7 @@ from sinks.http import REDACT, RetriesExhausted, excerpt, watch_ambiguity
 
 log = logging.getLogger("relay.sync")
 
-LEDGER_DDL = """
-create schema if not exists relay;
-create table if not exists relay.sync_state (
+STATE_COLUMNS = """(
     sync_name varchar not null,
     record_key varchar not null,
     identifier varchar,
@@ -59,9 +59,11 @@ create table if not exists relay.sync_state (
     payload json,
     first_synced_at timestamp,
     last_synced_at timestamp,
-    last_run_id varchar,
-    primary key (sync_name, record_key)
-);
+    last_run_id varchar
+)"""
+LEDGER_DDL = """
+create schema if not exists relay;
+create table if not exists relay.sync_state """ + STATE_COLUMNS + """;
 create table if not exists relay.sync_runs (
     run_id varchar primary key,
     sync_name varchar,
@@ -154,6 +156,15 @@ STATE_INSERT = """
     from _changes c semi join """ + ACKED_STEPS + """ acked using (rn)
     where c.rn between $lo and $hi and not c.leaving and c.kind = '{kind}'
 """
+# The acknowledged changes (within $lo..$hi) with when their records were first synced: their state rows are
+# replaced by these.
+ACKED_CHANGES = """
+    create or replace temp table _acked_changes as
+    select c.record_key, c.identifier, c.row_hash, c.payload, s.first_synced_at
+    from _changes c semi join """ + ACKED_STEPS + """ acked using (rn)
+    left join relay.sync_state s on s.sync_name = $sync and s.record_key = c.record_key
+    where c.rn between $lo and $hi and not c.leaving and c.kind = 'change'
+"""
 
 
 def resend_unconfirmed_s() -> float:
@@ -213,10 +224,38 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
                         "select resend_after from relay.sync_unconfirmed limit 0")
         except duckdb.Error:
             con.execute(LEDGER_DDL)
-        # DuckDB checkpoints whenever the WAL passes 16 MB, and a checkpoint rewrites sync_state's whole
-        # key index: a 1M-row first sync made ~60 of them (25 s). Fewer, bigger ones; the WAL stays bounded.
+        if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "
+                       "schema_name = 'relay' and table_name = 'sync_state' and constraint_type = 'PRIMARY KEY'"
+                       ).fetchone()[0]:
+            # A ledger from before sync_state lost its key index (see _write): the same rows, without it.
+            con.execute(f"begin; create table relay.sync_state_unindexed {STATE_COLUMNS}; "
+                        "insert into relay.sync_state_unindexed select * from relay.sync_state order by sync_name, "
+                        "record_key; drop table relay.sync_state; "
+                        "alter table relay.sync_state_unindexed rename to sync_state; commit")
+        # DuckDB checkpoints whenever the WAL passes 16 MB: a 1M-row first sync made ~60 of them. Fewer, bigger
+        # ones; the WAL stays bounded.
         con.execute("set checkpoint_threshold = '256MB'")
     return con
+
+
+_RUNNING: set[tuple[str, str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _claim(warehouse: str | os.PathLike, name: str):
+    """One run of a sync at a time in this process (no other process can open the warehouse for writing
+    meanwhile), so only that run writes the sync's state and its keys stay unique (see _write)."""
+    key = (os.path.realpath(warehouse), name)
+    with _RUNNING_LOCK:
+        if key in _RUNNING:
+            raise SyncRefused(f"sync {name} is already running in this process; runs of one sync never overlap")
+        _RUNNING.add(key)
+    try:
+        yield
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(key)
 
 
 def _now() -> datetime:
@@ -296,6 +335,10 @@ class SyncRun:
 
     # ---------------------------------------------------------------- orchestration
     def execute(self) -> RunResult:
+        with _claim(self.warehouse, self.spec.name):
+            return self._execute()
+
+    def _execute(self) -> RunResult:
         started = time.monotonic()
         self.con = connect(self.warehouse)
         try:
@@ -909,15 +952,21 @@ class SyncRun:
             # range lets DuckDB skip the row groups outside it (a flush stays O(rows flushed)).
             if upserts:
                 acked = {"sync": name, "now": now, "run": run_id, **_runs(upserts)}
-                # An add's key was not in the state when the run planned, and only this run writes its sync's
-                # state: a plain insert, much cheaper than an upsert's conflict checks.
+                # sync_state has no key index (it made every write look keys up, and every checkpoint rewrite
+                # it whole: seconds at millions of rows). Keys stay unique because only this run writes its
+                # sync's state (_claim): an add's key was not there when the run planned, and a change
+                # replaces its record's row.
                 con.execute(STATE_INSERT.format(kind="add"), acked)
                 if fields:  # changes were acknowledged
-                    con.execute(STATE_INSERT.format(kind="change") + """
-                        on conflict (sync_name, record_key) do update set
-                            identifier = excluded.identifier, row_hash = excluded.row_hash, payload = excluded.payload,
-                            last_synced_at = excluded.last_synced_at, last_run_id = excluded.last_run_id
-                        """, acked)
+                    con.execute(ACKED_CHANGES, {k: acked[k] for k in ("sync", "firsts", "lasts", "lo", "hi")})
+                    con.execute("delete from relay.sync_state where sync_name = $sync and record_key in "
+                                "(select record_key from _acked_changes)", {"sync": name})
+                    con.execute("""
+                        insert into relay.sync_state by name
+                        select $sync as sync_name, record_key, identifier, row_hash, payload,
+                               coalesce(first_synced_at, $now) as first_synced_at, $now as last_synced_at,
+                               $run as last_run_id
+                        from _acked_changes""", {"sync": name, "now": now, "run": run_id})
             if removes:
                 con.execute(
                     "delete from relay.sync_state where sync_name = $sync and record_key in "

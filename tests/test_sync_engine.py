@@ -26,7 +26,7 @@ from sinks import destinations
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-from sinks.engine import SyncRun
+from sinks.engine import SyncRefused, SyncRun
 from sinks.http import HttpClient
 
 TIERS = ("none", "silver", "gold")
@@ -297,6 +297,8 @@ def test_a_changed_attribute_sends_only_that_row_and_field(h, warehouse):
     rows = people_rows(300)
     h.write_people(warehouse, rows)
     h.sync(h.people, warehouse)
+    state = "select record_key, first_synced_at, last_run_id, payload ->> 'orders_count' from relay.sync_state order by 1"
+    before = query(warehouse, state)
     rows[42]["orders_count"] = 99
     h.write_people(warehouse, rows)
     items_before = h.items()
@@ -306,6 +308,10 @@ def test_a_changed_attribute_sends_only_that_row_and_field(h, warehouse):
     assert h.held()[h.id_of(rows[42])]["orders_count"] == 99
     assert query(warehouse, "select kind, fields from relay.sync_deliveries where run_id = ?", [result.run_id]) == [
         ("change", ["orders_count"])]
+    # The state holds one row per key; the changed one is this run's, first synced when it was.
+    after = query(warehouse, state)
+    assert len(after) == 300 and [r for r in after if r != before[after.index(r)]] == [
+        (before[42][0], before[42][1], result.run_id, "99")]
 
 
 def test_null_clears_an_attribute_and_exit_clears_as_declared(h, warehouse):
@@ -478,7 +484,7 @@ import json, sys
 from sinks import destinations
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
-from sinks.engine import SyncRun
+from sinks.engine import SyncRefused, SyncRun
 spec = json.loads(sys.argv[1]); spec = SyncSpec(**{**spec, "primary_key": tuple(spec["primary_key"])})
 SyncRun(spec, destinations.build(spec.destination), sys.argv[2]).execute()
 """
@@ -531,6 +537,43 @@ def talon_one(monkeypatch):
 def customerio(monkeypatch):
     with CustomerIOHarness(monkeypatch) as harness:
         yield harness
+
+
+def test_a_ledger_whose_state_has_a_key_index_keeps_its_rows_without_it(customerio, warehouse):
+    """Ledgers from before sync_state lost its key index are rewritten on the first connect: same rows, no
+    index, and the next run sends nothing."""
+    h = customerio
+    h.write_people(warehouse, people_rows(200))
+    h.sync(h.people, warehouse)
+    con = duckdb.connect(str(warehouse))
+    rows = con.execute("select * from relay.sync_state order by all").fetchall()
+    con.execute("create table relay.old_state as select * from relay.sync_state; drop table relay.sync_state; "
+                "create table relay.sync_state (sync_name varchar, record_key varchar, identifier varchar, "
+                "row_hash varchar, payload json, first_synced_at timestamp, last_synced_at timestamp, "
+                "last_run_id varchar, primary key (sync_name, record_key)); "
+                "insert into relay.sync_state select * from relay.old_state; drop table relay.old_state")
+    con.close()
+    assert h.sync(h.people, warehouse).planned == 0
+    assert query(warehouse, "select * from relay.sync_state order by all") == rows
+    assert query(warehouse, "select constraint_type from duckdb_constraints() where table_name = 'sync_state' "
+                            "and constraint_type = 'PRIMARY KEY'") == []
+
+
+def test_two_runs_of_one_sync_never_overlap_in_a_process(customerio, warehouse, monkeypatch):
+    """Only one run writes a sync's state at a time (its keys stay unique without an index): a second run
+    started while the first is delivering is refused, and sends nothing."""
+    h = customerio
+    h.write_people(warehouse, people_rows(300))
+    h.faults(latency_ms=300)
+    first = ThreadPoolExecutor(1).submit(h.sync, h.people, warehouse)
+    deadline = time.monotonic() + 30
+    while h.requests() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(SyncRefused, match="already running"):
+        h.sync(h.people, warehouse)
+    assert first.result(timeout=60).acked_add == 300
+    h.faults(latency_ms=0)
+    assert query(warehouse, "select count(*), count(distinct record_key) from relay.sync_state") == [(300, 300)]
 
 
 def test_customerio_clears_its_reserved_timestamp_with_null(customerio, warehouse):
