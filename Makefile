@@ -33,7 +33,7 @@ browser:
 test: $(STAMP) manifest browser
 	$(BIN)/python -m pytest -n 2 --durations=15
 
-# Not part of make test: about 13 minutes at the default scales (100k and 1M customers) on 2 cores.
+# Not part of make test: about 20 minutes at the default scales (100k and 1M customers) on 2 cores.
 # BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.
 bench: $(STAMP) manifest
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
