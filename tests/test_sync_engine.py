@@ -743,7 +743,9 @@ def test_talon_one_retries_409s_from_parallel_writes_to_one_profile(talon_one, w
         talon_one.sync(spec, warehouse)
     talon_one.write_people(warehouse, rows)
     talon_one.write_members(warehouse, [member(i, talon_one.audiences[0]) for i in range(2000)])
-    monkeypatch.setattr(talon_one_adapter, "MAX_ITEMS", 100)
+    # 80 requests of 100 ms each per sync, 8 at a time: a second of sending each, so the two overlap even
+    # when one starts a few hundred milliseconds late on a loaded machine.
+    monkeypatch.setattr(talon_one_adapter, "MAX_ITEMS", 25)
     talon_one.faults(latency_ms=100)
     with ThreadPoolExecutor(2) as pool:  # two syncs writing the same profiles at once
         results = list(pool.map(lambda s: talon_one.sync(s, warehouse), (talon_one.people, talon_one.members)))
