@@ -372,10 +372,10 @@ class SyncRun:
         return self.result
 
     def _close(self) -> None:
-        # Closing checkpoints: it rewrites every row group of sync_state this run's updates touched, with the
-        # key index (5 s for a few thousand changes among a million rows), on the way to the next sync. A
-        # small WAL is left to the next checkpoint instead (each job's stakeholder publish makes one); opening
-        # the warehouse replays it in milliseconds.
+        # Closing checkpoints: it rewrites every row group of the ledger this run touched (seconds for a few
+        # thousand changes among a million state rows), on the way to the next sync. A small WAL is left to
+        # the next checkpoint instead (each job's stakeholder publish makes one); opening the warehouse
+        # replays it in milliseconds.
         wal = f"{self.warehouse}.wal"
         if os.path.exists(wal) and os.path.getsize(wal) < KEEP_WAL_BYTES:
             self.con.execute("pragma disable_checkpoint_on_shutdown")
@@ -633,7 +633,7 @@ class SyncRun:
 
     def _bulk_rows(self, bulk: Bulk, start: int, end: int) -> list[tuple]:
         """The chunk's bulk rows: adds alone at their identifier whose entry the destination can build (within
-        its size limit), as (rn, entry, entry bytes) in rn order. Nothing else of them crosses into Python
+        its size limit), as (rn, entry, entry bytes or 0 when the destination has no byte limit) in rn order. Nothing else of them crosses into Python
         unless an answer blames some (see _items)."""
         limit = f"and strlen(e) <= {int(bulk.max_entry_bytes)}" if bulk.max_entry_bytes else ""
         rows = self.con.execute(
@@ -708,7 +708,7 @@ class SyncRun:
             except BaseException:
                 if early is not None:
                     early.cancel()
-                await asyncio.gather(*[t for t in (plan, early) if t is not None], return_exceptions=True)
+                    await asyncio.gather(early, return_exceptions=True)
                 raise
             await self._deliver(client, early)
 

@@ -1,7 +1,7 @@
 """make bench: where the time and memory go, at scale, with the ratios that matter measured in one run.
 
     .venv/bin/python tests/bench.py [--scales 100000,1000000] [--out artifacts/bench] [--sync-rows 300000]
-                                    [--rss-rows 1000000] [--latency-ms 20] [--rate 200]
+                                    [--rss-rows 1000000] [--rounds 3] [--latency-ms 20] [--rate 200]
 
 Per scale (a fresh warehouse each): sample data; a full `dbt build`; the first sync of every model
 (requests, rows/s per destination); the daily job on unchanged data (dbt + diff + sync: the full
@@ -12,8 +12,9 @@ purchase-to-destination latency. The frequent/full ratio compares those spans; b
 the stakeholder copy (a fixed cost, reported with the whole jobs' times).
 
 Then, once: a sync model of --rss-rows rows synced, 1% of it changed and synced again (diff time and
-peak RSS of each sync process); per destination, the engine's first-sync rows/s against the emulator's
-ceiling (the same emulator fed pre-built requests by a minimal client) and against a naive loop of one
+peak RSS of each sync process); per destination, the engine's first-sync rows/s (--sync-rows) against the
+emulator's ceiling (the same emulator fed pre-built requests by a minimal client; the median of --rounds
+paired measurements) and against a naive loop of one
 request per row at --latency-ms; and a sync under an emulator rate limit of --rate requests/s.
 
 Writes results.json, results.md and cost_vs_scale.png (if matplotlib is installed) to --out. Every
