@@ -9,9 +9,12 @@ from orchestration.syncs import SYNC_SPECS, sync_asset_key
 
 PUBLISHED_KEY = dg.AssetKey(["stakeholders", "published_warehouse"])
 
-# The frequent path runs the models on the time-critical path and only the tests that gate a sync:
-# those on sync models and the singular tests tagged `gate` (no recent purchaser in winback or cart, no
-# suppressed or held-out person in a promotional audience, identity converged). The daily job runs all.
+# The frequent path runs the models on the time-critical path and only the tests that gate a sync: those on
+# sync models and every test tagged `gate` (raw amounts and timestamps readable, identity converged, retired
+# keys not live, winback eligibility live, no recent purchaser in winback or cart, no excluded person
+# promo-eligible or in a promotional audience). A gate that reads several models names the asset it checks
+# (meta dagster.ref): a subsetted dagster-dbt run selects tests through their asset checks only. The daily
+# job runs all.
 frequent_selection = (
     build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent", dbt_exclude="resource_type:test")
     | build_dbt_asset_selection([relay_dbt_models], dbt_select="tag:gate path:models/syncs,resource_type:test,tag:frequent")

@@ -104,23 +104,44 @@ def cmd_sync(args) -> int:
     return _run_syncs(args, apply=True)
 
 
+def _unhealthy_syncs() -> list[str]:
+    """Syncs whose latest delivery (apply run) failed, was refused, did not finish or left rows unacknowledged,
+    or whose plan since then was refused or failed (the next delivery would be too). Only the latest run of each
+    mode counts: a sync that succeeded after an earlier failure is healthy."""
+    from sinks.engine import connect
+
+    with connect(config.warehouse_path(), read_only=True) as con:
+        latest = con.execute("""
+            select sync_name, mode, status, coalesce(unsent, 0) from (
+                select *, max(started_at) filter (where mode = 'apply') over (partition by sync_name) as last_apply
+                from relay.sync_runs
+                qualify row_number() over (partition by sync_name, mode order by started_at desc) = 1)
+            where mode = 'apply' or last_apply is null or started_at > last_apply
+            order by sync_name, mode""").fetchall()
+    # 'running' here means its process is gone: a live run holds the warehouse, and this could not open it.
+    return [f"{name}: {mode} {status}" + (f", {unsent} rows unacknowledged" if unsent else "")
+            for name, mode, status, unsent in latest if status in (*FAILED, "abandoned", "running") or unsent]
+
+
 def cmd_status(args) -> int:
     runs = pipeline.last_runs(args.limit)
+    unhealthy = _unhealthy_syncs() if runs else []
     if args.json:
         print(json.dumps(runs, default=str))
-        return 0
-    if not runs:
+    elif not runs:
         print("no sync runs yet")
-        return 0
-    print(f"{'started':<20} {'sync':<36} {'mode':<6} {'status':<10} {'planned':>8} {'acked':>8} {'rejected':>8} {'rows/s':>8}")
-    for r in runs:
-        planned = (r["planned_add"] or 0) + (r["planned_change"] or 0) + (r["planned_remove"] or 0)
-        acked = (r["acked_add"] or 0) + (r["acked_change"] or 0) + (r["acked_remove"] or 0)
-        print(f"{str(r['started_at'])[:19]:<20} {r['sync_name']:<36} {r['mode']:<6} {r['status']:<10} "
-              f"{planned:>8} {acked:>8} {r['rejected'] or 0:>8} {r['rows_per_s'] or 0:>8.0f}")
-        if r["message"] and r["status"] != "succeeded":
-            print(f"{'':<21}{r['message'][:160]}")
-    return 1 if runs[0]["status"] in FAILED else 0
+    else:
+        print(f"{'started':<20} {'sync':<36} {'mode':<6} {'status':<10} {'planned':>8} {'acked':>8} {'rejected':>8} {'rows/s':>8}")
+        for r in runs:
+            planned = (r["planned_add"] or 0) + (r["planned_change"] or 0) + (r["planned_remove"] or 0)
+            acked = (r["acked_add"] or 0) + (r["acked_change"] or 0) + (r["acked_remove"] or 0)
+            print(f"{str(r['started_at'])[:19]:<20} {r['sync_name']:<36} {r['mode']:<6} {r['status']:<10} "
+                  f"{planned:>8} {acked:>8} {r['rejected'] or 0:>8} {r['rows_per_s'] or 0:>8.0f}")
+            if r["message"] and r["status"] != "succeeded":
+                print(f"{'':<21}{r['message'][:160]}")
+    for line in unhealthy:  # on stderr, so that --json output stays one document
+        print(f"relay status: unhealthy: {line}", file=sys.stderr)
+    return 1 if unhealthy else 0
 
 
 def cmd_query(args) -> int:
@@ -238,7 +259,24 @@ def cmd_run(args) -> int:
         result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
     print(f"run {result.run_id} of {args.job}: {'succeeded' if result.success else 'FAILED'} "
           f"in {time.monotonic() - started:.1f}s")
+    if not result.success:
+        _print_failures(result)
     return 0 if result.success else 1
+
+
+def _print_failures(result) -> None:
+    """What stopped the run: failed checks (a dbt test names the rows in its audit table), failed steps."""
+    import dagster as dg
+
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not data.passed:
+            print(f"  check failed: {data.check_name} on {data.asset_key.to_user_string()}")
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            message = (data.error.message if data.error else "").strip().splitlines()
+            print(f"  step failed: {event.step_key}: {message[0] if message else ''}")
+        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+            print(f"  step skipped: {event.step_key}")
 
 
 def _print_summary(since: datetime) -> None:

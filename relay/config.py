@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The shipped dbt project, unless RELAY_DBT_PROJECT_DIR names another copy of it (a fork, or a test's patched one).
+DBT_PROJECT_DIR = Path(os.environ.get("RELAY_DBT_PROJECT_DIR") or PROJECT_ROOT / "dbt_project").resolve()
 
 
 def data_dir() -> Path:

@@ -93,6 +93,12 @@ class Redactor:
             text = text.replace(secret, "***")
         return re.sub(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+(\s+[^'\"\s,}]+)?)", r"\1***", text)
 
+    def excerpt(self, text: object, limit: int) -> str:
+        """At most `limit` characters of `text` (and '...' if cut), redacted before the cut: cutting first could
+        split a secret, and no half of it would match."""
+        text = self(text)
+        return text if len(text) <= limit else text[:limit] + "..."
+
 
 REDACT = Redactor()
 
@@ -408,12 +414,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def excerpt(response: httpx.Response, limit: int = 160) -> str:
     """A short, redacted, one-line excerpt of a body: an HTML page is reduced to its text."""
-    text = REDACT(response.text)  # before anything is cut, so that no cut can leave part of a secret behind
+    text = response.text
     if "html" in response.headers.get("content-type", "") or text.lstrip()[:1] == "<":
         text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
         text = html.unescape(re.sub(r"(?s)<[^>]*>", " ", text))
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[:limit] + "...") if text else "(empty body)"
+    # Redacted after unescaping (an HTML entity can spell out part of a secret) and before the cut.
+    text = REDACT.excerpt(" ".join(text.split()), limit)
+    return repr(text) if text else "(empty body)"
 
 
 def _unexpected(method: str, response: httpx.Response) -> str | None:
@@ -421,7 +428,7 @@ def _unexpected(method: str, response: httpx.Response) -> str | None:
     status = response.status_code
     kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
     if 300 <= status < 400:
-        return f"HTTP {status} redirect to {REDACT(response.headers.get('location', 'nowhere'))[:200]} ({kind}): {excerpt(response)}"
+        return f"HTTP {status} redirect to {REDACT.excerpt(response.headers.get('location', 'nowhere'), 200)} ({kind}): {excerpt(response)}"
     if not 200 <= status < 300 or not response.content.strip():
         return None
     try:

@@ -376,3 +376,59 @@ def test_the_cli_says_in_one_line_that_a_run_holds_the_warehouse(warehouse):
         holder.close()
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "the warehouse is in use by another process" in result.stderr and "relay query" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ exit codes
+def test_plan_sync_and_status_exit_non_zero_while_a_sync_is_unhealthy(warehouse, cordial_factory, tmp_path, monkeypatch):
+    """The README: `plan`, `sync` and `status` (with or without --json) exit non-zero when a run failed, was
+    refused, or left rows unacknowledged; status judges the latest run of each sync."""
+    others = SyncSpec(**{**asdict(PEOPLE), "name": "sync_test__others", "relation": "syncs.others"})
+    nodes = {f"model.test.{s.name}": {
+        "resource_type": "model", "name": s.name, "schema": "syncs", "alias": s.relation.split(".")[1],
+        "columns": {c: {"data_type": t} for c, t in s.columns.items()},
+        "config": {"meta": {"sync": {"destination": "cordial", "object": "attributes", "primary_key": ["customer_key"],
+                                      "identifier": "email", "on_exit": "clear", "schedule": "frequent"}}}}
+        for s in (PEOPLE, others)}
+    (tmp_path / "project" / "target").mkdir(parents=True)
+    (tmp_path / "project" / "target" / "manifest.json").write_text(json.dumps({"nodes": nodes}))
+    monkeypatch.setenv("RELAY_DBT_PROJECT_DIR", str(tmp_path / "project"))
+    cordial_factory()
+
+    def relay(*args: str, **env: str) -> int:
+        result = subprocess.run([str(Path(sys.executable).with_name("relay")), *args], capture_output=True, text=True,
+                                env={**os.environ, **env}, timeout=120)
+        if "--json" in args:
+            json.loads(result.stdout)  # still one document
+        return result.returncode
+
+    def status() -> tuple[int, int]:
+        return relay("status"), relay("status", "--json")
+
+    write(warehouse, PEOPLE, people(0, 5))
+    write(warehouse, others, people(0, 5))
+    assert relay("sync") == 0 and status() == (0, 0)
+    # A failed run (a wrong key), then another sync's run succeeds: the newest row is healthy, the sync is not.
+    write(warehouse, PEOPLE, people(1, 6))
+    assert relay("sync", PEOPLE.name, "--json", CORDIAL_API_KEY="wrong-key") == 1
+    write(warehouse, others, people(1, 6))
+    assert relay("sync", others.name) == 0
+    assert status() == (1, 1)
+    assert relay("sync", PEOPLE.name) == 0 and status() == (0, 0)  # succeeded after the failure: healthy
+    # Rows left unacknowledged by a run that acknowledged others ('partial'). A ledger row: making the engine
+    # leave it needs retries exhausted on some requests only (seconds of backoff, and luck).
+    con = duckdb.connect(str(warehouse))
+    con.execute("insert into relay.sync_runs (run_id, sync_name, destination, mode, status, started_at, planned_add, "
+                "acked_add, rejected, unsent) values ('partial', ?, 'cordial', 'apply', 'partial', now() + interval 1 hour, "
+                "5, 3, 0, 2)", [others.name])
+    con.close()
+    assert status() == (1, 1)
+    con = duckdb.connect(str(warehouse))
+    con.execute("delete from relay.sync_runs where run_id = 'partial'")
+    con.close()
+    # Refused (duplicate keys): by plan and by sync.
+    write(warehouse, others, people(1, 6) + people(1, 2))
+    assert relay("plan", others.name) == 1 and relay("plan", others.name, "--json") == 1
+    assert status() == (1, 1)  # the next delivery would be refused too
+    assert relay("sync", others.name, "--json") == 1 and status() == (1, 1)
+    write(warehouse, others, people(1, 6))
+    assert relay("sync", others.name) == 0 and status() == (0, 0)

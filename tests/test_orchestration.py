@@ -28,16 +28,39 @@ def graph_snapshot(defs) -> dict:
     for name in ("frequent_path", "daily_full"):
         job = defs.resolve_job_def(name)
         jobs[name] = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
-    return {"assets": assets, "jobs": jobs}
+    # The checks the frequent path runs (the daily job runs every one): a gate dropped from it shows here.
+    frequent = defs.resolve_job_def("frequent_path").asset_layer.asset_graph.asset_check_keys
+    checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in frequent)
+    return {"assets": assets, "jobs": jobs, "frequent_path_checks": checks}
+
+
+def check_snapshot(current: dict, path: Path) -> None:
+    """Only UPDATE_SNAPSHOTS=1 writes the snapshot; a missing one fails (writing it would pass with nothing reviewed)."""
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run this test with UPDATE_SNAPSHOTS=1 to write it, review it and commit it")
+    assert current == json.loads(path.read_text())
 
 
 def test_asset_graph_matches_the_reviewed_snapshot(defs):
     """Lineage drift shows up in review: regenerate with UPDATE_SNAPSHOTS=1 and commit the diff."""
-    current = graph_snapshot(defs)
-    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-    assert current == json.loads(SNAPSHOT.read_text())
+    check_snapshot(graph_snapshot(defs), SNAPSHOT)
+
+
+def test_a_missing_snapshot_fails_and_only_update_snapshots_writes_it(tmp_path, monkeypatch):
+    path, graph = tmp_path / "snapshots" / "graph.json", {"assets": {"a": "raw"}, "jobs": {}}
+    monkeypatch.delenv("UPDATE_SNAPSHOTS", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="UPDATE_SNAPSHOTS=1"):
+        check_snapshot(graph, path)
+    assert not path.exists()
+    monkeypatch.setenv("UPDATE_SNAPSHOTS", "1")
+    check_snapshot(graph, path)
+    monkeypatch.delenv("UPDATE_SNAPSHOTS")
+    check_snapshot(graph, path)
+    with pytest.raises(AssertionError):
+        check_snapshot({**graph, "jobs": {"daily_full": ["a"]}}, path)
 
 
 def test_every_sync_model_has_a_sync_asset_downstream_of_it(defs):

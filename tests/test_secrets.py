@@ -24,6 +24,7 @@ The pipeline runs once per session (by whichever xdist worker gets to it first, 
 what it left is written to files the tests read.
 """
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -32,6 +33,7 @@ import logging
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -338,9 +340,36 @@ def test_the_published_copy_is_read_only(pipeline):
                 con.execute("create table relay.tampered as select 1 as x")
             with pytest.raises(duckdb.Error, match="read-only"):
                 con.execute("delete from relay.sync_state")
-    if os.geteuid() != 0:  # the file mode stops a writable connection too (root ignores file modes)
-        with pytest.raises(duckdb.Error):
-            duckdb.connect(str(path))
+    # That the mode stops a writer who does not ask for read-only: test_no_one_but_root_can_open_the_published_copy_for_writing
+
+
+def test_no_one_but_root_can_open_the_published_copy_for_writing(monkeypatch):
+    """Root ignores file modes (and CI runs as root), so the attempt runs as an ordinary user: the current one,
+    or, under root, `nobody` made the owner of the copy (the mode alone must stop it, as it would stop whoever
+    published). A DuckDB connection that is not read-only starts by opening the file read-write; so does `exec 3<>`."""
+    from relay import publish
+
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o755)  # pytest's tmp_path is closed to other users: the attempt must reach the file
+        warehouse, published = Path(directory) / "warehouse.duckdb", Path(directory) / "published.duckdb"
+        monkeypatch.setenv("RELAY_WAREHOUSE", str(warehouse))
+        monkeypatch.setenv("RELAY_PUBLISHED", str(published))
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("create table t as select 1 as x")
+        publish.publish()
+        assert not published.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+        user = {}
+        if os.geteuid() == 0:
+            os.chown(published, 65534, 65534)
+            user = {"user": 65534, "group": 65534, "extra_groups": []}
+
+        def open_as_user(redirect: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["sh", "-c", f'exec 3{redirect} "$0"', str(published)], capture_output=True,
+                                  text=True, timeout=30, **user)
+
+        assert open_as_user("<").returncode == 0, "the user cannot even read the copy: the check below proves nothing"
+        refused = open_as_user("<>")
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr, "the copy can be opened for writing"
 
 
 def test_a_contact_write_that_keeps_failing_logs_no_email(tmp_path, monkeypatch, caplog):
@@ -378,3 +407,90 @@ def test_a_contact_write_that_keeps_failing_logs_no_email(tmp_path, monkeypatch,
         pytest.fail(f"the clear should have kept failing: {result.status} {result.message}")
     assert email not in caplog.text
     assert email not in result.message  # what Dagster's step failure, the event log and the alert carry
+
+
+# ------------------------------------------------------------------------------- redaction before truncation
+STRADDLING_KEY = "straddle-KEY-5f0c2a9e7b31d8"
+
+
+def _excerpt_sites(key: str):
+    """(site, where its excerpt is cut, body, how the text reaches an error, rejection reason or log line) for
+    every excerpt of an answer the adapters and the HTTP layer make."""
+    from types import SimpleNamespace
+
+    from sinks.destinations.base import Batch, Change
+    from sinks.destinations.cordial import Cordial, _check as cordial_check
+    from sinks.destinations.customerio import CustomerIO, _raise_for
+    from sinks.destinations.talon_one import TalonOne, _check as talon_check
+    from sinks.http import Request, _unexpected
+
+    def raised(check):
+        def run(response):
+            with pytest.raises(Exception) as info:
+                check(response, "doing something")
+            return str(info.value)
+        return run
+
+    def one() -> Batch:
+        return Batch(Request("POST", "/x", json={}), [Change(key="k", kind="add", identifier="a@example.com",
+                                                             row={"tier": "gold"}, fields=["tier"])])
+
+    def cordial_import(response) -> str:  # a refused import start reaches the warning naming the job's outcome
+        sent = iter([response, httpx.Response(200, json={})])
+
+        class Client:
+            async def send(self, request):
+                return next(sent)
+
+        async def load():
+            return one().items
+
+        with tempfile.TemporaryDirectory() as directory, captured_logging() as records:
+            cordial = Cordial(base_url="http://cordial", api_key=key, import_dir=directory, import_url="http://files")
+            asyncio.run(cordial._import(SimpleNamespace(object="attributes"), Client(), lambda: "email\r\n", load))
+        return "\n".join(r.getMessage() for r in records)
+
+    cio = CustomerIO(track_url="http://cio", app_url="http://cio", site_id="site", track_api_key=key, app_api_key=None)
+    cordial = Cordial(base_url="http://cordial", api_key=key)
+    talon = TalonOne(base_url="http://talon", integration_key=key, management_key=None)
+    return [
+        ("Customer.io rejection", 300, None, lambda r: cio.interpret(None, one(), r)[0][1]),
+        ("Customer.io setup", 300, None, raised(_raise_for)),
+        ("Cordial rejection", 300, None, lambda r: cordial.interpret(None, one(), r)[0][1]),
+        ("Cordial rejection, errors not a list", 200, lambda text: json.dumps({"errors": text}),
+         lambda r: cordial.interpret(None, one(), r)[0][1]),
+        ("Cordial setup", 300, None, raised(cordial_check)),
+        ("Cordial import start", 200, None, cordial_import),
+        ("Talon.One rejection", 300, None, lambda r: talon.interpret(None, one(), r)[0][1]),
+        ("Talon.One setup", 300, None, raised(talon_check)),
+        ("an answer that is not the API's", 160, None, lambda r: _unexpected("POST", httpx.Response(200, text=r.text))),
+        ("a redirect's location", 200, None, lambda r: _unexpected("POST", httpx.Response(
+            302, headers={"location": r.text}))),
+    ]
+
+
+def _fragments(key: str, length: int = 6) -> set[str]:
+    # 6 characters of a key count as recognisable: enough to match a leaked excerpt to a key (or narrow a guess),
+    # while shorter runs turn up by chance in ordinary text.
+    return {key[i:i + length] for i in range(len(key) - length + 1)}
+
+
+@pytest.mark.parametrize("site", [s[0] for s in _excerpt_sites(STRADDLING_KEY)])
+def test_no_part_of_a_key_cut_by_an_excerpt_survives(site):
+    """An answer that echoes the key right where an excerpt is cut: the excerpt is redacted before it is cut,
+    so neither the key nor a recognisable part of it reaches the error, rejection reason or log line."""
+    _, cut, wrap, message = next(s for s in _excerpt_sites(STRADDLING_KEY) if s[0] == site)
+    text = "x" * (cut - 10) + STRADDLING_KEY + " and more"  # 10 of its characters before the cut
+    out = message(httpx.Response(400, text=wrap(text) if wrap else text))
+    assert "x" * 20 in out and "***" in out, f"the excerpt is not in {out!r}: the check proves nothing"
+    leaked = [f for f in _fragments(STRADDLING_KEY) if f in out]
+    assert not leaked, f"{site} leaks {leaked} of the key: {out!r}"
+
+
+def test_a_key_spelled_with_html_entities_is_redacted_in_an_excerpt():
+    from sinks.http import REDACT, excerpt
+
+    REDACT.add(STRADDLING_KEY)
+    page = f"<html><body><p>key: {STRADDLING_KEY.replace('-', '&#45;')}</p></body></html>"
+    out = excerpt(httpx.Response(200, text=page, headers={"content-type": "text/html"}))
+    assert "key: ***" in out and not [f for f in _fragments(STRADDLING_KEY) if f in out], out

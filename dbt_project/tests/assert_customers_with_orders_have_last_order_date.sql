@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'customer_lifecycle'}}}) }}  -- reads several models: the asset it is a check of
 -- Data health: anyone with orders has a first and last order date, and the lifecycle order count
 -- matches the person's valid attributed orders up to the clock (catches mapping regressions before
 -- revenue dips; a pinned as_of earlier than the newest data leaves later orders out on both sides).

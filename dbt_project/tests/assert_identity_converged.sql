@@ -1,4 +1,6 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate'], meta={'dagster': {'ref': {'name': 'int_identifiers_clustered'}}}) }}
+-- Gate: blocks every sync on both paths (orchestration/schedules.py). It reads several models, so it names
+-- the asset it is a check of: dagster-dbt runs only the tests it can attach to an asset.
 -- Label propagation ran enough rounds (var identity_max_iterations): every link of the identity graph
 -- joins two identifiers with the same component label. Fails listing the links that still cross
 -- components; raise the var if it does.

@@ -1,4 +1,4 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate']) }}  -- gate: blocks every sync on both paths (orchestration/schedules.py)
 -- Nobody excluded from promotions is promo-eligible: suppressed, held-out and discount-abusing people
 -- get no winback eligibility and incentive_tier 'none'; suppressed and held-out people also get no
 -- cart window (abusers may still get a full-price cart reminder: their tier carries no incentive).

@@ -1,4 +1,4 @@
-{{ config(severity='warn', store_failures=true) }}
+{{ config(severity='warn', store_failures=true, meta={'dagster': {'ref': {'name': 'stg_shopify__orders'}}}) }}
 -- Raw data (warning): orders and checkouts stamped later than the loader wrote them (beyond var
 -- relay_future_tolerance_minutes, default 60), e.g. a mistyped year or a wrong time zone. They have not
 -- happened, so staging leaves them out: kept, they would move the clock (int_as_of is the newest

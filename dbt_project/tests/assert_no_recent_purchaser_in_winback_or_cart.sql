@@ -1,4 +1,6 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate'], meta={'dagster': {'ref': {'name': 'customer_segments'}}}) }}
+-- Gate: blocks every sync on both paths (orchestration/schedules.py). It reads several models, so it names
+-- the asset it is a check of: dagster-dbt runs only the tests it can attach to an asset.
 -- Nobody who placed a valid order within var suppress_recent_purchase_days of the as-of time is
 -- winback-eligible or in a cart window (checked from the orders, independently of the suppression flags).
 with as_of as (

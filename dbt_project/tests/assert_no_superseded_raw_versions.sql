@@ -1,4 +1,4 @@
-{{ config(severity='warn', store_failures=true) }}
+{{ config(severity='warn', store_failures=true, meta={'dagster': {'ref': {'name': 'stg_shopify__orders'}}}) }}
 -- Raw data (warning): keys the loader delivered more than once (Fivetran after a re-sync or a table
 -- rebuild; append-mode loaders always). Staging keeps the newest version (_fivetran_synced, then
 -- updated_at) and ignores the others, see macros/data_quality.sql; versions that tie fail the staging

@@ -1,4 +1,6 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate'], meta={'dagster': {'ref': {'name': 'customer_segments'}}}) }}
+-- Gate: blocks every sync on both paths (orchestration/schedules.py). It reads several models, so it names
+-- the asset it is a check of: dagster-dbt runs only the tests it can attach to an asset.
 -- What the destinations are told agrees: no suppressed or held-out person is a member of a promotional
 -- audience in any membership sync (they still appear as people, with their flags).
 with promotional as (

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'int_identity_records_resolved'}}}) }}  -- reads several models: the asset it is a check of
 -- Every source record (account, order, checkout, identify, CRM contact) carrying the same normalised
 -- email resolves to one customer, unless the guard refused that email as a link (placeholder, hashed,
 -- shared by several accounts).

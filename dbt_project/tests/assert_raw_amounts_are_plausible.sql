@@ -1,5 +1,6 @@
-{{ config(severity='error', store_failures=true) }}
--- Raw data (error, blocks every model downstream of staging and so every sync): money and quantities
+{{ config(severity='error', store_failures=true, tags=['gate'],
+          meta={'dagster': {'ref': {'name': 'stg_shopify__orders'}}}) }}
+-- Raw data (error; a gate, so it runs on both paths and blocks every sync): money and quantities
 -- that cannot be right. Shopify never lands a negative price, total, discount, tax, refund or
 -- transaction amount (refunds are rows of their own, with positive amounts); a value above var
 -- relay_max_plausible_amount (default 1e9 in the shop currency; raise it for currencies such as IDR) or

@@ -1,5 +1,6 @@
-{{ config(severity='error', store_failures=true) }}
--- Raw data (error, blocks every model downstream of staging and so every sync): a timestamp that was
+{{ config(severity='error', store_failures=true, tags=['gate'],
+          meta={'dagster': {'ref': {'name': 'stg_shopify__orders'}}}) }}
+-- Raw data (error; a gate, so it runs on both paths and blocks every sync): a timestamp that was
 -- landed (not blank) but cannot be read, e.g. "31/12/2026" or "yesterday" in a column landed as text.
 -- Staging would turn it into null, which downstream reads as "never happened" (an order without a time,
 -- a cancellation that disappears), so the build stops instead. One row per bad value, naming the raw

@@ -1,4 +1,6 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate'], meta={'dagster': {'ref': {'name': 'customers'}}}) }}
+-- Gate: blocks every sync on both paths (orchestration/schedules.py). It reads several models, so it names
+-- the asset it is a check of: dagster-dbt runs only the tests it can attach to an asset.
 -- A key retired by a merge never names a current customer, and every current key was minted from an
 -- identifier (its anchor) that belongs to the same person.
 select

@@ -1,4 +1,6 @@
-{{ config(tags=['gate']) }}  -- also run on the frequent path (orchestration/schedules.py)
+{{ config(tags=['gate'], meta={'dagster': {'ref': {'name': 'winback_eligibility'}}}) }}
+-- Gate: blocks every sync on both paths (orchestration/schedules.py). It reads several models, so it names
+-- the asset it is a check of: dagster-dbt runs only the tests it can attach to an asset.
 -- Winback eligibility is consistent with the clock: an eligible person's offer has not ended and their
 -- last order is older than the window.
 with as_of as (

@@ -1,0 +1,166 @@
+"""Every gate the README names runs on the frequent path and blocks its syncs.
+
+Per scenario a violation is seeded (bad raw data, or a model whose SQL is broken the way the gate exists to
+catch, in a copy of the dbt project), then `relay run frequent_path` runs after an appended hour (a scoped
+build) against live emulators. Each gate must fail in dbt's run_results.json (status `fail`, not a warning)
+and be named in the run's output, and no sync step may record a run or send anything. A failing gate skips
+the models below it, so gates that depend on each other need scenarios of their own. The scenarios run in
+one process of their own (RELAY_DBT_PROJECT_DIR is read at import), each on a fresh copy of the warehouse.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import DBT, DBT_DIR, run_dbt
+from relay import sample_data
+
+pytestmark = pytest.mark.slow
+
+FINAL = "select * from final"
+RELAY = str(Path(sys.executable).with_name("relay"))
+
+
+def _patch(model: str, replacement: str):
+    def seed(project: Path, warehouse: Path) -> None:
+        path = next(project.joinpath("models").rglob(f"{model}.sql"))
+        text = path.read_text()
+        assert text.rstrip().endswith(FINAL), f"{model} no longer ends with {FINAL!r}: update this test"
+        path.write_text(text.rstrip()[: -len(FINAL)] + replacement + "\n")
+    return seed
+
+
+def _bad_raw_data(project: Path, warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update shopify.order_line set price = -5 where id = (select max(id) from shopify.order_line)")
+        # A loader that lands timestamps as text, one of them unreadable.
+        con.execute("alter table shopify.refund alter processed_at type varchar")
+        con.execute("update shopify.refund set processed_at = '31/12/2026' where id = (select max(id) from shopify.refund)")
+
+
+# scenario -> (how the violation is seeded, the gate tests it must trip)
+SCENARIOS = {
+    "raw data": (_bad_raw_data, ["assert_raw_amounts_are_plausible", "assert_raw_timestamps_parse"]),
+    "identity not converged": (
+        _patch("int_identifiers_clustered", "select * replace (identifier as component_id) from final"),
+        ["assert_identity_converged"]),
+    "retired key still live": (
+        _patch("identity_merges", "select * from final\nunion all\n(select customer_key, customer_key, key_changed_at, "
+                                  "identifier from resolved where customer_key is not null limit 1)"),
+        ["assert_retired_keys_are_not_live"]),
+    "winback eligibility not live": (
+        _patch("winback_eligibility", "select * replace (true as winback_eligible) from final"),
+        ["assert_winback_eligibility_is_live"]),
+    "suppressed person promo-eligible": (
+        _patch("customer_segments", "select * replace (winback_eligible or is_suppressed as winback_eligible) from final"),
+        ["assert_no_recent_purchaser_in_winback_or_cart", "assert_no_excluded_customer_is_promo_eligible"]),
+    "suppressed person in a promotional audience": (
+        _patch("sync_talon_one__audience_members",
+               "select * from final\nunion all\nselect segments.customer_key, customers.talon_one_integration_id, "
+               "'wh_winback_eligible'\nfrom {{ ref('customer_segments') }} as segments\n"
+               "inner join customers on segments.customer_key = customers.customer_key\nwhere segments.is_suppressed"),
+        ["assert_no_suppressed_customer_in_promotional_audiences"]),
+}
+
+
+def gate_tests() -> set[str]:
+    manifest = json.loads((DBT_DIR / "target" / "manifest.json").read_text())
+    return {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test" and "gate" in n["tags"]}
+
+
+GATES = sorted(gate for _, gates in SCENARIOS.values() for gate in gates)
+
+
+def test_every_gate_has_a_scenario():
+    assert gate_tests() == set(GATES)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, dict]:
+    """Each scenario's frequent run: exit code, output, dbt test statuses, requests the emulators got."""
+    work = tmp_path_factory.mktemp("gates")
+    env = {**os.environ, "RELAY_DATA_DIR": str(work / "data"), "DAGSTER_HOME": str(work / "dagster_home")}
+    done = subprocess.run([sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((work / "results.json").read_text())
+
+
+@pytest.mark.xdist_group("gates")  # one worker runs the scenarios once
+@pytest.mark.parametrize("gate", GATES)
+def test_a_gate_violation_blocks_every_sync_on_the_frequent_path(gate, runs):
+    [scenario] = [name for name, (_, gates) in SCENARIOS.items() if gate in gates]
+    run = runs[scenario]
+    assert run["exit"] == 1, run["output"]
+    assert run["status"].get(gate) == "fail", f"{gate}: {run['status'].get(gate)}"
+    assert f"check failed: {gate} " in run["output"]
+    assert run["requests"] == 0 and not run["sync_runs"], run["output"]
+
+
+def _drive(work: Path) -> None:
+    """The scenarios, in this process: emulators in threads, then `relay run frequent_path` per scenario."""
+    from relay import cli, config
+
+    from sinks.emulators import EmulatorServer, create_app
+    from sinks.emulators.__main__ import configs_from_args
+
+    base = work / "base.duckdb"
+    sample_data.generate(base, customers=300, seed=11)
+    run_dbt(base, "build", "--full-refresh", "--exclude", "resource_type:unit_test")
+    sample_data.append(base, hours=1)
+    project = Path(os.environ["RELAY_DBT_PROJECT_DIR"])
+    shutil.copytree(DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    pristine = work / "pristine"
+    shutil.copytree(project, pristine)
+    # Parsed once here, so each scenario's build re-parses only the model it patched.
+    subprocess.run([DBT, "parse", "--quiet"], cwd=project, check=True, env={**os.environ, "RELAY_WAREHOUSE": str(base)})
+
+    configs, _ = configs_from_args([f"--rate-limit-{name}=0" for name in
+                                    ("customerio", "customerio-app", "cordial", "talon-one", "talon-one-management")], {})
+    servers = [EmulatorServer(create_app(c)).start() for c in configs]
+    for variable, server in (("CUSTOMERIO_TRACK_URL", 0), ("CUSTOMERIO_APP_URL", 0), ("CORDIAL_API_URL", 1),
+                             ("TALON_ONE_BASE_URL", 2)):
+        os.environ[variable] = servers[server].url
+    results = {}
+    try:
+        for name, (seed, _) in SCENARIOS.items():
+            shutil.rmtree(project / "models")
+            shutil.copytree(pristine / "models", project / "models")
+            warehouse = work / name.replace(" ", "_") / "warehouse.duckdb"
+            warehouse.parent.mkdir()
+            shutil.copy(base, warehouse)
+            seed(project, warehouse)
+            os.environ["RELAY_WAREHOUSE"] = str(warehouse)
+            before = sum(s.emulator.stats.requests for s in servers)
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                code = cli.main(["run", "frequent_path"])
+            newest = max(project.glob("target/relay_dbt_models-*/run_results.json"), key=lambda p: p.stat().st_mtime)
+            with duckdb.connect(str(warehouse), read_only=True) as con:  # a sync step records its run first
+                sync_runs = con.execute("select count(*) from information_schema.tables "
+                                        "where table_schema = 'relay' and table_name = 'sync_runs'").fetchone()[0]
+            results[name] = {
+                "exit": code, "output": output.getvalue(), "sync_runs": sync_runs,
+                "requests": sum(s.emulator.stats.requests for s in servers) - before,
+                "status": {r["unique_id"].split(".")[2]: r["status"]
+                           for r in json.loads(newest.read_text())["results"]},
+            }
+    finally:
+        for server in servers:
+            server.stop()
+    (work / "results.json").write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    work_dir = Path(sys.argv[1])
+    os.environ["RELAY_DBT_PROJECT_DIR"] = str(work_dir / "dbt_project")
+    os.environ["DBT_PROFILES_DIR"] = str(work_dir / "dbt_project")
+    os.environ["RELAY_DESTINATIONS"] = "emulator"
+    _drive(work_dir)
