@@ -1,6 +1,7 @@
 """Sync declarations, read from the dbt manifest: a sync is a dbt model whose `meta.sync` says where
 its rows go. Adding a sync is SQL + YAML; nothing here is per sync."""
 
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,12 @@ class SyncSpec:
         fixed = set(self.primary_key) | {self.identifier}
         return [c for c in self.columns if c not in fixed]
 
+    @functools.cached_property
+    def exit_values(self) -> dict[str, object]:
+        """Column meta `exit_value`: what the destination holds for the column once the record leaves the model,
+        and what stands in for a null where the destination cannot unset the column's type (Talon.One)."""
+        return {c: meta["exit_value"] for c, meta in self.column_meta.items() if "exit_value" in meta}
+
 
 SCOPE_MODEL = "int_scope_keys"  # dbt_project/models/intermediate/scope: the people a scoped build rebuilt
 SCOPE_KEY = "customer_key"
@@ -46,6 +53,8 @@ SCOPE_LOG = "relay.dbt_scope_runs"  # one row per dbt build (dbt_project/macros/
 
 
 def load_specs(manifest_path: Path) -> list[SyncSpec]:
+    from sinks import destinations  # the adapters import this module
+
     manifest = json.loads(Path(manifest_path).read_text())
     scope = next((f"{n['schema']}.{n.get('alias') or n['name']}" for n in manifest["nodes"].values()
                   if n.get("resource_type") == "model" and n["name"] == SCOPE_MODEL), None)
@@ -58,6 +67,9 @@ def load_specs(manifest_path: Path) -> list[SyncSpec]:
             continue
         spec = _spec(unique_id, node, meta["sync"])
         config = node.get("config") or {}
+        problems = destinations.declaration_problems(spec)
+        if problems:
+            raise DeclarationError(f"sync model {spec.name}: {problems[0]}")
         if (scope and config.get("incremental_strategy") == "relay_scoped" and SCOPE_KEY in spec.primary_key
                 and config.get("scope_delete", [[SCOPE_KEY, "key"]]) == [[SCOPE_KEY, "key"]]):
             spec = replace(spec, scope_relation=scope)
@@ -106,6 +118,11 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
         c: {**(spec.get("meta") or {}), **((spec.get("config") or {}).get("meta") or {})}
         for c, spec in node.get("columns", {}).items()
     }
+    for column, meta in column_meta.items():
+        if "exit_value" in meta:
+            problem = _exit_value_problem(meta["exit_value"], column, columns[column], obj, [*key, identifier])
+            if problem:
+                raise DeclarationError(f"sync model {name}: column {column}: meta.exit_value {problem}")
     return SyncSpec(
         name=name,
         relation=f"{node['schema']}.{node.get('alias') or name}",
@@ -120,3 +137,21 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
         max_change_share=share,
         unique_id=unique_id,
     )
+
+
+# The JSON values a column's exit_value may take, by the column's kind (sinks.destinations.base.column_kind).
+_EXIT_TYPES = {"string": str, "date": str, "timestamp": str, "boolean": bool, "number": (int, float)}
+
+
+def _exit_value_problem(value, column: str, data_type: str, obj: str, fixed: list[str]) -> str | None:
+    from sinks.destinations.base import column_kind
+
+    if obj != "attributes" or column in fixed:
+        return "applies to the attribute columns of an attributes sync only"
+    kind = column_kind(data_type) or ""
+    expected = list if kind.startswith("list ") else _EXIT_TYPES.get(kind)
+    if value is None:
+        return "is null: leave it out to clear the value on exit"
+    if expected is None or not isinstance(value, expected) or (expected != bool and isinstance(value, bool)):
+        return f"is {value!r}, which does not fit the column's type {data_type!r}"
+    return None

@@ -755,7 +755,7 @@ class SyncRun:
             raise
         except Exception as exc:  # an answer the adapter cannot read: say so, send nothing
             raise SetupError(f"{spec.destination} answered setup in a way Relay does not understand "
-                             f"({type(exc).__name__}: {REDACT(exc)[:200]}); nothing was sent") from exc
+                             f"({type(exc).__name__}: {REDACT.excerpt(exc, 200)}); nothing was sent") from exc
         finally:
             cursor.close()
 
@@ -852,7 +852,7 @@ class SyncRun:
                     self._record([batch.items[i]], response.status_code, reason)
                 parts = [[c for i, c in enumerate(batch.items) if i not in split.rejected]]
             elif len(batch.items) == 1:
-                reason = f"HTTP {response.status_code}: {REDACT(response.text[:300])}"
+                reason = f"HTTP {response.status_code}: {REDACT.excerpt(response.text, 300)}"
                 self._record(batch.items, response.status_code, reason)
                 return
             else:

@@ -177,6 +177,9 @@ def test_purchase_after_an_hour_leaves_winback_and_cart(sample):
                               "and list_contains(?, customer_key)", [sorted(buyers)]) == 0
     assert scalar(sample, "select winback_eligible from syncs.sync_talon_one__profiles where customer_key = ?",
                   [winback[0]]) is False
+    # Talon.One cannot unset a time: the offer's end it holds moves to the purchase, never to null.
+    assert scalar(sample, "select winback_eligible_until from syncs.sync_talon_one__profiles where customer_key = ?",
+                  [winback[0]]) == (old_as_of + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert sync_checksums(sample) != before
 
 

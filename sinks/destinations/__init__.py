@@ -5,6 +5,7 @@ with their demo credentials unless real ones are given; RELAY_DESTINATIONS=live 
 vendors' hosts and requires credentials. Any *_URL variable overrides the host in either mode.
 Secrets are read here, at run time, and only handed to HTTP headers."""
 
+import importlib
 import os
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def _secret(var: str, required: bool = True) -> str | None:
     if required:
         raise ConfigError(f"{var} is not set (required with RELAY_DESTINATIONS=live)")
     return None
+
+
+# Adapter classes by destination, imported on first use.
+ADAPTERS = {"customerio": "sinks.destinations.customerio:CustomerIO", "cordial": "sinks.destinations.cordial:Cordial",
+            "talon_one": "sinks.destinations.talon_one:TalonOne"}
+
+
+def declaration_problems(spec) -> list[str]:
+    """What the sync's destination cannot express as declared."""
+    module, name = ADAPTERS[spec.destination].split(":")
+    return getattr(importlib.import_module(module), name).declaration_problems(spec)
 
 
 def build(name: str) -> Destination:

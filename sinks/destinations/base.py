@@ -128,6 +128,12 @@ class Destination:
     concurrency: int = 8
     credential_hint: str = ""
 
+    @staticmethod
+    def declaration_problems(spec) -> list[str]:
+        """What this destination cannot do as the sync declares it (e.g. an exit it cannot express); checked
+        when the declarations load, so a run never counts such a change as done."""
+        return []
+
     def open_client(self) -> HttpClient:
         raise NotImplementedError
 

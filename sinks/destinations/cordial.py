@@ -141,7 +141,7 @@ class Cordial(Destination):
             if spec.object == "membership":
                 body, status = _membership(items), None
             else:
-                body, status = _attributes(items)
+                body, status = _attributes(spec, items)
             if all(c.kind == "remove" for c in items):
                 yield Batch(Request("PUT", f"/v2/contacts/email:{quote(email, safe='@')}", json=body), items)
             else:
@@ -157,7 +157,7 @@ class Cordial(Destination):
         if status == 404 and batch.request.method == "PUT":
             return [(c, None) for c in batch.items]  # the contact is gone: nothing is left to unset
         detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
-        reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT(response.text[:300])}"
+        reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
 
     def bulk(self, spec) -> Bulk | None:
@@ -198,7 +198,7 @@ class Cordial(Destination):
                 raise DestinationAuthError(f"Cordial refused the credentials (HTTP {started.status_code}) "
                                            f"starting a contact import; check {self.credential_hint}")
             if started.status_code >= 300 or _errors(started) or "jobID" not in _json(started):
-                job = {"status": "refused", "message": f"HTTP {started.status_code}: {REDACT(started.text[:200])}"}
+                job = {"status": "refused", "message": f"HTTP {started.status_code}: {REDACT.excerpt(started.text, 200)}"}
             else:
                 job = await self._wait(client, _json(started)["jobID"])
         finally:
@@ -238,13 +238,14 @@ class Cordial(Destination):
             await asyncio.sleep(min(2.0, max(0.05, elapsed / 10)))
 
 
-def _attributes(items: list[Change]) -> tuple[dict, str | None]:
+def _attributes(spec, items: list[Change]) -> tuple[dict, str | None]:
     """Top-level attribute keys (null clears) and the subscribe status to set, if any."""
     body, status = {}, None
     # Clears first, so a record arriving at this email overrides one leaving it.
     for change in sorted(items, key=lambda c: c.kind != "remove"):
         for f in change.fields:
-            value = None if change.kind == "remove" else change.row.get(f)
+            # A record leaving the model holds its declared exit values; every other field is cleared.
+            value = spec.exit_values.get(f) if change.kind == "remove" else change.row.get(f)
             if f == SUBSCRIBE_STATUS:
                 status = value or status  # never unset: leaving the model does not unsubscribe
             else:
@@ -258,7 +259,7 @@ def _import_row(spec, items: list[Change]) -> dict | None:
         return None
     if spec.object == "membership":
         return {name: "1" if joined else "0" for name, joined in _membership(items).items()}
-    body, status = _attributes(items)
+    body, status = _attributes(spec, items)
     if status is not None or not body or any(v is None for v in body.values()):
         return None
     return {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v) for k, v in body.items()}
@@ -292,7 +293,7 @@ def _import_outcomes(job: dict, emails: list[str], items: list[Change]):
         if isinstance(error, dict) and isinstance(error.get("row"), int) and 1 <= error["row"] <= len(emails):
             fields = error.get("fields") or {}
             detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(fields, dict) else str(fields)
-            named[emails[error["row"] - 1]] = f"Cordial import refused the contact: {REDACT(detail)[:300]}"
+            named[emails[error["row"] - 1]] = f"Cordial import refused the contact: {REDACT.excerpt(detail, 300)}"
     outcomes = [(c, named[c.identifier]) for c in items if c.identifier in named]
     rest = [c for c in items if c.identifier not in named]
     if job.get("status") != "complete" or job.get("failed") != len(named):
@@ -337,7 +338,7 @@ def _errors(response) -> list:
     except ValueError:
         return []
     errors = body.get("errors") if isinstance(body, dict) else None
-    return (errors if isinstance(errors, list) else [{"message": str(errors)[:200]}]) if errors else []
+    return (errors if isinstance(errors, list) else [{"message": REDACT.excerpt(errors, 200)}]) if errors else []
 
 
 def _check(response, doing: str) -> None:
@@ -345,4 +346,4 @@ def _check(response, doing: str) -> None:
         raise DestinationAuthError(f"Cordial refused the credentials (HTTP {response.status_code}) while {doing}; "
                                    f"check {Cordial.credential_hint}")
     if response.status_code >= 300 or _errors(response):
-        raise SetupError(f"Cordial answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")
+        raise SetupError(f"Cordial answered HTTP {response.status_code} while {doing}: {REDACT.excerpt(response.text, 300)}")

@@ -65,7 +65,7 @@ class CustomerIO(Destination):
             return
         sized: list[tuple[Change, bytes]] = []
         for change in changes:
-            entry = dumps(_identify(change)).encode()
+            entry = dumps(_identify(spec, change)).encode()
             if len(entry) > MAX_ENTRY_BYTES:
                 yield Batch(None, [change], error=f"entry is {len(entry)} bytes; Customer.io accepts at most {MAX_ENTRY_BYTES}")
             else:
@@ -125,13 +125,14 @@ class CustomerIO(Destination):
             return [(c, reasons.get(i)) for i, c in enumerate(batch.items)]
         if status in (400, 413) and len(batch.items) > 1:
             raise SplitBatch()
-        reason = f"HTTP {status}: {REDACT(response.text[:300])}"
+        reason = f"HTTP {status}: {REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
 
 
-def _identify(change: Change) -> dict:
-    row = change.row or {}
-    attributes = {f: row.get(f) if change.kind != "remove" else None for f in change.fields}
+def _identify(spec, change: Change) -> dict:
+    # A record leaving the model holds its declared exit values; every other field is cleared.
+    row = change.row if change.kind != "remove" else spec.exit_values
+    attributes = {f: row.get(f) for f in change.fields}
     for f, value in attributes.items():
         if value is None:
             attributes[f] = None if f in TIMESTAMPS else CLEARED
@@ -148,4 +149,4 @@ def _json(response) -> dict:
 
 def _raise_for(response, doing: str) -> None:
     if response.status_code >= 300:
-        raise SetupError(f"Customer.io answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")
+        raise SetupError(f"Customer.io answered HTTP {response.status_code} while {doing}: {REDACT.excerpt(response.text, 300)}")

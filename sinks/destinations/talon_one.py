@@ -5,8 +5,10 @@ attribute definitions (and audience look-ups) through the Management API.
   per-Application prefix). `PUT /v2/customer_profiles?silent=yes` takes up to 1000 profiles and runs no
   rules; only the changed attributes are sent.
 - Talon.One documents no way to unset an attribute and refuses null. An attribute turning null (or
-  cleared on exit) is sent as "" for strings and [] for lists; numbers, booleans, times and locations
-  cannot be emptied and keep their last value at Talon.One.
+  cleared on exit) is sent as its column's declared `exit_value`, else as "" for strings and [] for lists.
+  Numbers, booleans, times and locations cannot be emptied, so a declaration that leaves one without an
+  exit_value is refused when it loads (`declaration_problems`): an exit is never counted as done while
+  Talon.One still holds the old value.
 - A refused request applies nothing. When its errors point at items (`source.pointer`
   /customerProfiles/<n>/... or /data/<n>/...) those rows are rejected with the reason and the rest are
   resent; otherwise the engine bisects the request.
@@ -65,6 +67,24 @@ class TalonOne(Destination):
                           account=self.account, concurrency=self.concurrency, retry_conflicts=True,
                           rates={"default": self.rate_per_s, "management": self.management_rate_per_s})
 
+    @staticmethod
+    def declaration_problems(spec) -> list[str]:
+        if spec.object != "attributes":
+            return []
+        problems = []
+        for column in spec.attribute_columns:
+            try:
+                kind = _type(spec, column)
+            except SetupError as exc:
+                problems.append(str(exc))
+                continue
+            if _empty(kind) is None and column not in spec.exit_values:
+                problems.append(
+                    f"column {column} becomes a Talon.One {kind} attribute, which Talon.One cannot unset: declare "
+                    "meta exit_value, what the profile holds once the record leaves the model or the value turns "
+                    "null (e.g. false, 0 or '1970-01-01T00:00:00Z')")
+        return problems
+
     def _management(self, method: str, path: str, json=None, params=None) -> Request:
         return Request(method, path, json=json, params=params, group="management",
                        headers={"Authorization": f"ManagementKey-v1 {self._management_key}"})
@@ -89,9 +109,10 @@ class TalonOne(Destination):
         await ensure_attributes(
             missing, registry, defined=lambda: self._attributes(client), check=_check, vendor="Talon.One",
             model=spec.name, type_meta="talon_one_type",
+            # NewAttribute requires description, suggestions and editable (talon-one-sdk's model).
             create=lambda name, kind: client.send(self._management("POST", "/v1/attributes", {
                 "entity": "CustomerProfile", "name": name, "title": name, "type": kind,
-                "description": f"Synced by relay from {spec.name}"})))
+                "description": f"Synced by relay from {spec.name}", "suggestions": [], "editable": True})))
 
     async def _attributes(self, client) -> dict[str, str]:
         listed = await self._listed(client, "/v1/attributes")
@@ -141,7 +162,7 @@ class TalonOne(Destination):
             return
         types = {c: _type(spec, c) for c in spec.attribute_columns}
         for items in packs:
-            profiles = [{"integrationId": c.identifier, "attributes": _attributes(c, types)} for c in items]
+            profiles = [{"integrationId": c.identifier, "attributes": _attributes(spec, c, types)} for c in items]
             yield Batch(Request("PUT", "/v2/customer_profiles", params={"silent": "yes"},
                                 json={"customerProfiles": profiles}), items)
 
@@ -169,20 +190,26 @@ class TalonOne(Destination):
         blamed = _blamed(response, len(batch.items))
         if status in (400, 404) and len(batch.items) > 1 and len(blamed) < len(batch.items):
             raise SplitBatch(blamed)
-        reason = f"Talon.One refused the request (HTTP {status}): {REDACT(response.text[:300])}"
+        reason = f"Talon.One refused the request (HTTP {status}): {REDACT.excerpt(response.text, 300)}"
         return [(c, blamed.get(i, reason)) for i, c in enumerate(batch.items)]
 
 
-def _attributes(change: Change, types: dict[str, str]) -> dict:
+def _attributes(spec, change: Change, types: dict[str, str]) -> dict:
     attributes = {}
+    exits = spec.exit_values
     for f in change.fields:
         value = None if change.kind == "remove" else change.row.get(f)
         if value is None:
-            value = "" if types[f] == "string" else [] if types[f].startswith("(list ") else None
-            if value is None:
-                continue  # Talon.One cannot empty it (see the module docstring)
+            value = exits[f] if f in exits else _empty(types[f])
+        if value is None:  # declaration_problems refuses such a declaration before any run
+            raise SetupError(f"{spec.name}.{f}: Talon.One cannot unset a {types[f]} attribute and no exit_value is declared")
         attributes[f] = value
     return attributes
+
+
+def _empty(kind: str):
+    """How Talon.One empties an attribute of this type; None where it cannot."""
+    return "" if kind == "string" else [] if kind.startswith("(list ") else None
 
 
 def _body_errors(response):
@@ -228,4 +255,4 @@ def _check(response, doing: str) -> None:
         raise DestinationAuthError(f"Talon.One refused the credentials (HTTP {response.status_code}) while {doing}; "
                                    f"check {TalonOne.credential_hint}")
     if response.status_code >= 300:
-        raise SetupError(f"Talon.One answered HTTP {response.status_code} while {doing}: {REDACT(response.text[:300])}")
+        raise SetupError(f"Talon.One answered HTTP {response.status_code} while {doing}: {REDACT.excerpt(response.text, 300)}")

@@ -10,7 +10,9 @@
     Entry: at least one valid order and the last one is older than var winback_window_days.
     Eligible from last order + window until winback_eligible_until = last order + window +
     var winback_offer_days: both derived from data, never from "now", so they only change when the
-    person orders again.
+    person orders again. When not eligible, winback_eligible_until is the last order's time: in the
+    past, and at or before the moment any eligibility ended (a purchase, an exclusion, the offer's end),
+    so every destination reads "not eligible" from it, also one that cannot unset a value.
     Exit: a new order lands (the last order moves, so the person is no longer lapsed) or the offer
     window ends; also when an exclusion starts.
     Exclusions: suppressed (recent purchaser, unsubscribed, serial refunder), a recent discount
@@ -91,7 +93,10 @@ final as (
         is_in_window,
         is_recent_redeemer,
         is_in_window and exclusion_reason is null as winback_eligible,
-        case when is_in_window and exclusion_reason is null then window_ends_at end as winback_eligible_until,
+        -- Never null for a buyer and never in the future unless eligible: a destination that cannot unset a
+        -- time (Talon.One) is overwritten with the last order, at or before the moment eligibility ended.
+        case when is_in_window and exclusion_reason is null then window_ends_at else most_recent_order_timestamp end
+            as winback_eligible_until,
         case when is_in_window then exclusion_reason end as winback_exclusion_reason
     from evaluated
 )
