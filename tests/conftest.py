@@ -6,6 +6,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import vendor_schemas
+
 ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = ROOT / "dbt_project"
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -62,13 +64,14 @@ def warehouse(tmp_path) -> Path:
 
 @pytest.fixture
 def emulators(monkeypatch):
-    """All three emulators on free loopback ports (rate limits off), with the destinations pointed at them."""
+    """All three emulators on free loopback ports (rate limits off), with the destinations pointed at them.
+    At teardown every request they received is judged by the vendors' schemas (tests/vendor_schemas.py)."""
     from sinks.emulators import EmulatorServer, create_app
     from sinks.emulators.__main__ import configs_from_args
 
     configs, _ = configs_from_args(["--rate-limit-customerio", "0", "--rate-limit-cordial", "0",
                                     "--rate-limit-talon-one", "0", "--rate-limit-talon-one-management", "0",
-                                    "--rate-limit-customerio-app", "0"], {})
+                                    "--rate-limit-customerio-app", "0", "--record-requests"], {})
     servers = {}
     try:
         for name, config in zip(("customerio", "cordial", "talon_one"), configs):
@@ -82,3 +85,4 @@ def emulators(monkeypatch):
     finally:
         for server in servers.values():
             server.stop()
+    vendor_schemas.assert_judged(servers)

@@ -1,6 +1,7 @@
 """The whole pipeline through the Dagster job operators run: sample data -> dbt build -> syncs to the
-three emulators over HTTP -> stakeholder copy. Then: an unchanged rerun sends nothing, an hour of new
-activity flows through the frequent path, and a broken upstream model blocks every sync."""
+three emulators over HTTP -> stakeholder copy. Then: an unchanged rerun sends nothing, an hour and then a
+day of new activity flow through the frequent path, and a broken upstream model blocks every sync. Every
+request the syncs send is judged by the vendors' schemas (tests/vendor_schemas.py, via the fixture)."""
 
 import os
 import stat
@@ -70,6 +71,13 @@ def test_pipeline_end_to_end(emulators, warehouse):
         frequent = run(defs, "frequent_path", instance)
         assert frequent.success
         assert sum(requests(emulators).values()) > sum(before.values())
+
+        # A further day of churn through the frequent path, so that the schema judge (the `emulators`
+        # fixture's teardown) sees a day's worth of changes, exits and audience moves as well.
+        sample_data.append(warehouse, hours=24)
+        after_hour = sum(requests(emulators).values())
+        assert run(defs, "frequent_path", instance).success
+        assert sum(requests(emulators).values()) > after_hour
 
     # The frequent syncs diffed only the people the scoped build rebuilt, and missed nothing: a diff over
     # every row finds the destinations holding exactly the models.

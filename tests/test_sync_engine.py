@@ -28,6 +28,7 @@ from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRefused, SyncRun
 from sinks.http import HttpClient
+import vendor_schemas
 
 TIERS = ("none", "silver", "gold")
 # One table shape for every destination; each sync reads the columns its spec declares.
@@ -94,7 +95,7 @@ class Harness:
     unset: object = None  # what a string attribute set to null reads as there (None: gone)
 
     def __init__(self, monkeypatch) -> None:
-        self.server = EmulatorServer(create_app(self.config())).start()
+        self.server = EmulatorServer(create_app(replace(self.config(), record_requests=True))).start()
         for var, value in self.env().items():
             monkeypatch.setenv(var, value)
         self.secrets = [v for k, v in self.env().items() if "KEY" in k]
@@ -104,6 +105,8 @@ class Harness:
 
     def __exit__(self, *exc) -> None:
         self.server.stop()
+        if exc[0] is None:  # every request the test made, judged by the vendor's schema
+            vendor_schemas.assert_judged({self.name: self.server})
 
     def sync(self, spec, warehouse, **kwargs):
         return SyncRun(spec, destinations.build(self.name), warehouse, **kwargs).execute()
@@ -226,7 +229,8 @@ class TalonOneHarness(Harness):
     name = "talon_one"
     people = sync_spec("people", "talon_one", "attributes", "integration_id",
                   ["customer_key", "integration_id", "orders_count", "last_order_at", "vip_tier"],
-                  meta={"last_order_at": {"talon_one_type": "time"}})
+                  meta={"last_order_at": {"talon_one_type": "time", "exit_value": "1970-01-01T00:00:00Z"},
+                        "orders_count": {"exit_value": 0}})
     members = sync_spec("members", "talon_one", "membership", "integration_id", ["customer_key", "integration_id", "audience"])
     audiences = ("wh_cart_0_4h", "wh_vip_gold")
     credential_var = "TALON_ONE_INTEGRATION_KEY"
@@ -260,8 +264,8 @@ class TalonOneHarness(Harness):
                        + list(state["attributes"].get("CustomerProfile", {})))
 
     def exited(self, row):
-        # Numbers and times cannot be emptied at Talon.One; the string is.
-        return {"orders_count": row["orders_count"], "last_order_at": row["last_order_at"], "vip_tier": ""}
+        # Numbers and times cannot be emptied at Talon.One: they take their declared exit values; the string is.
+        return {"orders_count": 0, "last_order_at": "1970-01-01T00:00:00Z", "vip_tier": ""}
 
 
 HARNESSES = {h.name: h for h in (CustomerIOHarness, CordialHarness, TalonOneHarness)}
@@ -770,11 +774,30 @@ def test_talon_one_finds_an_existing_audience_only_with_a_management_key(talon_o
 
 def test_talon_one_refuses_an_attribute_defined_with_another_type(talon_one, warehouse):
     httpx.post(f"{talon_one.server.url}/v1/attributes", headers={"Authorization": "ManagementKey-v1 talon-SECRET-mgmt-4d5e6f"},
-               json={"entity": "CustomerProfile", "name": "vip_tier", "title": "VIP tier", "type": "number"}).raise_for_status()
+               json={"entity": "CustomerProfile", "name": "vip_tier", "title": "VIP tier", "type": "number",
+                     "description": "", "suggestions": [], "editable": True}).raise_for_status()
     talon_one.write_people(warehouse, people_rows(5))
     with pytest.raises(SetupError, match="'vip_tier' exists with type 'number'"):
         talon_one.sync(talon_one.people, warehouse)
     assert talon_one.held() == {}
+
+
+def test_talon_one_setup_creates_attributes_as_talon_ones_newattribute_requires(talon_one, warehouse):
+    """Regression: attribute creation left out fields NewAttribute requires (suggestions, editable), so with a
+    management key every profiles sync failed at Talon.One; the emulator filled them in and no test saw it."""
+    assert talon_one.env()["TALON_ONE_MANAGEMENT_KEY"]  # setup may create attributes
+    rows = people_rows(20)
+    talon_one.write_people(warehouse, rows)
+    result = talon_one.sync(talon_one.people, warehouse)
+    assert (result.status, result.acked_add) == ("succeeded", 20)
+    assert talon_one.held() == talon_one.expected(rows)
+    created = [r for r in talon_one.server.requests if (r.method, r.path) == ("POST", "/v1/attributes")]
+    assert sorted(r.body["name"] for r in created) == sorted(talon_one.people.attribute_columns)
+    assert vendor_schemas.violations("talon_one", created) == []
+    from talon_one.models import NewAttribute
+
+    for r in created:
+        NewAttribute.model_validate(r.body)
 
 
 def test_talon_one_blames_the_items_a_refusal_points_at_and_otherwise_has_the_request_bisected():

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--talon-one-port", type=int, default=8703)
     p.add_argument("--state-dir", type=Path, help="keep each emulator's state in <dir>/<name>.json across restarts")
     p.add_argument("--save-interval", type=float, default=2.0, help="seconds between state saves after changes")
+    p.add_argument("--record-requests", action="store_true",
+                   help="keep every request for GET /_emulator/requests (memory grows with every body)")
     limits = p.add_argument_group("rate limits (0 disables one)")
     limits.add_argument("--rate-limit-customerio", type=int, default=100, help="Track API requests per second")
     limits.add_argument("--rate-limit-customerio-app", type=int, default=10, help="App API requests per second")
@@ -78,6 +80,7 @@ def configs_from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) ->
             "faults": dataclasses.replace(faults, **fault_overrides),
             "state_file": args.state_dir / f"{name}.json" if args.state_dir else None,
             "save_interval_s": args.save_interval,
+            "record_requests": args.record_requests,
         }
 
     configs: list[EmulatorConfig] = [

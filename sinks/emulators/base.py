@@ -5,7 +5,8 @@ then runs through one pipeline, written once here:
 
     accounting -> injected faults -> auth -> rate limit -> in-flight claim -> added latency -> handler
 
-plus the `/_emulator/` admin routes, state persistence and the uvicorn runners. Each emulator supplies
+plus the `/_emulator/` admin routes, an opt-in recorder of the requests that reach a handler (for the
+tests' schema judge), state persistence and the uvicorn runners. Each emulator supplies
 only what differs: its state, its credential checks, its routes and how its vendor shapes error bodies.
 """
 
@@ -77,6 +78,9 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     state_file: Path | None = None  # load at start, save after mutations and at shutdown
     save_interval_s: float = 2.0
+    # Keep every request that reaches a handler (GET /_emulator/requests). Off by default: a benchmark or
+    # soak at a million rows would hold every body in memory.
+    record_requests: bool = False
 
 
 class ApiError(Exception):
@@ -113,6 +117,15 @@ class State(Protocol):
 Handler = Callable[[Request], Awaitable[Response]]
 AuthCheck = Callable[[Request], None]  # raises ApiError(401/403) when the request may not pass
 ErrorRenderer = Callable[[Request, ApiError], Response]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    route: str  # the route template, e.g. /v2/customer_profiles/{integrationId}
+    path: str
+    query: dict[str, str]
+    body: Any  # the parsed JSON body; None when empty
 
 
 @dataclass(frozen=True)
@@ -284,6 +297,8 @@ class Emulator:
         self.dirty = False
         self._buckets: dict[str, TokenBucket] = {}
         self._in_flight: set[str] = set()
+        # Not cleared by /_emulator/reset, so a judge still sees every request a test made.
+        self.recorded: list[RecordedRequest] | None = [] if config.record_requests else None
 
     # Probabilities are checked before drawing so that a zero setting costs nothing and does not
     # advance the RNG (runs with the same seed stay comparable when one fault is switched off).
@@ -300,6 +315,7 @@ class Emulator:
             Route("/_emulator/state", self._admin(lambda r, b: self.state.to_json()), methods=["GET"]),
             Route("/_emulator/faults", self._admin(self._settings), methods=["GET", "POST"]),
             Route("/_emulator/reset", self._admin(self._reset), methods=["POST"]),
+            Route("/_emulator/requests", self._admin(self._requests), methods=["GET"]),
         ]
         app = Starlette(
             routes=routes,
@@ -355,7 +371,10 @@ class Emulator:
         return bucket
 
     async def _handle(self, e: Endpoint, request: Request) -> Response:
-        """Claim the ids the request touches, add latency while holding them, then run the handler."""
+        """Record the request (if asked), claim the ids it touches, add latency while holding them, run the handler."""
+        if self.recorded is not None:  # a body that is not JSON is refused here, as the handler would
+            query = dict(request.query_params)
+            self.recorded.append(RecordedRequest(e.method, e.path, request.url.path, query, await json_body(request)))
         claimed = self._claim(e.claims(request, await json_body(request))) if e.claims else set()
         try:
             f = self.faults
@@ -438,6 +457,11 @@ class Emulator:
             "faults": dataclasses.asdict(self.faults),
             "rate_limits": {g: dataclasses.asdict(limit) for g, limit in self.rate_limits.items()},
         }
+
+    def _requests(self, request: Request, body: Any) -> list[dict[str, Any]]:
+        if self.recorded is None:
+            raise ApiError(409, "request recording is off (EmulatorConfig.record_requests, --record-requests)")
+        return [dataclasses.asdict(r) for r in self.recorded]
 
     def _reset(self, request: Request, body: Any) -> dict[str, Any]:
         self.state.clear()
@@ -522,6 +546,13 @@ class EmulatorServer:
     @property
     def state(self) -> Any:
         return self.emulator.state
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request that reached a handler; needs EmulatorConfig.record_requests."""
+        if self.emulator.recorded is None:
+            raise RuntimeError("request recording is off: set record_requests=True in the emulator's config")
+        return list(self.emulator.recorded)
 
     def start(self) -> "EmulatorServer":
         self._thread.start()

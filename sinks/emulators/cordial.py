@@ -9,6 +9,9 @@ silent or only partly documented:
 - Validation is all-or-nothing per request: 400 lists every bad field and applies nothing. A top-level key
   must be a defined attribute (checked against its type), an existing list name with a boolean, or one of
   `channels`, `forceSubscribe`, `identifyBy`, `suppressTriggers`. `null` clears an attribute.
+- Bodies take only the fields the documentation names (the email channel's `address`, `subscribeStatus`,
+  `invalid`; a list's `name`, `enhanced`; an attribute's `key`, `name`, `type`; an import's `source`
+  {`transport`, `url`} and `subscribe`): any other key, or a wrong type, is 400.
 - POST on an existing email (or an `identifyBy` match) updates that contact; both answer 200.
 - `unsubscribed` -> `subscribed` without `forceSubscribe: true` keeps the contact unsubscribed
   (`resubscribe="ignore"`, counted in the `flags` stats) or is a 400 (`resubscribe="reject"`).
@@ -42,6 +45,7 @@ from .base import ApiError, Emulator, EmulatorConfig, Endpoint, RateLimit, basic
 ATTRIBUTE_TYPES = {"string", "number", "date", "geo", "array"}
 SUBSCRIBE_STATUSES = {"subscribed", "unsubscribed", "none"}
 CONTROL_KEYS = {"channels", "forceSubscribe", "identifyBy", "suppressTriggers"}
+EMAIL_CHANNEL_KEYS = {"address", "subscribeStatus", "invalid"}
 RESERVED_KEYS = CONTROL_KEYS | {"_id", "cID", "email", "lists"}  # names no attribute or list may take
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -222,8 +226,9 @@ class Cordial:
         problems: dict[str, str] = {}
         address, status = self._channel(body.get("channels"), problems)
         force = body.get("forceSubscribe", False)
-        if not isinstance(force, bool):
-            problems["forceSubscribe"] = "must be true or false"
+        for flag in ("forceSubscribe", "suppressTriggers"):
+            if not isinstance(body.get(flag, False), bool):
+                problems[flag] = "must be true or false"
         attributes: dict[str, Any] = {}
         memberships: dict[int, bool] = {}
         for key, value in body.items():
@@ -295,6 +300,10 @@ class Cordial:
             problems["channels"] = "only the email channel is configured; expected {'email': {...}}"
             return None, None
         email = channels["email"]
+        for key in email.keys() - EMAIL_CHANNEL_KEYS:
+            problems[f"channels.email.{key}"] = f"unknown field; expected {sorted(EMAIL_CHANNEL_KEYS)}"
+        if not isinstance(email.get("invalid", False), bool):
+            problems["channels.email.invalid"] = "must be true or false"
         address, status = email.get("address"), email.get("subscribeStatus")
         if address is not None and not (isinstance(address, str) and EMAIL.match(address)):
             problems["channels.email.address"] = "must be a valid email address"
@@ -313,8 +322,8 @@ class Cordial:
                 raise ApiError(400, "identifyBy names unknown keys", {"identifyBy": "must list secondary keys"})
             matches = (self.state.find(f"{k}:{body[k]}") for k in identify_by if k in body)
             return next((m for m in matches if m is not None), None)
-        channels = body.get("channels")
-        address = channels.get("email", {}).get("address") if isinstance(channels, dict) else None
+        email = body["channels"].get("email") if isinstance(body.get("channels"), dict) else None
+        address = email.get("address") if isinstance(email, dict) else None
         return self.state.find(address) if isinstance(address, str) else None
 
     def _contact(self, request: Request) -> str:
@@ -373,7 +382,7 @@ class Cordial:
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object", {"body": "must be a JSON object"})
         key, kind, name = body.get("key"), body.get("type"), body.get("name", body.get("key"))
-        problems = {}
+        problems = {k: "unknown field; expected key, name, type" for k in body.keys() - {"key", "name", "type"}}
         if not isinstance(key, str) or not ATTRIBUTE_KEY.match(key) or key in RESERVED_KEYS:
             problems["key"] = "must be letters, digits and underscores, and not a reserved key"
         if kind not in ATTRIBUTE_TYPES:
@@ -409,6 +418,9 @@ class Cordial:
         body = await json_body(request)
         name = body.get("name") if isinstance(body, dict) else None
         enhanced = body.get("enhanced", False) if isinstance(body, dict) else False
+        unknown = body.keys() - {"name", "enhanced"} if isinstance(body, dict) else set()
+        if unknown:
+            raise ApiError(400, "invalid list", {k: "unknown field; expected name, enhanced" for k in unknown})
         if not isinstance(name, str) or not name.strip() or name in RESERVED_KEYS:
             raise ApiError(400, "invalid list", {"name": "must be a non-empty string and not a reserved key"})
         if not isinstance(enhanced, bool):
@@ -444,6 +456,12 @@ class Cordial:
         url = source.get("url") if isinstance(source, dict) else None
         if not isinstance(url, str) or urlparse(url).scheme not in ("file", "http", "https"):
             raise ApiError(400, "invalid import", {"source.url": "must be a file://, http:// or https:// URL"})
+        unknown = [*body.keys() - {"source", "subscribe"}]
+        unknown += [f"source.{k}" for k in source.keys() - {"transport", "url"}]
+        if unknown:
+            raise ApiError(400, "invalid import", {k: "unknown field" for k in unknown})
+        if not isinstance(source.get("transport", ""), str):
+            raise ApiError(400, "invalid import", {"source.transport": "must be a string"})
         subscribe = body.get("subscribe", True)
         if not isinstance(subscribe, bool):
             raise ApiError(400, "invalid import", {"subscribe": "must be true or false"})

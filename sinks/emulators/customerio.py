@@ -197,6 +197,19 @@ def _check_timestamp(value: Any, name: str) -> None:
         raise ApiError(400, f"{name} must be an integer Unix timestamp", {name: "not an integer"}, reason="not_integer")
 
 
+def _check_reserved(attributes: dict[str, Any], entry: dict[str, Any]) -> None:
+    """The types the OpenAPI gives the reserved keys of a v2 identify."""
+    if "_update" in attributes and not isinstance(attributes["_update"], bool):
+        raise ApiError(400, "_update must be true or false", {"attributes._update": "not a boolean"})
+    preferences = attributes.get("cio_subscription_preferences", {})
+    topics = preferences.get("topics", {}) if isinstance(preferences, dict) else None
+    if not isinstance(topics, dict) or not all(isinstance(v, bool) for v in topics.values()):
+        message = "cio_subscription_preferences must be an object whose topics are true or false"
+        raise ApiError(400, message, {"attributes.cio_subscription_preferences": "invalid"})
+    if "cio_relationships" in entry and not isinstance(entry["cio_relationships"], list):
+        raise ApiError(400, "cio_relationships must be a list", {"cio_relationships": "not a list"})
+
+
 def _value_bytes(value: Any) -> int:
     if isinstance(value, str):
         return len(value.encode())
@@ -491,6 +504,7 @@ class CustomerIO:
             if not isinstance(attributes, dict):
                 raise ApiError(400, "attributes must be an object", {"attributes": "invalid"})
             _check_timestamp(attributes.get("created_at"), "attributes.created_at")
+            _check_reserved(attributes, entry)
             problems = _attribute_problems(attributes)
             if problems:
                 name, problem = next(iter(problems.items()))

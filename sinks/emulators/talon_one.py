@@ -9,7 +9,9 @@ silent:
 - Validation is all-or-nothing per request: 400 lists every problem and applies nothing. Profile attributes
   must be defined for `CustomerProfile` with a matching type; `null` is rejected (the vendor documents no
   way to unset one), `time` needs an RFC 3339 string with an offset, `location` takes a string.
-- Unknown body keys are 400, so a misspelt field fails instead of being ignored.
+- Request bodies are checked field by field against the SDK's request models (talon-one-sdk's NewAttribute,
+  NewAudience, CustomerProfileIntegrationRequestV2, ...; written out here, as the product does not depend on
+  the SDK): a missing required field, a wrong type or an unknown key is 400. Nothing is filled in.
 - Unknown audience ids (in `audiencesChanges` or `customer_audiences`) are 404; empty `customerProfiles`
   or `data` lists are 400 like 1001-item ones.
 - `dry` without `runRuleEngine=true` is 400 rather than silently ignored. No rules exist here, so
@@ -29,16 +31,19 @@ from starlette.responses import JSONResponse, Response
 
 from .base import ApiError, Emulator, EmulatorConfig, Endpoint, RateLimit, json_body, same, scheme_token, utc_now
 
-ENTITIES = {
+ENTITIES = {  # as talon-one-sdk 26.2's NewAttribute has them (no LoyaltyCard)
     "Application", "Campaign", "CustomerProfile", "CustomerSession", "CartItem", "Coupon", "Event",
-    "Giveaway", "LoyaltyCard", "Referral", "Store",
+    "Giveaway", "Referral", "Store",
 }  # fmt: skip
 TYPES = {
     "string", "number", "boolean", "time", "location",
     "(list string)", "(list number)", "(list time)", "(list location)",
 }  # fmt: skip
-PROFILE_KEYS = {"attributes", "evaluableCampaignIds", "audiencesChanges", "responseContent"}
-AUDIENCE_KEYS = {"name", "description", "integration", "integrationId", "sandbox", "createdIn3rdParty", "lastUpdate"}
+RESPONSE_CONTENT = {
+    "customerProfile", "triggeredCampaigns", "loyalty", "event", "awardedGiveaways", "ruleFailureReasons",
+}  # fmt: skip
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z]\w*$")
+ATTRIBUTE_TITLE = re.compile(r"^[A-Za-z][A-Za-z0-9_.!~*'() -]*$")
 MAX_ITEMS = 1000
 MAX_ID_CHARS = 1000
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -80,6 +85,74 @@ def _valid_id(value: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ints(value: Any) -> bool:
+    return isinstance(value, list) and all(map(_is_int, value))
+
+
+def _matches(pattern: re.Pattern) -> Any:
+    return lambda value: isinstance(value, str) and pattern.match(value) is not None
+
+
+_STR, _BOOL, _OBJECT = (lambda v: isinstance(v, str)), (lambda v: isinstance(v, bool)), (lambda v: isinstance(v, dict))
+# talon-one-sdk's (26.2) request models, field by field: JSON name -> (required, check, what the value must
+# be). An optional field may be null.
+NEW_ATTRIBUTE = {
+    "entity": (True, ENTITIES.__contains__, f"one of {sorted(ENTITIES)}"),
+    "eventType": (False, _STR, "a string"),
+    "name": (True, _matches(ATTRIBUTE_NAME), "a letter, then letters, digits or _"),
+    "title": (True, _matches(ATTRIBUTE_TITLE), "a letter, then letters, digits, spaces or _.!~*'()-"),
+    "type": (True, TYPES.__contains__, f"one of {sorted(TYPES)}"),
+    "description": (True, _STR, "a string"),
+    "suggestions": (True, lambda v: isinstance(v, list) and len(v) <= 50 and all(isinstance(i, str) and i for i in v),
+                    "a list of at most 50 non-empty strings"),
+    "hasAllowedList": (False, _BOOL, "true or false"),
+    "restrictedBySuggestions": (False, _BOOL, "true or false"),
+    "editable": (True, _BOOL, "true or false"),
+    "subscribedApplicationsIds": (False, _ints, "a list of integers"),
+    "subscribedCatalogsIds": (False, _ints, "a list of integers"),
+    "allowedSubscriptions": (False, lambda v: isinstance(v, list) and len(v) <= 2
+                             and all(i in ("application", "catalog") for i in v), "at most 2 of application, catalog"),
+}  # fmt: skip
+NEW_AUDIENCE = {
+    "name": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "sandbox": (False, _BOOL, "true or false"),
+    "description": (False, _STR, "a string"),
+    "integration": (False, _STR, "a string"),
+    "integrationId": (False, _valid_id, "1 to 1000 characters"),
+    "createdIn3rdParty": (False, _BOOL, "true or false"),
+    "lastUpdate": (False, lambda v: _type_ok("time", v), "an RFC 3339 time"),
+}
+PROFILE_V2 = {  # CustomerProfileIntegrationRequestV2; audiencesChanges is a ProfileAudiencesChanges
+    "attributes": (False, _OBJECT, "an object"),
+    "evaluableCampaignIds": (False, _ints, "a list of campaign ids"),
+    "audiencesChanges": (False, lambda v: isinstance(v, dict) and set(v) == {"adds", "deletes"}
+                         and all(map(_ints, v.values())), "{adds, deletes}, both lists of audience ids"),
+    "responseContent": (False, lambda v: isinstance(v, list) and all(i in RESPONSE_CONTENT for i in v),
+                        f"a list of {sorted(RESPONSE_CONTENT)}"),
+}  # fmt: skip
+PROFILE_ITEM = {  # MultipleCustomerProfileIntegrationRequestItem
+    "integrationId": (True, _valid_id, "1 to 1000 characters"),
+    "attributes": (False, _OBJECT, "an object"),
+}
+AUDIENCE_ACTION = {  # CustomerProfileAudienceRequestItem
+    "action": (True, ("add", "delete").__contains__, "add or delete"),
+    "profileIntegrationId": (True, _valid_id, "1 to 1000 characters"),
+    "audienceId": (True, _is_int, "an integer"),
+}
+
+
+def _field_problems(body: dict[str, Any], model: dict[str, tuple], pointer: str = "") -> dict[str, str]:
+    """Unknown keys, missing required fields and values of the wrong type, by JSON pointer."""
+    problems = {f"{pointer}/{key}": f"unknown field {key!r}" for key in body.keys() - model.keys()}
+    for key, (required, check, expected) in model.items():
+        if key not in body:
+            if required:
+                problems[f"{pointer}/{key}"] = f"{key} is required: {expected}"
+        elif (body[key] is not None or required) and not check(body[key]):
+            problems[f"{pointer}/{key}"] = f"{key} must be {expected}"
+    return problems
 
 
 def _invalid(problems: dict[str, str], status: int = 400) -> ApiError:
@@ -266,26 +339,20 @@ class TalonOne:
         body = {} if body is None else body
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object", {"": "must be a JSON object"})
-        problems: dict[str, str] = {}
+        problems = _field_problems(body, PROFILE_V2)
         if not _valid_id(integration_id):
             problems["integrationId"] = "integrationId must be 1 to 1000 characters"
-        for key in set(body) - PROFILE_KEYS:
-            problems[f"/{key}"] = f"unknown field {key!r}"
         if dry and not run:
             problems["dry"] = "dry only works with runRuleEngine=true"
         if "responseContent" in body and not run:
             problems["/responseContent"] = "responseContent needs runRuleEngine=true"
         if "evaluableCampaignIds" in body and not dry:
             problems["/evaluableCampaignIds"] = "evaluableCampaignIds needs dry=true"
-        problems.update(self._attribute_problems(body.get("attributes"), "/attributes"))
-        changes = body.get("audiencesChanges", {"adds": [], "deletes": []})
-        if not (
-            isinstance(changes, dict)
-            and all(isinstance(changes.get(k), list) and all(map(_is_int, changes[k])) for k in ("adds", "deletes"))
-        ):
-            problems["/audiencesChanges"] = "adds and deletes must both be lists of audience ids"
+        if "/attributes" not in problems:
+            problems.update(self._attribute_problems(body.get("attributes"), "/attributes"))
         if problems:
             raise _invalid(problems)
+        changes = body.get("audiencesChanges") or {"adds": [], "deletes": []}
         self._check_audiences({
             f"/audiencesChanges/{k}/{n}": i for k in ("adds", "deletes") for n, i in enumerate(changes[k])
         })  # fmt: skip
@@ -311,17 +378,15 @@ class TalonOne:
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             message = "customerProfiles must hold 1 to 1000 profiles"
             raise ApiError(400, message, {"/customerProfiles": "1 to 1000 items"})
-        problems: dict[str, str] = {}
+        problems = {f"/{key}": f"unknown field {key!r}" for key in body.keys() - {"customerProfiles"}}
         for n, item in enumerate(items):
             pointer = f"/customerProfiles/{n}"
             if not isinstance(item, dict):
                 problems[pointer] = "must be an object"
                 continue
-            if not _valid_id(item.get("integrationId")):
-                problems[f"{pointer}/integrationId"] = "integrationId must be 1 to 1000 characters"
-            for key in set(item) - {"integrationId", "attributes"}:
-                problems[f"{pointer}/{key}"] = f"unknown field {key!r}"
-            problems.update(self._attribute_problems(item.get("attributes"), f"{pointer}/attributes"))
+            problems.update(_field_problems(item, PROFILE_ITEM, pointer))
+            if f"{pointer}/attributes" not in problems:
+                problems.update(self._attribute_problems(item.get("attributes"), f"{pointer}/attributes"))
         if problems:
             raise _invalid(problems)
         for item in items:
@@ -340,14 +405,7 @@ class TalonOne:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object", {"": "must be a JSON object"})
-        problems = {f"/{k}": f"unknown field {k!r}" for k in set(body) - AUDIENCE_KEYS}
-        if not isinstance(body.get("name"), str) or not body["name"]:
-            problems["/name"] = "name is required"
-        if "integrationId" in body and not _valid_id(body["integrationId"]):
-            problems["/integrationId"] = "integrationId must be 1 to 1000 characters"
-        for key in ("description", "integration"):
-            if key in body and not isinstance(body[key], str):
-                problems[f"/{key}"] = f"{key} must be a string"
+        problems = _field_problems(body, NEW_AUDIENCE)
         if problems:
             raise _invalid(problems)
         integration_id, integration = body.get("integrationId"), body.get("integration")
@@ -376,17 +434,12 @@ class TalonOne:
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not 1 <= len(data) <= MAX_ITEMS:
             raise ApiError(400, "data must hold 1 to 1000 actions", {"/data": "1 to 1000 items"})
-        problems: dict[str, str] = {}
+        problems = {f"/{key}": f"unknown field {key!r}" for key in body.keys() - {"data"}}
         for n, item in enumerate(data):
             if not isinstance(item, dict):
                 problems[f"/data/{n}"] = "must be an object"
                 continue
-            if item.get("action") not in ("add", "delete"):
-                problems[f"/data/{n}/action"] = "action must be add or delete"
-            if not _valid_id(item.get("profileIntegrationId")):
-                problems[f"/data/{n}/profileIntegrationId"] = "profileIntegrationId must be 1 to 1000 characters"
-            if not _is_int(item.get("audienceId")):
-                problems[f"/data/{n}/audienceId"] = "audienceId must be an integer"
+            problems.update(_field_problems(item, AUDIENCE_ACTION, f"/data/{n}"))
         if problems:
             raise _invalid(problems)
         self._check_audiences({f"/data/{n}/audienceId": item["audienceId"] for n, item in enumerate(data)})
@@ -401,22 +454,24 @@ class TalonOne:
 
     # --- management ---
 
+    @staticmethod
+    def _page(request: Request, data: list[dict[str, Any]]) -> JSONResponse:
+        """One page of a Management API list (pageSize 1 to 1000, default 1000; skip)."""
+        size, skip = request.query_params.get("pageSize", "1000"), request.query_params.get("skip", "0")
+        if not (size.isdigit() and 1 <= int(size) <= MAX_ITEMS):
+            raise ApiError(400, "pageSize must be an integer from 1 to 1000", {"pageSize": "1 to 1000"})
+        if not skip.isdigit():
+            raise ApiError(400, "skip must be a non-negative integer", {"skip": "a non-negative integer"})
+        return JSONResponse({"totalResultSize": len(data), "data": data[int(skip) : int(skip) + int(size)]})
+
     async def list_attributes(self, request: Request) -> JSONResponse:
-        data = [a for by_name in self.state.attributes.values() for a in by_name.values()]
-        return JSONResponse({"totalResultSize": len(data), "data": data})
+        return self._page(request, [a for by_name in self.state.attributes.values() for a in by_name.values()])
 
     async def create_attribute(self, request: Request) -> JSONResponse:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object", {"": "must be a JSON object"})
-        problems = {}
-        if body.get("entity") not in ENTITIES:
-            problems["/entity"] = f"entity must be one of {sorted(ENTITIES)}"
-        for key in ("name", "title"):
-            if not isinstance(body.get(key), str) or not body[key]:
-                problems[f"/{key}"] = f"{key} is required"
-        if body.get("type") not in TYPES:
-            problems["/type"] = f"type must be one of {sorted(TYPES)}"
+        problems = _field_problems(body, NEW_ATTRIBUTE)
         if problems:
             raise _invalid(problems)
         same_entity = self.state.attributes.setdefault(body["entity"], {})
@@ -431,17 +486,16 @@ class TalonOne:
             "name": body["name"],
             "title": body["title"],
             "type": body["type"],
-            "description": body.get("description", ""),
-            "suggestions": body.get("suggestions", []),
-            "editable": body.get("editable", True),
+            "description": body["description"],
+            "suggestions": body["suggestions"],
+            "editable": body["editable"],
         }
         self.state.next_attribute += 1
         same_entity[body["name"]] = attribute
         return JSONResponse(attribute, 201)
 
     async def list_audiences(self, request: Request) -> JSONResponse:
-        data = [self._audience_json(a) for a in self.state.audiences.values()]
-        return JSONResponse({"totalResultSize": len(data), "data": data})
+        return self._page(request, [self._audience_json(a) for a in self.state.audiences.values()])
 
 
 def create_app(config: TalonOneConfig) -> Starlette:
