@@ -31,7 +31,7 @@ browser:
 		echo "chromium is not installed: the UI test will be skipped (install the Debian package chromium)"
 
 test: $(STAMP) manifest browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n 2 --durations=15
 
 # Not part of make test: about 20 minutes at the default scales (100k and 1M customers) on 2 cores.
 # BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.

@@ -113,7 +113,7 @@ def test_identity_on_sample_data(sample):
 def test_rebuild_on_unchanged_data_changes_no_sync_row(sample):
     before = sync_checksums(sample)
     assert all(rows > 0 for rows, _ in before.values()), before
-    run_dbt(sample, "build")
+    run_dbt(sample, "build", "--exclude", "resource_type:unit_test")
     assert sync_checksums(sample) == before
 
 
@@ -126,7 +126,7 @@ def test_full_refresh_of_identity_memory_gives_the_same_keys(sample):
 def test_purchase_after_an_hour_leaves_winback_and_cart(sample):
     # The frequent path's build is scoped: it follows a complete build (an earlier test's partial run is not).
     if scalar(sample, "select completed_at is null from relay.dbt_scope_runs order by started_at desc limit 1"):
-        run_dbt(sample, "build")
+        run_dbt(sample, "build", "--exclude", "resource_type:unit_test")
     old_as_of = scalar(sample, "select as_of from intermediate.int_as_of")
     winback = query(sample, """
         select segments.customer_key, customers.shopify_customer_id
@@ -154,7 +154,7 @@ def test_purchase_after_an_hour_leaves_winback_and_cart(sample):
             ) as v(id, customer_id, email, created_at, total_price, financial_status, checkout_token, _fivetran_synced)
         """, [winback[1], old_as_of + timedelta(minutes=10), "winback-order", old_as_of + timedelta(minutes=11),
               old_as_of + timedelta(minutes=20), cart[1], old_as_of + timedelta(minutes=21)])
-    run_dbt(sample, "build")
+    run_dbt(sample, "build", "--exclude", "resource_type:unit_test")
 
     assert scalar(sample, "select is_scoped from intermediate.int_scope_watermark")
     assert scalar(sample, "select as_of from intermediate.int_as_of") > old_as_of

@@ -3,6 +3,7 @@ three emulators over HTTP -> stakeholder copy. Then: an unchanged rerun sends no
 day of new activity flow through the frequent path, and a broken upstream model blocks every sync. Every
 request the syncs send is judged by the vendors' schemas (tests/vendor_schemas.py, via the fixture)."""
 
+import json
 import os
 import stat
 from dataclasses import replace
@@ -33,7 +34,7 @@ def synced_rows(warehouse) -> dict[str, int]:
 
 def test_pipeline_end_to_end(emulators, warehouse):
     config.export_environment()
-    sample_data.generate(warehouse, customers=1500, seed=7)
+    sample_data.generate(warehouse, customers=1000, seed=7)
     from orchestration.definitions import defs
     from orchestration.syncs import SYNC_SPECS
 
@@ -71,6 +72,12 @@ def test_pipeline_end_to_end(emulators, warehouse):
         frequent = run(defs, "frequent_path", instance)
         assert frequent.success
         assert sum(requests(emulators).values()) > sum(before.values())
+        # dbt ran every gate test on the frequent path, and each passed (tests/test_gates.py: each one blocks).
+        [results] = (config.DBT_PROJECT_DIR / "target").glob(f"relay_dbt_models-{frequent.run_id[:7]}-*/run_results.json")
+        status = {r["unique_id"]: r["status"] for r in json.loads(results.read_text())["results"]}
+        manifest = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+        gates = [u for u, n in manifest["nodes"].items() if n["resource_type"] == "test" and "gate" in n["tags"]]
+        assert len(gates) == 8 and {status.get(gate) for gate in gates} == {"pass"}, status
 
         # A further day of churn through the frequent path, so that the schema judge (the `emulators`
         # fixture's teardown) sees a day's worth of changes, exits and audience moves as well.
