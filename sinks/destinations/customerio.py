@@ -16,6 +16,11 @@ MAX_SEGMENT_IDS = 1000
 CLEARED = ""  # Customer.io removes a person attribute set to an empty string
 # ...except its reserved timestamps, which must be integers: null removes those (an empty string is a 400).
 TIMESTAMPS = ("created_at", "_timestamp")
+# Attributes that are also identifiers. Customer.io refuses a whole update, silently (a 2xx, logged as an
+# attribute update failure), when one cannot be applied: held by another person (e.g. one a merge retired),
+# or an email change by id the workspace does not allow. A change to one travels in an entry of its own,
+# after the rest, so every other attribute (eligibility first of all) still lands.
+IDENTIFIER_ATTRIBUTES = ("email", "phone")
 
 
 class CustomerIO(Destination):
@@ -65,16 +70,17 @@ class CustomerIO(Destination):
             return
         sized: list[tuple[Change, bytes]] = []
         for change in changes:
-            entry = dumps(_identify(spec, change)).encode()
-            if len(entry) > MAX_ENTRY_BYTES:
-                yield Batch(None, [change], error=f"entry is {len(entry)} bytes; Customer.io accepts at most {MAX_ENTRY_BYTES}")
+            entries = [dumps(_identify(spec, change, fields)).encode() for fields in _entry_fields(change)]
+            largest = max(map(len, entries))
+            if largest > MAX_ENTRY_BYTES:
+                yield Batch(None, [change], error=f"entry is {largest} bytes; Customer.io accepts at most {MAX_ENTRY_BYTES}")
             else:
-                sized.append((change, entry))
-        entries = dict((id(c), e) for c, e in sized)
+                sized.append((change, b",".join(entries)))
+        joined = dict((id(c), e) for c, e in sized)
         # 2 bytes of slack per entry for the separators.
-        for group in pack([c for c, _ in sized], max_items=MAX_BATCH_ENTRIES, max_bytes=MAX_BATCH_BYTES - 64,
-                          size=lambda c: len(entries[id(c)]) + 1):
-            body = b'{"batch":[' + b",".join(entries[id(c)] for c in group) + b"]}"
+        for group in pack([c for c, _ in sized], max_items=MAX_BATCH_ENTRIES // 2, max_bytes=MAX_BATCH_BYTES - 64,
+                          size=lambda c: len(joined[id(c)]) + 2):
+            body = b'{"batch":[' + b",".join(joined[id(c)] for c in group) + b"]}"
             yield Batch(Request("POST", "/api/v2/batch", content=body), group)
 
     def bulk(self, spec) -> Bulk | None:
@@ -113,26 +119,36 @@ class CustomerIO(Destination):
             return [(c, None) for c in batch.items]
         listed = _json(response).get("errors") or []
         errors = {e.get("batch_index"): e for e in listed if isinstance(e, dict)} if isinstance(listed, list) else {}
-        if errors.keys() - {None} and not all(isinstance(i, int) and 0 <= i < len(batch.items) for i in errors):
+        # Which item each entry belongs to (a bulk batch has one entry per item).
+        owner = [i for i, c in enumerate(batch.items) for _ in (_entry_fields(c) if spec.object == "attributes" else [0])]
+        if errors.keys() - {None} and not all(isinstance(i, int) and 0 <= i < len(owner) for i in errors):
             # Blames entries that are not in the batch: which ones were applied is unknown.
-            raise ValueError(f"errors name batch_index {sorted(map(str, errors))[:5]} of a {len(batch.items)}-entry batch")
+            raise ValueError(f"errors name batch_index {sorted(map(str, errors))[:5]} of a {len(owner)}-entry batch")
         if status in (207, 400) and errors.keys() - {None}:
             # 207: some entries failed; 400 with indexed errors: every entry failed, each with its reason.
-            reasons = {}
-            for index, error in errors.items():
+            reasons: dict[int, list[str]] = {}
+            for index, error in sorted(errors.items()):
                 detail = "; ".join(str(error[k]) for k in ("reason", "field", "message") if error.get(k))
-                reasons[index] = f"Customer.io rejected the entry: {detail or 'no reason given'}"
-            return [(c, reasons.get(i)) for i, c in enumerate(batch.items)]
+                reasons.setdefault(owner[index], []).append(detail or "no reason given")
+            return [(c, f"Customer.io rejected the entry: {'; '.join(reasons[i])}" if i in reasons else None)
+                    for i, c in enumerate(batch.items)]
         if status in (400, 413) and len(batch.items) > 1:
             raise SplitBatch()
         reason = f"HTTP {status}: {REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
 
 
-def _identify(spec, change: Change) -> dict:
+def _entry_fields(change: Change) -> list[list[str]]:
+    """The fields of each entry a change becomes: a change to an identifier attribute goes last, on its own."""
+    moved = [f for f in change.fields if f in IDENTIFIER_ATTRIBUTES] if change.kind == "change" else []
+    rest = [f for f in change.fields if f not in moved]
+    return [rest, moved] if moved and rest else [change.fields]
+
+
+def _identify(spec, change: Change, fields: list[str]) -> dict:
     # A record leaving the model holds its declared exit values; every other field is cleared.
     row = change.row if change.kind != "remove" else spec.exit_values
-    attributes = {f: row.get(f) for f in change.fields}
+    attributes = {f: row.get(f) for f in fields}
     for f, value in attributes.items():
         if value is None:
             attributes[f] = None if f in TIMESTAMPS else CLEARED
