@@ -212,6 +212,11 @@ class RunResult:
     def acked(self) -> int:
         return self.acked_add + self.acked_change + self.acked_remove
 
+    @property
+    def unacknowledged(self) -> int:
+        """Planned rows neither acknowledged nor refused: resent next run."""
+        return max(0, self.planned - self.acked - self.rejected)
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -359,11 +364,13 @@ class SyncRun:
         except DestinationAuthError as exc:
             self._flush()
             self.result.status = "failed"
+            self.result.unsent = self.result.unacknowledged if self.apply else 0
             self.result.message = REDACT(exc)
             self._update_run(started)
         except Exception as exc:  # recorded, then re-raised: the run row must say how it ended
             self._flush()
             self.result.status = "failed"
+            self.result.unsent = self.result.unacknowledged if self.apply else 0
             self.result.message = REDACT(f"{type(exc).__name__}: {exc}")
             self._update_run(started)
             self._close()
@@ -390,7 +397,7 @@ class SyncRun:
 
     def _finish_status(self) -> None:
         r = self.result
-        r.unsent = max(0, r.planned - r.acked - r.rejected)
+        r.unsent = r.unacknowledged
         if r.unsent and not r.message:
             r.message = f"{r.unsent} rows were not acknowledged and will be resent next run"
         # Rows the destination refused are data problems, recorded and retried: the run itself worked.

@@ -460,6 +460,7 @@ def test_wrong_credentials_fail_the_run_without_rejecting_rows(h, warehouse, mon
     monkeypatch.setenv(h.credential_var, "wrong-key-123456")
     result = h.sync(h.people, warehouse)
     assert result.status == "failed" and "HTTP 401" in result.message and h.credential_var in result.message
+    assert (result.planned, result.acked, result.unsent) == (10, 0, 10)  # counted as unacknowledged, resent next run
     assert "wrong-key-123456" not in result.message
     assert query(warehouse, "select count(*) from relay.sync_rejections") == [(0,)]
     assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
