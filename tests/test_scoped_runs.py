@@ -113,7 +113,7 @@ def same_person(warehouse: Path, *accounts: int) -> bool:
 
 def test_a_scoped_build_equals_a_full_rebuild(warehouse, tmp_path):
     sample_data.generate(warehouse, customers=1500, seed=11)
-    run_dbt(warehouse, "run")  # tests run elsewhere: here only the tables count
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
     assert scope_of_last_run(warehouse)[0] is False  # nothing to build on yet
 
     sample_data.append(warehouse, hours=3)
@@ -126,18 +126,18 @@ def test_a_scoped_build_equals_a_full_rebuild(warehouse, tmp_path):
 
     snap = tmp_path / "scoped.duckdb"
     snapshot(warehouse, snap)
-    run_dbt(warehouse, "run", "--full-refresh")
+    run_dbt(warehouse, "build", "--full-refresh", "--exclude", "resource_type:unit_test")
     assert differences(warehouse, snap) == {}
 
 
 def test_a_build_after_an_incomplete_one_is_not_scoped(warehouse):
     sample_data.generate(warehouse, customers=200, seed=12)
-    run_dbt(warehouse, "run")
-    run_dbt(warehouse, "run")
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
     assert scope_of_last_run(warehouse)[0] is True
     # A run that was cut off (or failed, or built only some models) never closes its row.
-    run_dbt(warehouse, "run", "--select", "customers")
-    run_dbt(warehouse, "run")
+    run_dbt(warehouse, "build", "--select", "customers", "--exclude", "resource_type:unit_test")
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
     assert scope_of_last_run(warehouse)[0] is False
-    run_dbt(warehouse, "run")
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
     assert scope_of_last_run(warehouse)[0] is True

@@ -120,7 +120,7 @@ class CustomerIO(Destination):
         listed = _json(response).get("errors") or []
         errors = {e.get("batch_index"): e for e in listed if isinstance(e, dict)} if isinstance(listed, list) else {}
         # Which item each entry belongs to (a bulk batch has one entry per item).
-        owner = [i for i, c in enumerate(batch.items) for _ in (_entry_fields(c) if spec.object == "attributes" else [0])]
+        owner = [i for i, c in enumerate(batch.items) for _ in _entry_fields(c)]
         if errors.keys() - {None} and not all(isinstance(i, int) and 0 <= i < len(owner) for i in errors):
             # Blames entries that are not in the batch: which ones were applied is unknown.
             raise ValueError(f"errors name batch_index {sorted(map(str, errors))[:5]} of a {len(owner)}-entry batch")
