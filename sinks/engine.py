@@ -362,21 +362,21 @@ class SyncRun:
             self.result.message = str(exc)
             self._update_run(started)
         except DestinationAuthError as exc:
-            self._flush()
-            self.result.status = "failed"
-            self.result.unsent = self.result.unacknowledged if self.apply else 0
-            self.result.message = REDACT(exc)
-            self._update_run(started)
+            self._failed(REDACT(exc), started)
         except Exception as exc:  # recorded, then re-raised: the run row must say how it ended
-            self._flush()
-            self.result.status = "failed"
-            self.result.unsent = self.result.unacknowledged if self.apply else 0
-            self.result.message = REDACT(f"{type(exc).__name__}: {exc}")
-            self._update_run(started)
+            self._failed(REDACT(f"{type(exc).__name__}: {exc}"), started)
             self._close()
             raise
         self._close()
         return self.result
+
+    def _failed(self, message: str, started: float) -> None:
+        """A run that could not finish: what was acknowledged is kept, the rest counts as unsent."""
+        self._flush()
+        r = self.result
+        r.status, r.message = "failed", message
+        r.unsent = r.unacknowledged if self.apply else 0
+        self._update_run(started)
 
     def _close(self) -> None:
         # Closing checkpoints: it rewrites every row group of the ledger this run touched (seconds for a few
@@ -596,15 +596,16 @@ class SyncRun:
         new = json.loads(payload) if payload is not None else None
         old = json.loads(prev_payload) if prev_payload is not None else None
         attrs = self.spec.attribute_columns
+        exits = self.spec.exit_values  # what a record leaving the model holds; every other field is cleared
         if leaving:  # the destination addresses records by identifier: clear or leave the old one
-            return [Change(key, "remove", prev_identifier, None, old, None, None, list(attrs), internal=True, rn=rn)]
+            return [Change(key, "remove", prev_identifier, exits, old, None, None, list(attrs), internal=True, rn=rn)]
         if kind == "change" and key in self._resend:  # re-asserted in full: a stale write may have set any field
             return [Change(key, kind, identifier, new, old, row_hash, payload, list(attrs), rn=rn)]
         if kind == "add" or (kind == "change" and (self.full_resync or identifier != prev_identifier)):
             fields = [c for c in attrs if new.get(c) is not None]
             return [Change(key, kind, identifier, new, old, row_hash, payload, fields, rn=rn)]
         if kind == "remove":
-            return [Change(key, kind, prev_identifier, None, old, None, None, list(attrs), rn=rn)]
+            return [Change(key, kind, prev_identifier, exits, old, None, None, list(attrs), rn=rn)]
         fields = [c for c in attrs if new.get(c) != old.get(c)]
         return [Change(key, kind, identifier, new, old, row_hash, payload, fields, rn=rn)]
 

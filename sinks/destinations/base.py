@@ -39,7 +39,7 @@ class Change:
     key: str
     kind: str  # add | change | remove
     identifier: str | None
-    row: dict | None = None  # the model row (add/change)
+    row: dict | None = None  # the model row (add/change); a remove's: the declared exit values
     prev_row: dict | None = None  # what the destination was last told (change/remove)
     row_hash: str | None = None
     payload_json: str | None = None

@@ -141,7 +141,7 @@ class Cordial(Destination):
             if spec.object == "membership":
                 body, status = _membership(items), None
             else:
-                body, status = _attributes(spec, items)
+                body, status = _attributes(items)
             if all(c.kind == "remove" for c in items):
                 yield Batch(Request("PUT", f"/v2/contacts/email:{quote(email, safe='@')}", json=body), items)
             else:
@@ -238,14 +238,13 @@ class Cordial(Destination):
             await asyncio.sleep(min(2.0, max(0.05, elapsed / 10)))
 
 
-def _attributes(spec, items: list[Change]) -> tuple[dict, str | None]:
+def _attributes(items: list[Change]) -> tuple[dict, str | None]:
     """Top-level attribute keys (null clears) and the subscribe status to set, if any."""
     body, status = {}, None
     # Clears first, so a record arriving at this email overrides one leaving it.
     for change in sorted(items, key=lambda c: c.kind != "remove"):
         for f in change.fields:
-            # A record leaving the model holds its declared exit values; every other field is cleared.
-            value = spec.exit_values.get(f) if change.kind == "remove" else change.row.get(f)
+            value = change.row.get(f)  # a remove's row: its exit values (anything else is cleared)
             if f == SUBSCRIBE_STATUS:
                 status = value or status  # never unset: leaving the model does not unsubscribe
             else:
@@ -259,7 +258,7 @@ def _import_row(spec, items: list[Change]) -> dict | None:
         return None
     if spec.object == "membership":
         return {name: "1" if joined else "0" for name, joined in _membership(items).items()}
-    body, status = _attributes(spec, items)
+    body, status = _attributes(items)
     if status is not None or not body or any(v is None for v in body.values()):
         return None
     return {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v) for k, v in body.items()}

@@ -70,7 +70,7 @@ class CustomerIO(Destination):
             return
         sized: list[tuple[Change, bytes]] = []
         for change in changes:
-            entries = [dumps(_identify(spec, change, fields)).encode() for fields in _entry_fields(change)]
+            entries = [dumps(_identify(change, fields)).encode() for fields in _entry_fields(change)]
             largest = max(map(len, entries))
             if largest > MAX_ENTRY_BYTES:
                 yield Batch(None, [change], error=f"entry is {largest} bytes; Customer.io accepts at most {MAX_ENTRY_BYTES}")
@@ -145,10 +145,8 @@ def _entry_fields(change: Change) -> list[list[str]]:
     return [rest, moved] if moved and rest else [change.fields]
 
 
-def _identify(spec, change: Change, fields: list[str]) -> dict:
-    # A record leaving the model holds its declared exit values; every other field is cleared.
-    row = change.row if change.kind != "remove" else spec.exit_values
-    attributes = {f: row.get(f) for f in fields}
+def _identify(change: Change, fields: list[str]) -> dict:
+    attributes = {f: change.row.get(f) for f in fields}
     for f, value in attributes.items():
         if value is None:
             attributes[f] = None if f in TIMESTAMPS else CLEARED

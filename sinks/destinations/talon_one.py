@@ -198,7 +198,7 @@ def _attributes(spec, change: Change, types: dict[str, str]) -> dict:
     attributes = {}
     exits = spec.exit_values
     for f in change.fields:
-        value = None if change.kind == "remove" else change.row.get(f)
+        value = change.row.get(f)  # a remove's row: its exit values
         if value is None:
             value = exits[f] if f in exits else _empty(types[f])
         if value is None:  # declaration_problems refuses such a declaration before any run
