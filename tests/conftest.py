@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -62,27 +63,38 @@ def warehouse(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def emulators(monkeypatch):
-    """All three emulators on free loopback ports (rate limits off), with the destinations pointed at them.
-    At teardown every request they received is judged by the vendors' schemas (tests/vendor_schemas.py)."""
+@contextlib.contextmanager
+def serve_emulators(*args: str):
+    """All three emulators in this process on free loopback ports, rate limits off (`args`: more of
+    `python -m sinks.emulators`'s options); yields {destination: server}."""
     from sinks.emulators import EmulatorServer, create_app
     from sinks.emulators.__main__ import configs_from_args
 
-    configs, _ = configs_from_args(["--rate-limit-customerio", "0", "--rate-limit-cordial", "0",
-                                    "--rate-limit-talon-one", "0", "--rate-limit-talon-one-management", "0",
-                                    "--rate-limit-customerio-app", "0", "--record-requests"], {})
+    limits = ("customerio", "customerio-app", "cordial", "talon-one", "talon-one-management")
+    configs, _ = configs_from_args([*(f"--rate-limit-{name}=0" for name in limits), *args], {})
     servers = {}
     try:
         for name, config in zip(("customerio", "cordial", "talon_one"), configs):
             servers[name] = EmulatorServer(create_app(config)).start()
-        monkeypatch.setenv("CUSTOMERIO_TRACK_URL", servers["customerio"].url)
-        monkeypatch.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)
-        monkeypatch.setenv("CORDIAL_API_URL", servers["cordial"].url)
-        monkeypatch.setenv("TALON_ONE_BASE_URL", servers["talon_one"].url)
-        monkeypatch.setenv("CORDIAL_RATE_LIMIT_PER_MIN", "600000")  # the emulator's limit is off too
         yield servers
     finally:
         for server in servers.values():
             server.stop()
+
+
+def destination_env(servers: dict) -> dict[str, str]:
+    """The variables that point the destinations at `servers`."""
+    return {"CUSTOMERIO_TRACK_URL": servers["customerio"].url, "CUSTOMERIO_APP_URL": servers["customerio"].url,
+            "CORDIAL_API_URL": servers["cordial"].url, "TALON_ONE_BASE_URL": servers["talon_one"].url,
+            "CORDIAL_RATE_LIMIT_PER_MIN": "600000"}  # the emulator's limit is off too
+
+
+@pytest.fixture
+def emulators(monkeypatch):
+    """All three emulators with the destinations pointed at them. At teardown every request they received is
+    judged by the vendors' schemas (tests/vendor_schemas.py)."""
+    with serve_emulators("--record-requests") as servers:
+        for variable, value in destination_env(servers).items():
+            monkeypatch.setenv(variable, value)
+        yield servers
     vendor_schemas.assert_judged(servers)

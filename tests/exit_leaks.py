@@ -33,17 +33,10 @@ def main() -> None:
 
     import duckdb
 
-    from conftest import DBT_DIR, run_dbt
+    from conftest import DBT_DIR, destination_env, run_dbt, serve_emulators
     from relay import pipeline, sample_data
     from sinks.declarations import load_specs
-    from sinks.emulators import EmulatorServer, create_app
-    from sinks.emulators.__main__ import configs_from_args
 
-    names = ("customerio", "customerio-app", "cordial", "talon-one", "talon-one-management")
-    configs, _ = configs_from_args([f"--rate-limit-{name}=0" for name in names], {})
-    servers = dict(zip(("customerio", "cordial", "talon_one"), (EmulatorServer(create_app(c)).start() for c in configs)))
-    os.environ.update(CUSTOMERIO_TRACK_URL=servers["customerio"].url, CUSTOMERIO_APP_URL=servers["customerio"].url,
-                      CORDIAL_API_URL=servers["cordial"].url, TALON_ONE_BASE_URL=servers["talon_one"].url)
     specs = load_specs(DBT_DIR / "target" / "manifest.json")
 
     def build_and_sync() -> None:
@@ -52,7 +45,8 @@ def main() -> None:
             result = pipeline.run_sync(spec, allow_large_change=True)
             assert result.status == "succeeded", (spec.name, result.message)
 
-    try:
+    with serve_emulators() as servers:
+        os.environ.update(destination_env(servers))
         sample_data.generate(warehouse, customers=args.customers, seed=42)
         build_and_sync()
         for _ in range(args.steps):
@@ -65,9 +59,6 @@ def main() -> None:
                 "select integration_id from syncs.sync_talon_one__profiles where winback_eligible").fetchall()}
         talon = servers["talon_one"].state.to_json()["profiles"]
         people = servers["customerio"].state.to_json()["people"]
-    finally:
-        for server in servers.values():
-            server.stop()
 
     def live(until) -> bool:
         return until not in (None, "") and datetime.fromisoformat(until.replace("Z", "+00:00")) > as_of

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DBT, DBT_DIR, run_dbt
+from conftest import DBT, DBT_DIR, destination_env, run_dbt, serve_emulators
 from relay import sample_data
 
 pytestmark = pytest.mark.slow
@@ -114,10 +114,7 @@ def test_each_gate_violation_blocks_every_sync_on_the_frequent_path(tmp_path):
 
 def _drive(work: Path) -> None:
     """The scenarios, in this process: emulators in threads, then `relay run frequent_path` per scenario."""
-    from relay import cli, config
-
-    from sinks.emulators import EmulatorServer, create_app
-    from sinks.emulators.__main__ import configs_from_args
+    from relay import cli
 
     base = work / "base.duckdb"
     sample_data.generate(base, customers=300, seed=11)
@@ -134,20 +131,15 @@ def _drive(work: Path) -> None:
     os.environ["RELAY_WAREHOUSE"] = str(warehouse)
     subprocess.run([DBT, "parse", "--quiet"], cwd=project, check=True)
 
-    configs, _ = configs_from_args([f"--rate-limit-{name}=0" for name in
-                                    ("customerio", "customerio-app", "cordial", "talon-one", "talon-one-management")], {})
-    servers = [EmulatorServer(create_app(c)).start() for c in configs]
-    for variable, server in (("CUSTOMERIO_TRACK_URL", 0), ("CUSTOMERIO_APP_URL", 0), ("CORDIAL_API_URL", 1),
-                             ("TALON_ONE_BASE_URL", 2)):
-        os.environ[variable] = servers[server].url
     results = {}
-    try:
+    with serve_emulators() as servers:
+        os.environ.update(destination_env(servers))
         for name, (seed, _) in SCENARIOS.items():
             shutil.rmtree(project / "models")
             shutil.copytree(pristine / "models", project / "models")
             shutil.copy(base, warehouse)
             seed(project, warehouse)
-            before = sum(s.emulator.stats.requests for s in servers)
+            before = sum(s.emulator.stats.requests for s in servers.values())
             output = io.StringIO()
             with contextlib.redirect_stdout(output):
                 code = cli.main(["run", "frequent_path"])
@@ -157,13 +149,10 @@ def _drive(work: Path) -> None:
                                         "where table_schema = 'relay' and table_name = 'sync_runs'").fetchone()[0]
             results[name] = {
                 "exit": code, "output": output.getvalue(), "sync_runs": sync_runs,
-                "requests": sum(s.emulator.stats.requests for s in servers) - before,
+                "requests": sum(s.emulator.stats.requests for s in servers.values()) - before,
                 "status": {r["unique_id"].split(".")[2]: r["status"]
                            for r in json.loads(newest.read_text())["results"]},
             }
-    finally:
-        for server in servers:
-            server.stop()
     (work / "results.json").write_text(json.dumps(results))
 
 
