@@ -94,10 +94,16 @@ def raw_source_specs() -> list[dg.AssetSpec]:
                 "loaded_at_field": source.get("loaded_at_field") or "",
                 "freshness_warn_after": json.dumps((freshness.get("warn_after") or {})),
                 "freshness_error_after": json.dumps((freshness.get("error_after") or {})),
-                "optional_source": bool((source.get("source_meta") or {}).get("optional")),
+                "optional_source": _optional(source),
             },
         ))
     return specs
+
+
+def _optional(source: dict) -> bool:
+    """Whether the raw table may be absent: its source or the table itself says `meta: {optional: true}`."""
+    table_meta = source.get("meta") or (source.get("config") or {}).get("meta") or {}
+    return bool((source.get("source_meta") or {}).get("optional") or table_meta.get("optional"))
 
 
 _PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -124,9 +130,11 @@ def raw_freshness_check() -> dg.AssetChecksDefinition:
         with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
             for key, source in sources:
                 relation = f'"{source["schema"]}"."{source["identifier"]}"'
-                optional = bool((source.get("source_meta") or {}).get("optional"))
+                optional = _optional(source)
                 try:
-                    newest = con.execute(f'select max("{source["loaded_at_field"]}") from {relation}').fetchone()[0]
+                    # try_cast: a loader may land the loaded-at column as text.
+                    newest = con.execute(f'select max(try_cast("{source["loaded_at_field"]}" as timestamp)) '
+                                         f'from {relation}').fetchone()[0]
                 except duckdb.CatalogException:
                     yield dg.AssetCheckResult(asset_key=key, check_name="freshness", passed=optional,
                                               metadata={"status": "table absent" + (" (optional source)" if optional else "")})

@@ -5,6 +5,7 @@ times in total (start-up is ~2.5 s per invocation): build, rebuild on unchanged 
 identity memory, append an hour and rebuild, and one build of the messy fixture.
 """
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -226,8 +227,17 @@ def test_messy_fixture_builds_and_resolves_identities(messy):
     assert scalar(messy, """
         select count(*) from marts.customers as customers
         inner join marts.customer_identifiers as email_id on email_id.identifier = 'email:' || customers.email
-        where not email_id.is_linkable
+        where not email_id.is_linkable and email_id.guard_reason != 'shared_by_accounts'
     """) == 0
+    # A shared address links nobody but is exactly one person's contact address.
+    assert query(messy, """
+        select email_id.identifier, count(customers.customer_key)
+        from marts.customer_identifiers as email_id
+        left join marts.customers as customers on email_id.identifier = 'email:' || customers.email
+        where email_id.guard_reason = 'shared_by_accounts'
+        group by 1
+        having count(customers.customer_key) != 1
+    """) == []
 
 
 def test_messy_fixture_cases(messy):
@@ -239,9 +249,17 @@ def test_messy_fixture_cases(messy):
     account = lambda customer_id: person_of("shopify_customer", customer_id)  # noqa: E731
     # One person with two accounts on one phone (typed two ways) is one customer ...
     assert account(1009) is not None and account(1009) == account(1010)
-    # ... but a household sharing an email stays two people, and their shared address is nobody's.
+    # ... but a household sharing an email stays two people; the shared address is the contact of the
+    # account updated last (1007), not of both (one inbox, one message) and not of nobody.
     assert account(1007) != account(1008)
-    assert scalar(messy, "select count(*) from marts.customers where email = 'the.parkers@example.com'") == 0
+    assert query(messy, "select customer_key from marts.customers where email = 'the.parkers@example.com'") == [(account(1007),)]
+    # A hashed email (any case) links the records carrying the same digest, and is never a contact address.
+    assert person_of("salesforce_contact", "003FIX0000000006IAW") == account(1004)
+    digest = "e1ddd824e792ed0d638331be4ec4b5404d70a892d13680edaa5bf80353461d0d"
+    assert scalar(messy, "select is_linkable from marts.customer_identifiers where identifier = ?", [f"email_hash:{digest}"])
+    for relation in ("marts.customers", "syncs.sync_customerio__people", "syncs.sync_cordial__contacts",
+                     "syncs.sync_talon_one__profiles"):
+        assert scalar(messy, f"select count(*) from {relation} as r where lower(cast(r as varchar)) like '%{digest}%'") == 0, relation
     # A guest checkout typed with an account's email in capitals joins the account; so does a guest cart.
     assert person_of("shopify_order", 5008) == account(1012)
     assert person_of("shopify_checkout", 3002) == account(1015)
@@ -278,6 +296,36 @@ def test_messy_fixture_cases(messy):
     assert segments[account(1004)][5] == "unsubscribed"
 
 
+def test_data_health_counts_each_drop_reason_on_the_messy_fixture(messy):
+    """marts.data_health names what the pipeline set aside or cannot reach, with counts a person can check
+    against the fixture's CASE comments; over a threshold, its check warns."""
+    rows = {(check, subject, reason): (affected, examined, status) for check, subject, reason, affected, examined, status in query(messy, """
+        select check_name, subject, reason, affected_rows, examined_rows, status from marts.data_health
+        where measured_at = (select max(measured_at) from marts.data_health)""")}
+    expected = {
+        ("rows_set_aside", "shopify.customer", "superseded_version"): 1,   # 1012 loaded twice
+        ("rows_set_aside", "shopify.customer", "soft_deleted"): 1,         # 1013
+        ("rows_set_aside", "shopify.order", "future_dated"): 1,            # 5030
+        ("rows_set_aside", "segment.tracks", "superseded_version"): 1,     # a duplicate delivery
+        ("rows_set_aside", "salesforce.contact", "soft_deleted"): 1,       # the recycle bin
+        ("contact_values_unusable", "shopify.customer.email", "hashed"): 1,   # 1004
+        ("contact_values_unusable", "salesforce.contact.email", "hashed"): 1,  # its CRM twin
+        ("contact_values_unusable", "shopify.customer.email", "invalid"): 1,  # 1003: no @
+        ("identifiers_not_linking", "email", "placeholder"): 1,
+        ("identifiers_not_linking", "email", "shared_by_accounts"): 1,     # the Parkers
+        ("contact_address_withheld", "email", "held_by_another_account"): 1,
+        ("orphans", "shopify.order", "no_person"): 1,                      # 5007: only the placeholder
+        ("unreachable", "talon_one", "no_integration_id"): 0,
+    }
+    assert {key: rows.get(key, (None,))[0] for key in expected} == expected
+    assert rows[("identifiers_not_linking", "email", "shared_by_accounts")][2] == "warn"
+    assert {status for _, _, status in rows.values()} <= {"ok", "warn", "info"}
+    # The warn tests name the checks over their thresholds, one Dagster check each.
+    results = json.loads((messy.parent / "dbt" / "target" / "run_results.json").read_text())["results"]
+    warned = {r["unique_id"].split(".")[2] for r in results if r["status"] == "warn"}
+    assert "data_health_within_threshold_data_health_identifiers_not_linking" in warned
+
+
 def test_a_pinned_clock_earlier_than_the_data_builds_consistently(tmp_path):
     """`relay build --as-of` (the dbt var as_of) evaluates every model at that moment: orders after it count
     nowhere, and the data-health tests agree."""
@@ -287,3 +335,22 @@ def test_a_pinned_clock_earlier_than_the_data_builds_consistently(tmp_path):
     assert scalar(warehouse, "select cast(as_of as varchar) from intermediate.int_as_of") == "2026-10-15 00:00:00"
     assert scalar(warehouse, "select max(most_recent_order_timestamp) <= timestamp '2026-10-15' "
                              "from marts.customer_lifecycle")
+    # A true clock: what appeared after T does not exist in the build, people included.
+    later = [row[0] for row in query(warehouse, "select id from shopify.customer where created_at > timestamp '2026-10-15'")]
+    assert later
+    people_of_later = """
+        select count(*) from intermediate.int_identity_records_resolved
+        where record_type = 'shopify_customer' and cast(record_id as bigint) in (select id from shopify.customer
+                                                                                 where created_at > timestamp '2026-10-15')"""
+    assert scalar(warehouse, people_of_later) == 0
+    assert scalar(warehouse, "select count(*) from syncs.sync_customerio__people where shopify_customer_id in "
+                             "(select id from shopify.customer where created_at > timestamp '2026-10-15')") == 0
+    for relation, stamp in [("stg_shopify__orders", "created_at"), ("stg_shopify__refunds", "created_at"),
+                            ("stg_shopify__abandoned_checkouts", "created_at"), ("stg_shopify__transactions", "created_at"),
+                            ("stg_segment__tracks", "least(occurred_at, received_at)"),
+                            ("stg_segment__identifies", "least(occurred_at, received_at)")]:
+        assert scalar(warehouse, f"select coalesce(max({stamp}) <= timestamp '2026-10-15', true) from staging.{relation}"), relation
+    assert scalar(warehouse, "select count(*) from staging.stg_shopify__orders where cancelled_at > timestamp '2026-10-15'") == 0
+    # The next build without the var is not scoped off the pinned one: the later people are back.
+    run_dbt(warehouse, "run", "--select", "+customers")
+    assert scalar(warehouse, people_of_later) == len(later)

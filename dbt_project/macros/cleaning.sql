@@ -78,6 +78,17 @@
     end
 {%- endmacro %}
 
+{#- A hashed email: the whole value is an MD5, SHA-1 or SHA-256 hex digest (32, 40 or 64 hex characters,
+    any case), as loaders' column hashing and privacy-minded imports land it. Lower-cased, it is a stable
+    identifier (records carrying the same digest are one person's) but never an address: nothing can be
+    sent to it. It is not matched to plain addresses: which normalisation was hashed is the loader's. -#}
+{% macro hashed_email(column) -%}
+    case
+        when {{ relay_regexp_matches('lower(' ~ clean_text(column) ~ ')', '^([0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})$') }}
+            then lower({{ clean_text(column) }})
+    end
+{%- endmacro %}
+
 {#- E.164: "+" then 8-15 digits. "00" is the international prefix; a bare national number of the
     default country's length gets its calling code (var default_phone_country_code). -#}
 {% macro normalize_phone(column) -%}
@@ -136,3 +147,4 @@
                 || '|' || coalesce({{ orders }}.shipping_country_code, '')
     end
 {%- endmacro %}
+

@@ -20,9 +20,10 @@
 
 
 {#- The previous run's row (loaded_through, as_of), or none when this run cannot be scoped. One small query
-    per call (a few per model): jinja keeps no state between macro calls. -#}
+    per call (a few per model): jinja keeps no state between macro calls. A run with the var as_of reads
+    the raw tables as they stood then (relay_source), so it recomputes everything and the run after it too. -#}
 {% macro relay_previous_run() -%}
-    {%- if not execute or flags.FULL_REFRESH or model.resource_type == 'unit_test' -%}
+    {%- if not execute or flags.FULL_REFRESH or model.resource_type == 'unit_test' or var('as_of', none) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set log_relation = adapter.get_relation(database=target.database, schema='relay', identifier='dbt_scope_runs') -%}
@@ -143,7 +144,7 @@
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.config.incremental_strategy == 'relay_scoped' and node.unique_id not in succeeded -%}
         {%- do missing.append(node.unique_id) -%}
     {%- endfor -%}
-    {%- if failed | length == 0 and missing | length == 0 -%}
+    {%- if failed | length == 0 and missing | length == 0 and not var('as_of', none) -%}
         update {{ relay_scope_log() }}
         set loaded_through = (select loaded_through from {{ scope_relation('int_scope_watermark') }}),
             as_of = (select as_of from {{ scope_relation('int_as_of') }}),

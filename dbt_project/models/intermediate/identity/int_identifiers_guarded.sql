@@ -8,13 +8,16 @@
 }}
 
 {#- One row per distinct identifier, with the guard that decides whether it may link records.
-    Only soft identifiers (email, phone, anonymous id) are guarded; account and contact ids always link.
+    Only soft identifiers (email, hashed email, phone, anonymous id) are guarded; account and contact ids always link.
     An identifier is NOT a link when it is
       * a placeholder: an email on var identity_placeholder_emails, or whose local part (before any
         "+tag") is on identity_placeholder_email_local_parts; a phone on identity_placeholder_phones;
       * hashed: an email whose local part is 32+ hex characters (an MD5/SHA digest, not an address);
       * shared: seen on more distinct Shopify accounts than var identity_max_accounts_per_identifier
-        allows for its type (default: email 1, phone 2, anonymous id 1; an int applies to all).
+        allows for its type (default: email 1, email_hash as email, phone 2, anonymous id 1; an int
+        applies to all).
+    A hashed email (email_hash: a digest landed in place of the address) links like an email but is
+    never a contact address.
     Unlinkable identifiers drop out of the graph entirely: they neither join people nor become a
     customer of their own, and are never used as a contact address. -#}
 
@@ -25,6 +28,7 @@
 {%- if max_accounts is number -%}
     {%- set max_accounts = {'email': max_accounts, 'phone': max_accounts, 'anonymous_id': max_accounts} -%}
 {%- endif -%}
+{%- set max_accounts = dict(max_accounts, email_hash=max_accounts.get('email_hash', max_accounts.get('email', 1))) -%}
 
 with observed as (
     select * from {{ ref('int_identifiers_observed') }}
@@ -65,7 +69,7 @@ flagged as (
             else false
         end as is_hashed,
         case identifier_type
-            {%- for identifier_type in ['email', 'phone', 'anonymous_id'] %}
+            {%- for identifier_type in ['email', 'email_hash', 'phone', 'anonymous_id'] %}
             when '{{ identifier_type }}' then shopify_account_count > {{ max_accounts.get(identifier_type, 1) }}
             {%- endfor %}
             else false
@@ -95,6 +99,7 @@ final as (
             when 'phone' then 3
             when 'salesforce_contact' then 4
             when 'segment_user' then 5
+            when 'email_hash' then 6
             else 9
         end as identifier_rank,
         -- An anonymous id alone is not a person: it can join a customer, never found one.

@@ -9,7 +9,7 @@
 
 {#- Every identifier every source record carries, one row per (record, identifier): the raw material
     of the identity graph. An identifier is "<type>:<value>" with a normalised value:
-      shopify_customer:<id>   email:<trimmed lower-case>   phone:<E.164>
+      shopify_customer:<id>   email:<trimmed lower-case>   phone:<E.164>   email_hash:<lower-case hex digest>
       anonymous_id:<segment anonymous id>   salesforce_contact:<id>   segment_user:<non-numeric user id>
     Segment user ids are Shopify customer ids as text, so numeric ones become shopify_customer nodes.
     Test orders are staff activity, not a person's, and link nothing.
@@ -49,6 +49,7 @@ records as (
         customer_id as shopify_customer_id,
         cast(null as {{ dbt.type_string() }}) as segment_user_id,
         email,
+        email_hash,
         phone,
         cast(null as {{ dbt.type_string() }}) as anonymous_id,
         cast(null as {{ dbt.type_string() }}) as salesforce_contact_id,
@@ -64,6 +65,7 @@ records as (
         customer_id as shopify_customer_id,
         null as segment_user_id,
         email,
+        email_hash,
         phone,
         null as anonymous_id,
         null as salesforce_contact_id,
@@ -79,6 +81,7 @@ records as (
         customer_id as shopify_customer_id,
         null as segment_user_id,
         email,
+        email_hash,
         phone,
         null as anonymous_id,
         null as salesforce_contact_id,
@@ -96,6 +99,7 @@ records as (
             when {{ dbt.safe_cast('user_id', dbt.type_bigint()) }} is null then user_id
         end as segment_user_id,
         email,
+        email_hash,
         phone,
         anonymous_id,
         null as salesforce_contact_id,
@@ -111,6 +115,7 @@ records as (
         null as shopify_customer_id,
         null as segment_user_id,
         email,
+        email_hash,
         phone,
         null as anonymous_id,
         contact_id as salesforce_contact_id,
@@ -122,6 +127,7 @@ records as (
 {%- set identifier_columns = {
     'shopify_customer': 'cast(shopify_customer_id as ' ~ dbt.type_string() ~ ')',
     'email': 'email',
+    'email_hash': 'email_hash',
     'phone': 'phone',
     'anonymous_id': 'anonymous_id',
     'salesforce_contact': 'salesforce_contact_id',

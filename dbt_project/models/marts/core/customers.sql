@@ -8,14 +8,23 @@
 }}
 
 {#- One row per person: the canonical customer with the identifiers each destination addresses it by.
-    Contact details are chosen from the person's linkable identifiers only (never a guarded
-    placeholder or shared address), by source precedence, then recency:
+    Contact details are chosen from the person's linkable identifiers (never a placeholder or a digest)
+    and the shared addresses the person owns, by source precedence, then recency:
       email: Shopify account (most recently updated) > order (most recent) > checkout > Segment identify > Salesforce contact
       phone: the same order of sources
-      name:  Shopify account (most recently updated) > Salesforce contact -#}
+      name:  Shopify account (most recently updated) > Salesforce contact
+    A shared address (an email or phone on more Shopify accounts than the guard allows, e.g. a household
+    inbox) links nobody, so its accounts stay separate people; it is the contact address of exactly one of
+    them, the person whose account was updated last while carrying it, so it reaches one person once
+    rather than nobody (the others are counted in marts.data_health as held_by_another_account). -#}
 
 with resolved as (
     select * from {{ ref('int_identifiers_resolved') }}
+    where {{ in_scope('customer_key') }}
+),
+
+shared_owners as (
+    select * from ({{ relay_shared_address_owners() }}) as owners
     where {{ in_scope('customer_key') }}
 ),
 
@@ -23,6 +32,7 @@ observed as (
     select * from {{ ref('int_identifiers_observed') }}
     {%- if relay_scoped() %}
     where identifier in (select identifier from resolved)
+        or identifier in (select identifier from shared_owners)
     {%- endif %}
 ),
 
@@ -73,22 +83,31 @@ contact_uses as (
         record_type
 ),
 
+owned_contacts as (
+    select customer_key, identifier, identifier_type, identifier_value
+    from resolved
+    where identifier_type in ('email', 'phone')
+    union all
+    select customer_key, identifier, identifier_type, identifier_value
+    from shared_owners
+),
+
 -- Ranked by source precedence, then recency.
 contact_candidates as (
     select
-        resolved.customer_key,
-        resolved.identifier_type,
-        resolved.identifier_value,
+        owned_contacts.customer_key,
+        owned_contacts.identifier_type,
+        owned_contacts.identifier_value,
         row_number() over (
-            partition by resolved.customer_key, resolved.identifier_type
+            partition by owned_contacts.customer_key, owned_contacts.identifier_type
             order by
                 contact_uses.source_priority,
                 contact_uses.last_used_at desc,
-                resolved.identifier_value
+                owned_contacts.identifier_value
         ) as preference
     from contact_uses
-    inner join resolved
-        on contact_uses.identifier = resolved.identifier
+    inner join owned_contacts
+        on contact_uses.identifier = owned_contacts.identifier
 ),
 
 account_candidates as (

@@ -13,6 +13,8 @@ versions as (
 select
     {{ clean_text('id') }} as contact_id,
     {{ normalize_email('email') }} as email,
+    -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
+    {{ hashed_email('email') }} as email_hash,
     {{ valid_e164(normalize_phone('coalesce(' ~ clean_text('mobile_phone') ~ ', ' ~ clean_text('phone') ~ ')')) }} as phone,
     {{ clean_display_text('first_name') }} as first_name,
     {{ clean_display_text('last_name') }} as last_name,

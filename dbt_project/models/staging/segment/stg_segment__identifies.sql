@@ -8,6 +8,8 @@ cleaned as (
         {{ clean_text('anonymous_id') }} as anonymous_id,
         {{ clean_text('user_id') }} as user_id,
         {{ normalize_email('email') }} as email,
+        -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
+        {{ hashed_email('email') }} as email_hash,
         {{ valid_e164(normalize_phone('phone')) }} as phone,
         {{ clean_timestamp('timestamp') }} as occurred_at,
         {{ clean_timestamp('received_at') }} as received_at
@@ -26,6 +28,7 @@ select
     anonymous_id,
     user_id,
     email,
+    email_hash,
     phone,
     occurred_at,
     received_at

@@ -15,6 +15,8 @@ select
     {{ clean_text('token') }} as checkout_token,
     {{ clean_text('cart_token') }} as cart_token,
     {{ normalize_email('email') }} as email,
+    -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
+    {{ hashed_email('email') }} as email_hash,
     {{ valid_e164(normalize_phone('phone')) }} as phone,
     cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
     {{ clean_timestamp('created_at') }} as created_at,

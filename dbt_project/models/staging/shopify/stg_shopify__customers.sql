@@ -14,6 +14,8 @@ cleaned as (
     select
         cast(id as {{ dbt.type_bigint() }}) as customer_id,
         {{ normalize_email('email') }} as email,
+        -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
+        {{ hashed_email('email') }} as email_hash,
         {{ clean_text('email') }} as email_raw,
         {{ clean_display_text('first_name') }} as first_name,
         {{ clean_display_text('last_name') }} as last_name,

@@ -33,6 +33,8 @@ cleaned as (
         {{ clean_text('name') }} as order_name,
         cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
         {{ normalize_email('email') }} as email,
+        -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
+        {{ hashed_email('email') }} as email_hash,
         {{ valid_e164(normalize_phone('coalesce(' ~ clean_text('phone') ~ ', ' ~ clean_text('billing_address_phone') ~ ')')) }} as phone,
         {{ clean_timestamp('created_at') }} as created_at,
         {{ clean_timestamp('processed_at') }} as processed_at,
