@@ -16,12 +16,14 @@ def sources() -> list[dict]:
         for source in yaml.safe_load(path.read_text())["sources"]:
             optional = bool(((source.get("config") or {}).get("meta") or {}).get("optional"))
             for table in source["tables"]:
+                table_meta = ((table.get("config") or {}).get("meta") or {}) | (table.get("meta") or {})
                 columns = []
                 for column in table["columns"]:
                     meta = ((column.get("config") or {}).get("meta") or {}) | (column.get("meta") or {})
                     columns.append({"name": column["name"], "data_type": column["data_type"],
                                     "required": bool(meta.get("required")), "description": column.get("description", "")})
                 found.append({"source": source["name"], "table": table["name"], "optional_source": optional,
+                              "optional_table": bool(table_meta.get("optional")),
                               "description": table.get("description", ""), "columns": columns})
     return found
 
@@ -29,7 +31,7 @@ def sources() -> list[dict]:
 def markdown() -> str:
     lines = []
     for t in sources():
-        optional = " (optional source)" if t["optional_source"] else ""
+        optional = " (optional source)" if t["optional_source"] else " (optional table)" if t["optional_table"] else ""
         lines.append(f"#### `{t['source']}.{t['table']}`{optional}\n\n{t['description']}\n")
         lines.append("| column | type | required | meaning |\n|---|---|---|---|")
         for c in t["columns"]:

@@ -37,11 +37,14 @@ def test_staging_builds_with_absent_optional_sources_and_extra_columns(warehouse
     assert "_loader_extra" not in {r[0] for r in con.execute("describe staging.stg_shopify__customers").fetchall()}
 
 
-def test_missing_required_column_names_table_and_column(warehouse):
+def test_missing_required_column_or_table_names_it(warehouse):
     create_contract_tables(warehouse, drop_columns={"shopify.order.total_price"})
-    result = run_dbt(warehouse, "build", "--select", "stg_shopify__orders", check=False)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("drop table shopify.customer")  # a required table (shopify.order is the other)
+    result = run_dbt(warehouse, "build", "--select", "stg_shopify__orders", "stg_shopify__customers", check=False)
     assert result.returncode != 0
     assert "Raw table shopify.order" in result.stdout and "total_price (double)" in result.stdout
+    assert "Raw table shopify.customer not found" in result.stdout
 
 
 def test_missing_optional_column_becomes_null(warehouse):
@@ -95,3 +98,31 @@ def test_raw_tables_can_be_parquet_files(warehouse, tmp_path):
             vars=f"{{shopify_external_location: '{landing}/{{name}}.parquet'}}")
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select customer_id, email from staging.stg_shopify__customers").fetchall() == [(7, "file@example.com")]
+
+
+def test_a_store_with_only_customers_orders_and_lines_builds_and_syncs(emulators, warehouse):
+    """Only shopify.customer and shopify.order are required: a store that never used discount codes,
+    refunds, checkouts or tags (and has no events or CRM) builds, segments and syncs, and says what it lacked."""
+    from relay import pipeline, sample_data
+    from sinks.declarations import load_specs
+
+    sample_data.generate(warehouse, customers=200, seed=3)
+    with duckdb.connect(str(warehouse)) as con:
+        for schema, table in con.execute("select table_schema, table_name from information_schema.tables "
+                                         "where table_schema in ('shopify', 'segment', 'salesforce')").fetchall():
+            if (schema, table) not in {("shopify", "customer"), ("shopify", "order"), ("shopify", "order_line")}:
+                con.execute(f'drop table {schema}."{table}"')
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from marts.customer_segments where winback_eligible").fetchone()[0] > 0
+        absent = {row[0] for row in con.execute("select subject from marts.data_health where check_name = 'raw_table_absent'").fetchall()}
+    assert absent == {"shopify.customer_tag", "shopify.order_discount_code", "shopify.discount_allocation", "shopify.refund",
+                      "shopify.order_line_refund", "shopify.transaction", "shopify.abandoned_checkout",
+                      "shopify.abandoned_checkout_discount_code", "shopify.shop", "segment.tracks", "segment.identifies",
+                      "salesforce.contact"}
+    for spec in load_specs(ROOT / "dbt_project" / "target" / "manifest.json"):
+        result = pipeline.run_sync(spec, allow_large_change=True)
+        assert result.status == "succeeded" and not result.rejected and not result.unsent, (spec.name, result.message)
+        assert result.plan["counts"].get("add", 0) > 0 or spec.name.endswith("list_members"), spec.name
+    assert emulators["customerio"].state.to_json()["people"]
+
