@@ -35,7 +35,104 @@
 
 {#- The text of a timestamp landed as text: clean_text, and tabs or line breaks around it removed too. -#}
 {% macro relay_timestamp_text(column) -%}
+    {{ relay_landed_text(column) }}
+{%- endmacro %}
+
+{#- Any value as the text it landed as: clean_text, and whitespace of any kind around it (tabs, line
+    breaks) removed too; null when nothing is left. -#}
+{% macro relay_landed_text(column) -%}
     nullif({{ relay_regexp_replace(clean_text(column), '^[[:space:]]+|[[:space:]]+$', '') }}, '')
+{%- endmacro %}
+
+{#- Typed raw columns landed as text. Any raw column may land as text (CSV loaders, Airbyte's and dlt's
+    raw modes, manual uploads), so staging reads every non-text column through the macro of the type its
+    sources YAML declares (`data_type`): clean_boolean, clean_bigint, clean_double, clean_timestamp. Each
+    returns that declared type; staging's own casts and defaults then apply unchanged, so a text landing
+    stages exactly as the typed one. The rules for text (surrounding whitespace of any kind and a BOM are
+    removed first; blank is null, never an error):
+
+      boolean    true, t, yes, y, 1 / false, f, no, n, 0; any case.
+      bigint     an optional sign and digits. A decimal point followed only by zeros is accepted ("5001.0"
+                 is 5001: loaders that pass ids through floats, such as pandas with a missing value in the
+                 column, write them so); any other fraction ("12.5"), an exponent ("1e3"), thousands
+                 separators ("1,000", "1_000") or a value outside the bigint range is unparseable, never
+                 rounded.
+      double     a decimal number with an optional exponent ("12", "-0.5", ".5", "1.5e3"), or nan, inf,
+                 infinity (any case, signed): what a double column can hold. Whether an amount is
+                 plausible (finite, not negative) is tests/assert_raw_amounts_are_plausible.sql's to say.
+                 Thousands separators, currency signs and decimal commas ("1,5") are unparseable.
+      timestamp  see clean_timestamp.
+
+    An unparseable value becomes null; tests/assert_raw_timestamps_parse.sql names each one (table, column,
+    row, value) for every typed column and fails the build, so a null never stands for "unreadable".
+    DuckDB: a column that landed typed (not VARCHAR) is cast to the declared type as before, a no-op when
+    it landed as declared (typeof() is resolved when the query is planned, so the text rules cost nothing
+    then). Other warehouses read every value through its text (exact where the warehouse prints floats
+    round-trip, as Postgres 12+ and BigQuery do). -#}
+{% macro clean_boolean(column) -%}
+    {{ return(adapter.dispatch('clean_boolean')(column)) }}
+{%- endmacro %}
+{% macro default__clean_boolean(column) -%}
+    {%- set text = 'lower(' ~ relay_landed_text(column) ~ ')' -%}
+    case
+        when {{ text }} in ('true', 't', 'yes', 'y', '1') then true
+        when {{ text }} in ('false', 'f', 'no', 'n', '0') then false
+    end
+{%- endmacro %}
+{% macro duckdb__clean_boolean(column) -%}
+    case when typeof({{ column }}) <> 'VARCHAR' then cast({{ column }} as boolean) else {{ default__clean_boolean(column) }} end
+{%- endmacro %}
+
+{% macro clean_bigint(column) -%}
+    {{ return(adapter.dispatch('clean_bigint')(column)) }}
+{%- endmacro %}
+{% macro default__clean_bigint(column) -%}
+    {%- set text = relay_landed_text(column) -%}
+    case
+        when {{ relay_regexp_matches(text, '^[+-]?[0-9]+([.]0*)?$') }}
+            then {{ relay_try_cast(relay_regexp_replace(text, '[.]0*$', ''), dbt.type_bigint()) }}
+    end
+{%- endmacro %}
+{% macro duckdb__clean_bigint(column) -%}
+    case when typeof({{ column }}) <> 'VARCHAR' then cast({{ column }} as bigint) else {{ default__clean_bigint(column) }} end
+{%- endmacro %}
+
+{% macro clean_double(column) -%}
+    {{ return(adapter.dispatch('clean_double')(column)) }}
+{%- endmacro %}
+{% macro default__clean_double(column, type=dbt.type_float()) -%}
+    {%- set text = relay_landed_text(column) -%}
+    case
+        when {{ relay_regexp_matches('lower(' ~ text ~ ')', '^[+-]?(([0-9]+([.][0-9]*)?|[.][0-9]+)(e[+-]?[0-9]+)?|nan|inf|infinity)$') }}
+            then {{ relay_try_cast(text, type) }}
+    end
+{%- endmacro %}
+{#- (dbt's type_float is DuckDB's 4-byte FLOAT.) -#}
+{% macro duckdb__clean_double(column) -%}
+    case when typeof({{ column }}) <> 'VARCHAR' then cast({{ column }} as double) else {{ default__clean_double(column, 'double') }} end
+{%- endmacro %}
+
+{#- A raw column read as the type its sources YAML declares (see above); varchar columns as they landed. -#}
+{% macro clean_declared(column, data_type) -%}
+    {%- set kind = relay_declared_kind(data_type) -%}
+    {%- if kind == 'boolean' -%}{{ clean_boolean(column) }}
+    {%- elif kind == 'bigint' -%}{{ clean_bigint(column) }}
+    {%- elif kind == 'double' -%}{{ clean_double(column) }}
+    {%- elif kind == 'timestamp' -%}{{ clean_timestamp(column) }}
+    {%- else -%}{{ column }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Which of the rules above a declared data_type follows: boolean, bigint, double, timestamp, or none (text). -#}
+{% macro relay_declared_kind(data_type) -%}
+    {%- set base = (data_type or 'varchar') | lower | trim -%}
+    {%- set base = base.split('(')[0] | trim -%}
+    {%- if base in ('boolean', 'bool') -%}{{ return('boolean') }}
+    {%- elif base in ('bigint', 'int', 'integer', 'int64', 'smallint', 'tinyint', 'hugeint', 'int8', 'int4') -%}{{ return('bigint') }}
+    {%- elif base in ('double', 'double precision', 'float', 'float8', 'float64', 'real', 'numeric', 'decimal', 'number') -%}{{ return('double') }}
+    {%- elif base.startswith('timestamp') or base in ('date', 'datetime') -%}{{ return('timestamp') }}
+    {%- else -%}{{ return(none) }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Text meant for people (names). Control characters (U+0000-U+001F, U+007F-U+009F: NUL, bell, escape,
@@ -133,9 +230,9 @@
     regexp_replace({{ expression }}, r'{{ pattern }}', '{{ replacement }}')
 {%- endmacro %}
 
-{#- Soft-deleted rows never leave staging. -#}
+{#- Soft-deleted rows never leave staging (the flag may land as text: clean_boolean). -#}
 {% macro not_deleted(flag='_fivetran_deleted') -%}
-    not coalesce({{ flag }}, false)
+    not coalesce({{ clean_boolean(flag) }}, false)
 {%- endmacro %}
 
 

@@ -10,7 +10,8 @@
 -- right, so the build stops. One row per bad value: raw table, column, the row's key, the value as landed
 -- and the problem (kept in schema dbt_test__audit, table assert_raw_amounts_are_plausible).
 -- The raw value is checked, not the staged one: staging casts to a decimal, which NaN, infinity and
--- values past 1e22 would make fail without naming the row.
+-- values past 1e22 would make fail without naming the row. Null and blank text are no amount (staging
+-- reads them as null or its default), not a failure.
 -- depends_on: {{ ref('stg_shopify__orders') }} {{ ref('stg_shopify__order_lines') }} {{ ref('stg_shopify__order_line_refunds') }}
 -- depends_on: {{ ref('stg_shopify__transactions') }} {{ ref('stg_shopify__order_discount_codes') }} {{ ref('stg_shopify__discount_allocations') }}
 -- depends_on: {{ ref('stg_shopify__abandoned_checkouts') }} {{ ref('stg_shopify__abandoned_checkout_discount_codes') }}
@@ -39,7 +40,8 @@ where 1 = 0
     {%- set source_name, table_name = table.split('.') %}
     {%- set node = graph.sources.get('source.' ~ project_name ~ '.' ~ source_name ~ '.' ~ table_name) if execute else none %}
     {%- for column, maximum in columns.items() %}
-        {%- set value = relay_try_cast(adapter.quote(column), 'double') %}
+        {#- Read as staging reads it (macros/cleaning.sql: text that is no number is null here too). #}
+        {%- set value = clean_double(adapter.quote(column)) %}
 union all
 select
     '{{ table }}',
@@ -54,7 +56,7 @@ select
     end
 from ({{ relay_source(source_name, table_name) }}) as raw
 where {{ relay_raw_live_rows(node) }}
-    and {{ adapter.quote(column) }} is not null
+    and {{ relay_has_value(adapter.quote(column)) }}
     and ({{ value }} is null or not ({{ value }} between 0 and {{ maximum }}))
     {%- endfor %}
 {%- endfor %}

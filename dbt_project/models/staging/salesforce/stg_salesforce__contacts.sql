@@ -19,11 +19,11 @@ select
     {{ clean_display_text('first_name') }} as first_name,
     {{ clean_display_text('last_name') }} as last_name,
     {{ clean_text('account_id') }} as account_id,
-    coalesce(has_opted_out_of_email, false) as has_opted_out_of_email,
+    coalesce({{ clean_boolean('has_opted_out_of_email') }}, false) as has_opted_out_of_email,
     {{ clean_timestamp('created_date') }} as created_at,
     {{ clean_timestamp('last_modified_date') }} as updated_at,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
 from versions
 where {{ relay_is_latest_version('salesforce.contact') }}
-    and not coalesce(is_deleted, false)
+    and {{ not_deleted('is_deleted') }}
     and {{ not_deleted() }}

@@ -48,7 +48,7 @@ cleaned as (
         {{ clean_text('order_id') }} as order_id,
         {{ clean_text('checkout_id') }} as checkout_token,
         upper({{ clean_text('coupon') }}) as coupon,
-        cast(revenue as {{ dbt.type_numeric() }}) as revenue
+        cast({{ clean_double('revenue') }} as {{ dbt.type_numeric() }}) as revenue
     from source
 ),
 

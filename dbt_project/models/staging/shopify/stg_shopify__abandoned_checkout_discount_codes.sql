@@ -11,10 +11,10 @@ versions as (
 )
 
 select
-    cast(checkout_id as {{ dbt.type_bigint() }}) as checkout_id,
-    cast(coalesce(index, 0) as {{ dbt.type_int() }}) as code_index,
+    cast({{ clean_bigint('checkout_id') }} as {{ dbt.type_bigint() }}) as checkout_id,
+    cast(coalesce({{ clean_bigint('index') }}, 0) as {{ dbt.type_int() }}) as code_index,
     upper({{ clean_text('code') }}) as code,
-    cast(coalesce(amount, 0) as {{ dbt.type_numeric() }}) as amount,
+    cast(coalesce({{ clean_double('amount') }}, 0) as {{ dbt.type_numeric() }}) as amount,
     lower({{ clean_text('type') }}) as discount_type,
     {{ clean_timestamp('created_at') }} as created_at,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced

@@ -12,7 +12,7 @@ versions as (
 
 cleaned as (
     select
-        cast(id as {{ dbt.type_bigint() }}) as customer_id,
+        cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) as customer_id,
         {{ normalize_email('email') }} as email,
         -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
         {{ hashed_email('email') }} as email_hash,
@@ -23,13 +23,13 @@ cleaned as (
         lower({{ clean_text('state') }}) as account_state,
         lower(coalesce(
             {{ clean_text('email_marketing_consent_state') }},
-            case when accepts_marketing then 'subscribed' when not accepts_marketing then 'not_subscribed' end
+            case {{ clean_boolean('accepts_marketing') }} when true then 'subscribed' when false then 'not_subscribed' end
         )) as email_consent_state,
         lower({{ clean_text('email_marketing_consent_opt_in_level') }}) as email_consent_opt_in_level,
         {{ clean_timestamp('email_marketing_consent_consent_updated_at') }} as email_consent_updated_at,
         lower({{ clean_text('sms_marketing_consent_state') }}) as sms_consent_state,
         {{ clean_timestamp('sms_marketing_consent_consent_updated_at') }} as sms_consent_updated_at,
-        coalesce(verified_email, false) as is_verified_email,
+        coalesce({{ clean_boolean('verified_email') }}, false) as is_verified_email,
         upper({{ clean_text('currency') }}) as currency,
         {{ clean_timestamp('created_at') }} as created_at,
         {{ clean_timestamp('updated_at') }} as updated_at,

@@ -11,12 +11,12 @@ versions as (
 )
 
 select
-    cast(order_id as {{ dbt.type_bigint() }}) as order_id,
-    cast(index as {{ dbt.type_int() }}) as code_index,
+    cast({{ clean_bigint('order_id') }} as {{ dbt.type_bigint() }}) as order_id,
+    cast({{ clean_bigint('index') }} as {{ dbt.type_int() }}) as code_index,
     {{ clean_text('code') }} as code_raw,
     -- Codes are matched case-insensitively at checkout, so they are compared upper-cased.
     upper({{ clean_text('code') }}) as code,
-    cast(coalesce(amount, 0) as {{ dbt.type_numeric() }}) as amount,
+    cast(coalesce({{ clean_double('amount') }}, 0) as {{ dbt.type_numeric() }}) as amount,
     lower({{ clean_text('type') }}) as discount_type,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
 from versions

@@ -11,12 +11,12 @@ versions as (
 )
 
 select
-    cast(id as {{ dbt.type_bigint() }}) as order_line_refund_id,
-    cast(refund_id as {{ dbt.type_bigint() }}) as refund_id,
-    cast(order_line_id as {{ dbt.type_bigint() }}) as order_line_id,
-    cast(quantity as {{ dbt.type_int() }}) as quantity,
-    cast(subtotal as {{ dbt.type_numeric() }}) as subtotal,
-    cast(coalesce(total_tax, 0) as {{ dbt.type_numeric() }}) as total_tax,
+    cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) as order_line_refund_id,
+    cast({{ clean_bigint('refund_id') }} as {{ dbt.type_bigint() }}) as refund_id,
+    cast({{ clean_bigint('order_line_id') }} as {{ dbt.type_bigint() }}) as order_line_id,
+    cast({{ clean_bigint('quantity') }} as {{ dbt.type_int() }}) as quantity,
+    cast({{ clean_double('subtotal') }} as {{ dbt.type_numeric() }}) as subtotal,
+    cast(coalesce({{ clean_double('total_tax') }}, 0) as {{ dbt.type_numeric() }}) as total_tax,
     lower({{ clean_text('restock_type') }}) as restock_type,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
 from versions

@@ -23,15 +23,15 @@ versions as (
         {{ relay_version_rank('shopify.order', ['_fivetran_synced', 'updated_at']) }} as _relay_version_rank
     from source
     {%- if is_incremental() %}
-    where {{ in_changed('cast(id as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
+    where {{ in_changed('cast(' ~ clean_bigint('id') ~ ' as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
     {%- endif %}
 ),
 
 cleaned as (
     select
-        cast(id as {{ dbt.type_bigint() }}) as order_id,
+        cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) as order_id,
         {{ clean_text('name') }} as order_name,
-        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
+        cast({{ clean_bigint('customer_id') }} as {{ dbt.type_bigint() }}) as customer_id,
         {{ normalize_email('email') }} as email,
         -- A digest landed in place of the address: an identity link, never a contact (macros/cleaning.sql).
         {{ hashed_email('email') }} as email_hash,
@@ -46,17 +46,17 @@ cleaned as (
         upper({{ clean_text('currency') }}) as currency,
         -- A stored table materializes every value: an amount that cannot be a number (NaN, out of range) is
         -- null here instead of failing the model; assert_raw_amounts_are_plausible fails the build naming it.
-        {{ relay_try_cast('total_price', dbt.type_numeric()) }} as total_price,
-        {{ relay_try_cast('subtotal_price', dbt.type_numeric()) }} as subtotal_price,
-        {{ relay_try_cast('coalesce(total_discounts, 0)', dbt.type_numeric()) }} as total_discounts,
-        {{ relay_try_cast('coalesce(total_tax, 0)', dbt.type_numeric()) }} as total_tax,
-        {{ relay_try_cast('total_line_items_price', dbt.type_numeric()) }} as total_line_items_price,
+        {{ relay_try_cast(clean_double('total_price'), dbt.type_numeric()) }} as total_price,
+        {{ relay_try_cast(clean_double('subtotal_price'), dbt.type_numeric()) }} as subtotal_price,
+        {{ relay_try_cast('coalesce(' ~ clean_double('total_discounts') ~ ', 0)', dbt.type_numeric()) }} as total_discounts,
+        {{ relay_try_cast('coalesce(' ~ clean_double('total_tax') ~ ', 0)', dbt.type_numeric()) }} as total_tax,
+        {{ relay_try_cast(clean_double('total_line_items_price'), dbt.type_numeric()) }} as total_line_items_price,
         lower({{ clean_text('source_name') }}) as source_name,
-        coalesce(test, false) as is_test_order,
+        coalesce({{ clean_boolean('test') }}, false) as is_test_order,
         {{ clean_text('browser_ip') }} as browser_ip,
         {{ clean_text('checkout_token') }} as checkout_token,
         {{ clean_text('cart_token') }} as cart_token,
-        buyer_accepts_marketing,
+        {{ clean_boolean('buyer_accepts_marketing') }} as buyer_accepts_marketing,
         {{ clean_text('billing_address_address_1') }} as billing_address_1,
         {{ clean_text('billing_address_zip') }} as billing_zip,
         upper({{ clean_text('billing_address_country_code') }}) as billing_country_code,

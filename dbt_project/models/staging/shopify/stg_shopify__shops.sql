@@ -11,7 +11,7 @@ versions as (
 )
 
 select
-    cast(id as {{ dbt.type_bigint() }}) as shop_id,
+    cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) as shop_id,
     {{ clean_text('name') }} as shop_name,
     lower({{ clean_text('domain') }}) as domain,
     upper({{ clean_text('currency') }}) as currency,

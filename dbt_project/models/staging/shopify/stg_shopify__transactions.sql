@@ -25,21 +25,21 @@ versions as (
     {%- if is_incremental() %}
     -- Every version of every transaction of an order the loaders changed (a version may name another order).
     -- (The raw table is read again, not the CTE: a CTE read twice would be materialized whole first.)
-    where cast(id as {{ dbt.type_bigint() }}) in (
-        select cast(id as {{ dbt.type_bigint() }})
+    where cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) in (
+        select cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }})
         from ({{ relay_source('shopify', 'transaction') }}) as landed
-        where {{ in_changed('cast(order_id as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
+        where {{ in_changed('cast(' ~ clean_bigint('order_id') ~ ' as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
     )
     {%- endif %}
 )
 
 select
-    cast(id as {{ dbt.type_bigint() }}) as transaction_id,
-    cast(order_id as {{ dbt.type_bigint() }}) as order_id,
-    cast(refund_id as {{ dbt.type_bigint() }}) as refund_id,
+    cast({{ clean_bigint('id') }} as {{ dbt.type_bigint() }}) as transaction_id,
+    cast({{ clean_bigint('order_id') }} as {{ dbt.type_bigint() }}) as order_id,
+    cast({{ clean_bigint('refund_id') }} as {{ dbt.type_bigint() }}) as refund_id,
     -- A stored table materializes every value: an amount that cannot be a number (NaN, out of range) is
     -- null here instead of failing the model; assert_raw_amounts_are_plausible fails the build naming it.
-    {{ relay_try_cast('amount', dbt.type_numeric()) }} as amount,
+    {{ relay_try_cast(clean_double('amount'), dbt.type_numeric()) }} as amount,
     lower({{ clean_text('kind') }}) as kind,
     lower({{ clean_text('status') }}) as status,
     lower({{ clean_text('gateway') }}) as gateway,
@@ -50,7 +50,7 @@ select
     -- Only the last four digits of the masked number are kept: with the BIN they fingerprint a card.
     right({{ relay_regexp_replace(clean_text('payment_credit_card_number'), '[^0-9]', '') }}, 4) as card_last4,
     lower({{ clean_text('payment_credit_card_company') }}) as card_company,
-    coalesce(test, false) as is_test,
+    coalesce({{ clean_boolean('test') }}, false) as is_test,
     {{ clean_timestamp('_fivetran_synced') }} as _fivetran_synced
 from versions
 where {{ relay_is_latest_version('shopify.transaction') }}
