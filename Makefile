@@ -45,8 +45,9 @@ bench: $(STAMP) manifest
 soak: $(STAMP)
 	$(BIN)/python tests/soak.py $(SOAK_ARGS)
 
+# dagster dev on 127.0.0.1:3000; in emulator mode it also starts the emulators when none of this data dir answer.
 dev: $(STAMP) manifest
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m orchestration.definitions
+	$(BIN)/relay dev --port 3000
 
 clean:
 	rm -rf data .dagster dbt_project/target dbt_project/logs

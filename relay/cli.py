@@ -9,6 +9,7 @@ import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import httpx
@@ -77,6 +78,13 @@ def cmd_build(args) -> int:
 
 def _run_syncs(args, apply: bool) -> int:
     specs = pipeline.sync_specs(args.syncs, getattr(args, "schedule", None))
+    # A plan sends nothing; a delivery to an emulator needs one running.
+    needed = apply and emulators_needed({spec.destination for spec in specs})
+    with running_emulators(needed):
+        return _deliver(args, specs, apply)
+
+
+def _deliver(args, specs, apply: bool) -> int:
     results = []
     for spec in specs:
         result = pipeline.run_sync(
@@ -178,43 +186,222 @@ def cmd_contract(args) -> int:
 
 
 def cmd_emulators(args) -> int:
+    """The emulators in this process, on the address the clients use unless options say otherwise."""
     from sinks.emulators import __main__ as emulators_main
 
-    return emulators_main.main(["--state-dir", str(config.data_dir() / "emulators")] + args.rest)
+    return emulators_main.main(args.rest, prog="relay emulators",
+                               defaults={"state_dir": config.data_dir() / "emulators"})
+
+
+EMULATORS = ("customerio", "cordial", "talon_one")
+
+
+def _emulator_state_dir():
+    return config.data_dir() / "emulators"
+
+
+def probe_emulator(name: str, url: str) -> tuple[str, str]:
+    """What answers at `url` in place of destination `name`'s emulator, for this process:
+    ("usable", pid): an emulator serving this data directory's state that accepts this process's credentials;
+    ("free", ""): nothing listens there;
+    ("refuses", variables): this data directory's emulator, started with other credentials;
+    ("other", what): anything else (another data directory's emulator, or not an emulator at all)."""
+    from sinks import destinations
+    from sinks.http import connection_refused
+
+    expected = str((_emulator_state_dir() / f"{name}.json").resolve())
+    try:
+        response = httpx.get(f"{url}/_emulator/info", timeout=1)
+        info = response.json() if response.status_code == 200 else None
+    except httpx.ConnectError as exc:
+        return ("free", "") if connection_refused(exc) else ("other", f"cannot connect ({exc})")
+    except (httpx.HTTPError, ValueError):
+        info = None
+    if not isinstance(info, dict) or "state_file" not in info:
+        return "other", "something that is not a Relay emulator"
+    if info["state_file"] != expected:
+        return "other", f"an emulator serving {info.get('state_dir') or 'no state directory'}"
+    for group, (variables, header) in destinations.emulator_credential_checks(name).items():
+        if group in info.get("auth_groups", ()):
+            try:
+                answer = httpx.get(f"{url}/_emulator/auth/{group}", headers={"Authorization": header}, timeout=2)
+            except httpx.HTTPError:
+                return "other", "an emulator that did not answer a credential check"
+            if answer.status_code != 200:
+                return "refuses", variables
+    return "usable", str(info.get("pid"))
+
+
+def _can_listen(host: str, ports) -> bool:
+    from sinks.emulators.base import CannotListen, listen
+
+    sockets = []
+    try:
+        for port in ports:
+            sockets.append(listen(host, port))
+        return True
+    except CannotListen:
+        return False
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _free_ports(host: str) -> dict[str, int]:
+    from sinks.emulators.base import listen
+
+    sockets = [listen(host, 0) for _ in EMULATORS]
+    try:
+        return {name: sock.getsockname()[1] for name, sock in zip(EMULATORS, sockets)}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _start_emulators(host: str, ports: dict[str, int]) -> subprocess.Popen | None:
+    """`python -m sinks.emulators` for this data directory on `ports`; the process once all three answer to
+    this process's credentials, None when it could not listen. Its log: <data dir>/emulators/emulators.log."""
+    from sinks.emulators.__main__ import EXIT_CANNOT_LISTEN
+
+    state_dir = _emulator_state_dir()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "emulators.log"
+    command = [sys.executable, "-m", "sinks.emulators", "--state-dir", str(state_dir), "--host", host,
+               "--log-level", "WARNING"]
+    for name, port in ports.items():
+        command += [f"--{name.replace('_', '-')}-port", str(port)]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=log)
+    urls = {name: _url(host, port) for name, port in ports.items()}
+    deadline = time.monotonic() + 30
+    while True:
+        found = {name: probe_emulator(name, url) for name, url in urls.items()}
+        if all(found[n] == ("usable", str(process.pid)) for n in EMULATORS):
+            return process
+        if process.poll() is not None:
+            if process.returncode == EXIT_CANNOT_LISTEN:
+                return None
+            raise RuntimeError(f"the destination emulators exited ({process.returncode}); see {log_path}")
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"the destination emulators did not start within 30 s; see {log_path}")
+        time.sleep(0.1)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def emulators_needed(names=EMULATORS) -> bool:
+    """Whether any of these destinations calls its emulator here (emulator mode, no *_URL override), on this
+    machine, with autostart on (RELAY_EMULATOR_AUTOSTART=0 turns it off)."""
+    from sinks import destinations
+    from sinks.http import is_loopback
+
+    if os.environ.get("RELAY_EMULATOR_AUTOSTART", "1") in ("0", "false", "no"):
+        return False
+    return is_loopback(destinations.emulator_host()) and any(destinations.uses_emulator(n) for n in names)
 
 
 @contextmanager
-def running_emulators():
-    """Use emulators already listening, or start them for the duration of the block."""
-    from sinks.destinations import EMULATOR_PORTS, emulator_url
+def running_emulators(needed: bool = True):
+    """For the block, emulators this process can use: the ones at the configured address (RELAY_EMULATOR_HOST,
+    RELAY_EMULATOR_BASE_PORT) when they serve this data directory and accept this process's credentials, else
+    emulators of its own, on the configured ports if they are free and on free ones if not. The environment of
+    this process (and of what it starts) then points the clients at them."""
+    from sinks import destinations
 
-    def up() -> bool:
-        try:
-            return all(httpx.get(f"{emulator_url(n)}/_emulator/stats", timeout=1).status_code == 200 for n in EMULATOR_PORTS)
-        except httpx.HTTPError:
-            return False
-
-    if up():
+    if not needed:
         yield
         return
-    state_dir = config.data_dir() / "emulators"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sinks.emulators", "--state-dir", str(state_dir)],
-        env=os.environ.copy(), start_new_session=True,
-    )
+    host = destinations.emulator_host()
+    found = {name: probe_emulator(name, destinations.emulator_url(name)) for name in EMULATORS}
+    states = {state for state, _ in found.values()}
+    if states == {"usable"}:
+        yield
+        return
+    state_dir = _emulator_state_dir()
+    if states & {"usable", "refuses"}:
+        # This data directory's emulators are up: a second set would write the same state files.
+        refused = [f"{n} at {destinations.emulator_url(n)} refuses {what}" for n, (state, what) in found.items()
+                   if state == "refuses"]
+        missing = [f"{n} at {destinations.emulator_url(n)}" for n, (state, _) in found.items()
+                   if state in ("free", "other")]
+        why = (f"they were started with other credentials ({'; '.join(refused)})" if refused else
+               f"some do not answer ({', '.join(missing)})")
+        raise RuntimeError(f"the emulators of {state_dir} are running, but {why}. Stop them, then start them again "
+                           f"with this environment: relay emulators")
+    ports = {name: destinations.emulator_port(name) for name in EMULATORS}
+    holders: dict[str, list[str]] = {}  # what holds configured ports -> those ports
+    for name, (state, what) in found.items():
+        if state == "other":
+            holders.setdefault(what, []).append(str(ports[name]))
+    taken = [f"{host} port {', '.join(held)} has {what}" for what, held in holders.items()]
+    process = None
+    if not taken:
+        if _can_listen(host, ports.values()):
+            process = _start_emulators(host, ports)
+        taken = [] if process else [f"{host} ports {', '.join(map(str, ports.values()))} cannot all be bound"]
+    if process is None:  # taken, or taken meanwhile: free ports, told to the clients below
+        ports = _free_ports(host)
+        process = _start_emulators(host, ports)
+        if process is None:
+            raise RuntimeError(f"the destination emulators could not listen on {host}; see {state_dir / 'emulators.log'}")
+    where = ", ".join(f"{n} {_url(host, p)}" for n, p in ports.items())
+    print(f"relay: started the emulators of {state_dir} ({where})" + (f", because {'; '.join(taken)}" if taken else ""),
+          file=sys.stderr)
+    saved = {var: os.environ.get(var) for var in
+             ["RELAY_EMULATOR_HOST", *(f"RELAY_EMULATOR_{n.upper()}_PORT" for n in EMULATORS)]}
+    os.environ["RELAY_EMULATOR_HOST"] = host
+    for name, port in ports.items():
+        os.environ[f"RELAY_EMULATOR_{name.upper()}_PORT"] = str(port)
     try:
-        deadline = time.monotonic() + 30
-        while not up():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the destination emulators did not start (python -m sinks.emulators)")
-            time.sleep(0.2)
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        _stop(process)
+
+
+def cmd_dev(args) -> int:
+    """`dagster dev` on 127.0.0.1, inside running_emulators (so its runs reach them); Ctrl-C or SIGTERM stops
+    both."""
+    config.export_environment()
+    pipeline.manifest_path(ensure=True)
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-m", "orchestration.definitions"]
+
+    def default_signals() -> None:  # a background shell may have started us ignoring them (pitfall 9)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    with running_emulators(emulators_needed()):
+        process = subprocess.Popen(command, preexec_fn=default_signals)
+        previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            try:
+                return process.wait()
+            except KeyboardInterrupt:  # from a terminal, dagster has it too: give it a moment to stop by itself
+                try:
+                    return process.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    process.terminate()
+                    return process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_demo(args) -> int:
@@ -236,7 +423,7 @@ def cmd_demo(args) -> int:
     from orchestration.definitions import defs
 
     print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy")
-    with running_emulators(), dg.DagsterInstance.get() as instance:
+    with running_emulators(emulators_needed()), dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("daily_full").execute_in_process(instance=instance, raise_on_error=False)
     print(f"   run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
           f"(see it in the Dagster UI: make dev)")
@@ -255,7 +442,7 @@ def cmd_run(args) -> int:
     from orchestration.definitions import defs
 
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
+    with running_emulators(emulators_needed()), dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
     print(f"run {result.run_id} of {args.job}: {'succeeded' if result.success else 'FAILED'} "
           f"in {time.monotonic() - started:.1f}s")
@@ -316,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="dbt build (models, tests, snapshots)")
     p.add_argument("--select", help="dbt selection, e.g. tag:frequent")
-    p.add_argument("--as-of", help="evaluate segments as of this UTC timestamp (default: the newest landed activity)")
+    p.add_argument("--as-of", help="build the world as it stood at this UTC timestamp: what appeared later does not exist "
+                                   "(default: the newest landed activity)")
     p.add_argument("--full-refresh", action="store_true",
                    help="recompute every model from all the data (default: only what changed since the last complete build)")
     p.set_defaults(func=cmd_build)
@@ -349,9 +537,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's contract section")
     p.set_defaults(func=cmd_contract)
 
-    p = sub.add_parser("emulators", help="serve the local Customer.io, Cordial and Talon.One emulators")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    # Its options are python -m sinks.emulators's (relay emulators --help), parsed by cmd_emulators: this keeps
+    # the emulators' imports out of every other command.
+    p = sub.add_parser("emulators", add_help=False,
+                       help="serve the local Customer.io, Cordial and Talon.One emulators (--help: address, faults, limits)")
     p.set_defaults(func=cmd_emulators)
+
+    p = sub.add_parser("dev", help="the Dagster UI and daemon (dagster dev), with emulators running when in emulator mode")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("run", help="run a Dagster job now, in this process (frequent_path or daily_full)")
     p.add_argument("job", choices=["frequent_path", "daily_full"])
@@ -363,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regenerate", action="store_true", help="regenerate the sample data even if a warehouse exists")
     p.set_defaults(func=cmd_demo)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "emulators":
+        args.rest = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:

@@ -7,7 +7,12 @@ Retryable vs permanent is decided here and nowhere else:
   * permanent: every other 4xx, handed back to the destination adapter to map onto rows;
   * unexpected, retried like a 5xx: answers no JSON API gives, which come from something between us
     and the API (a proxy, a captive portal): a redirect, or a 2xx whose body is not JSON, or, for a
-    write, not a JSON object. Acting on them could mark rows delivered that never arrived.
+    write, not a JSON object. Acting on them could mark rows delivered that never arrived;
+  * not retried at all: a refused connection to this machine in emulator mode (RELAY_DESTINATIONS unset or
+    `emulator`). The emulators are not running, and waiting would not start them: EmulatorUnreachable says
+    so at once, naming the address and `relay emulators`. A client checks this when it is opened, too.
+
+A retried error is logged once, and again only when it changes; the final error says how many times it came.
 
 The rate budget of a destination account is shared by every process on the machine: the token bucket
 lives in a 40-byte file under $RELAY_DATA_DIR/rate_budgets/, named by a hash of account, host and route
@@ -21,12 +26,14 @@ import fcntl
 import functools
 import hashlib
 import html
+import ipaddress
 import json
 import logging
 import math
 import os
 import random
 import re
+import socket
 import ssl
 import struct
 import threading
@@ -260,6 +267,60 @@ class RetriesExhausted(RuntimeError):
     """A request kept failing with retryable errors; its rows stay unacknowledged for the next run."""
 
 
+class EmulatorUnreachable(RetriesExhausted):
+    """Emulator mode, and nothing listens at the emulator's address on this machine: not worth a retry."""
+
+    def __init__(self, origin: str) -> None:
+        super().__init__(f"nothing is listening at {origin} (connection refused), where RELAY_DESTINATIONS=emulator "
+                         f"expects a destination emulator: start the emulators with `relay emulators` "
+                         f"(RELAY_EMULATOR_HOST and RELAY_EMULATOR_BASE_PORT move them)")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _emulator_mode() -> bool:
+    return os.environ.get("RELAY_DESTINATIONS", "emulator") != "live"
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens there), anywhere in the exception's chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionRefusedError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _origin(url: httpx.URL) -> str:
+    """scheme://host:port, without any credentials a URL may carry."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def check_listening(base_url: str) -> None:
+    """In emulator mode, raise EmulatorUnreachable when nothing listens at a loopback `base_url` (one local
+    connect, well under a millisecond); anything else is left to the requests and their retries."""
+    url = httpx.URL(base_url)
+    if not _emulator_mode() or not url.host or not is_loopback(url.host):
+        return
+    try:
+        socket.create_connection((url.host, url.port or (443 if url.scheme == "https" else 80)), timeout=1).close()
+    except ConnectionRefusedError:
+        raise EmulatorUnreachable(_origin(url)) from None
+    except OSError:
+        pass
+
+
 @dataclass
 class Request:
     method: str
@@ -316,6 +377,7 @@ class HttpClient:
             verify=_tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
         )
         REDACT.add(*auth_headers.values())
+        check_listening(self.base_url)
 
     async def __aenter__(self) -> "HttpClient":
         return self
@@ -340,7 +402,19 @@ class HttpClient:
         limiter = self.limiters.get(request.group) or self.limiters["default"]
         retry_conflicts = self.retry_conflicts if request.retry_conflicts is None else request.retry_conflicts
         failures, throttles, waited = 0, 0, 0.0
-        last_error = "no attempt made"
+        last_error, repeats = "no attempt made", 0
+
+        def failed(error: str, what: str) -> None:
+            # A retried error is logged when it first comes and when it changes, not once per attempt.
+            nonlocal last_error, repeats
+            if error == last_error:
+                repeats += 1
+                return
+            if repeats > 1:
+                log.debug("%s on %s came %d times in a row", what, request.label, repeats)
+            log.debug("%s on %s: %s", what, request.label, error)
+            last_error, repeats = error, 1
+
         while True:
             await limiter.acquire()
             self.stats.requests += 1
@@ -358,8 +432,14 @@ class HttpClient:
                 if isinstance(exc, AMBIGUOUS_ERRORS):
                     _note_ambiguous(request)
                 self.stats.network_errors += 1
-                last_error = f"{type(exc).__name__}: {REDACT(exc)}"
-                log.debug("network error on %s: %s", request.label, last_error)
+                try:
+                    target = exc.request.url
+                except RuntimeError:  # httpx raises when the exception carries no request
+                    target = self._client.base_url
+                if (isinstance(exc, httpx.ConnectError) and connection_refused(exc) and _emulator_mode()
+                        and is_loopback(target.host)):
+                    raise EmulatorUnreachable(_origin(target)) from None
+                failed(f"{type(exc).__name__}: {REDACT(exc)}", "network error")
                 response, retry_after = None, None
             else:
                 self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
@@ -378,8 +458,7 @@ class HttpClient:
                 unexpected = _unexpected(request.method, response)
                 if unexpected:
                     self.stats.unexpected += 1
-                    last_error = unexpected
-                    log.debug("unexpected answer to %s: %s", request.label, unexpected)
+                    failed(unexpected, "unexpected answer")
                 else:
                     if response.status_code >= 500:
                         self.stats.server_errors += 1
@@ -387,10 +466,11 @@ class HttpClient:
                             _note_ambiguous(request)
                     elif not (response.status_code == 409 and retry_conflicts):
                         return response
-                    last_error = f"HTTP {response.status_code}: {excerpt(response)}"
+                    failed(f"HTTP {response.status_code}: {excerpt(response)}", "retryable answer")
             failures += 1
             if failures >= self.max_attempts:
-                raise RetriesExhausted(f"{request.label} failed {failures} times; last: {last_error}")
+                same = f" ({repeats} times in a row)" if 1 < repeats < failures else ""
+                raise RetriesExhausted(f"{request.label} failed {failures} times; last: {last_error}{same}")
             await asyncio.sleep(self._delay(failures - 1, retry_after))
 
 

@@ -1,16 +1,23 @@
 """Build destination adapters from the environment.
 
-RELAY_DESTINATIONS=emulator (default) points every destination at the local emulators on loopback
-with their demo credentials unless real ones are given; RELAY_DESTINATIONS=live points them at the
-vendors' hosts and requires credentials. Any *_URL variable overrides the host in either mode.
+RELAY_DESTINATIONS=emulator (default) points every destination at the local emulators with their demo
+credentials unless real ones are given; RELAY_DESTINATIONS=live points them at the vendors' hosts and
+requires credentials. Any *_URL variable overrides the host in either mode.
+
+Where the emulators listen is one setting, read both here (by the clients) and by the emulator server's
+defaults (`python -m sinks.emulators`, `relay emulators`): RELAY_EMULATOR_HOST (default 127.0.0.1) and
+RELAY_EMULATOR_BASE_PORT (default 8701: Customer.io on it, Cordial on +1, Talon.One on +2), each port also
+settable alone (RELAY_EMULATOR_CUSTOMERIO_PORT, RELAY_EMULATOR_CORDIAL_PORT, RELAY_EMULATOR_TALON_ONE_PORT).
 Secrets are read here, at run time, and only handed to HTTP headers."""
 
+import base64
 import importlib
 import os
 from pathlib import Path
 
 from sinks.destinations.base import Destination
 
+# The emulators' default ports; RELAY_EMULATOR_BASE_PORT and RELAY_EMULATOR_<NAME>_PORT move them (emulator_port).
 EMULATOR_PORTS = {"customerio": 8701, "cordial": 8702, "talon_one": 8703}
 # The emulators accept these when no credentials are configured: they are not secrets.
 EMULATOR_CREDENTIALS = {
@@ -34,9 +41,68 @@ def live() -> bool:
     return mode == "live"
 
 
-def emulator_url(name: str) -> str:
-    host = os.environ.get("RELAY_EMULATOR_HOST", "127.0.0.1")
-    return f"http://{host}:{EMULATOR_PORTS[name]}"
+def emulator_host(environ=os.environ) -> str:
+    """Where the emulators listen and the clients call them (RELAY_EMULATOR_HOST)."""
+    return environ.get("RELAY_EMULATOR_HOST") or "127.0.0.1"
+
+
+def _port(environ, variable: str, default: int) -> int:
+    value = environ.get(variable)
+    if not value:
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{variable} is {value!r}; expected a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{variable} is {port}; expected a port number from 1 to 65535")
+    return port
+
+
+def emulator_port(name: str, environ=os.environ) -> int:
+    """The emulator port of destination `name`: RELAY_EMULATOR_<NAME>_PORT, else RELAY_EMULATOR_BASE_PORT plus
+    the destination's offset (customerio 0, cordial 1, talon_one 2), else 8701-8703."""
+    offset = list(EMULATOR_PORTS).index(name)
+    base = _port(environ, "RELAY_EMULATOR_BASE_PORT", EMULATOR_PORTS["customerio"])
+    if base + 2 > 65535:
+        raise ConfigError(f"RELAY_EMULATOR_BASE_PORT is {base}; the three emulators need it and the next two ports")
+    return _port(environ, f"RELAY_EMULATOR_{name.upper()}_PORT", base + offset)
+
+
+def emulator_url(name: str, environ=os.environ) -> str:
+    host = emulator_host(environ)
+    return f"http://{f'[{host}]' if ':' in host else host}:{emulator_port(name, environ)}"
+
+
+# The environment variable that points each destination elsewhere than its emulator.
+URL_OVERRIDES = {"customerio": ("CUSTOMERIO_TRACK_URL", "CUSTOMERIO_APP_URL"), "cordial": ("CORDIAL_API_URL",),
+                 "talon_one": ("TALON_ONE_BASE_URL",)}
+
+
+def uses_emulator(name: str) -> bool:
+    """Whether destination `name` calls its emulator at emulator_url(): emulator mode, and a *_URL variable does
+    not point it (or, for Customer.io, both of its APIs) elsewhere."""
+    return not live() and not all(os.environ.get(v) for v in URL_OVERRIDES[name])
+
+
+def emulator_credential_checks(name: str) -> dict[str, tuple[str, str]]:
+    """Per auth group of destination `name`'s emulator: the variable(s) whose credential this process sends there
+    and the Authorization header carrying it, as the adapter builds it. For GET /_emulator/auth/<group>, which
+    tells whether a running emulator accepts them. The headers carry secrets: send them, never print them."""
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    if name == "customerio":
+        return {"track": ("CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY",
+                          basic(_secret("CUSTOMERIO_SITE_ID"), _secret("CUSTOMERIO_TRACK_API_KEY"))),
+                "app": ("CUSTOMERIO_APP_API_KEY", f"Bearer {_secret('CUSTOMERIO_APP_API_KEY', required=False)}")}
+    if name == "cordial":
+        return {"api": ("CORDIAL_API_KEY", basic(_secret("CORDIAL_API_KEY"), ""))}
+    if name == "talon_one":
+        return {"integration": ("TALON_ONE_INTEGRATION_KEY", f"ApiKey-v1 {_secret('TALON_ONE_INTEGRATION_KEY')}"),
+                "management": ("TALON_ONE_MANAGEMENT_KEY",
+                               f"ManagementKey-v1 {_secret('TALON_ONE_MANAGEMENT_KEY', required=False)}")}
+    raise ConfigError(f"unknown destination {name!r}")
 
 
 def _secret(var: str, required: bool = True) -> str | None:

@@ -1,6 +1,8 @@
 """`python -m sinks.emulators`: serve the three emulators until SIGINT/SIGTERM.
 
-Ports, state directory, rate limits and faults come from arguments; credentials come from the
+Address, ports, state directory, rate limits and faults come from arguments. The address and ports default
+to what the clients call (sinks.destinations.emulator_url): RELAY_EMULATOR_HOST, RELAY_EMULATOR_BASE_PORT and
+RELAY_EMULATOR_<NAME>_PORT, else 127.0.0.1:8701-8703. Credentials come from the
 environment (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY, CUSTOMERIO_APP_API_KEY, CUSTOMERIO_REGION,
 CORDIAL_API_KEY, TALON_ONE_INTEGRATION_KEY, TALON_ONE_MANAGEMENT_KEY). A variable that is unset falls back
 to the demo credential the destination adapters also use against the emulators. Credentials are never
@@ -14,20 +16,38 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sinks.destinations import EMULATOR_CREDENTIALS
+from sinks.destinations import EMULATOR_CREDENTIALS, EMULATOR_PORTS, ConfigError, emulator_host, emulator_port
 
-from . import CordialConfig, CustomerIOConfig, EmulatorConfig, Faults, RateLimit, TalonOneConfig, serve_forever
+from . import CordialConfig, CustomerIOConfig, EmulatorConfig, Faults, RateLimit, TalonOneConfig, create_app
+from .base import CannotListen, run_servers
 
 log = logging.getLogger("sinks.emulators")
+EXIT_CANNOT_LISTEN = 75  # a port is taken (or the address is not this machine's): nothing was served
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sinks.emulators", description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--customerio-port", type=int, default=8701)
-    p.add_argument("--cordial-port", type=int, default=8702)
-    p.add_argument("--talon-one-port", type=int, default=8703)
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def parser(prog: str = "python -m sinks.emulators") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=(
+        "Serve the Customer.io, Cordial and Talon.One emulators until SIGINT/SIGTERM. Credentials come from the "
+        "environment as the clients read them (CUSTOMERIO_SITE_ID, CORDIAL_API_KEY, ...; demo values when unset)."))
+    where = p.add_argument_group(
+        "address (defaults: RELAY_EMULATOR_HOST, RELAY_EMULATOR_BASE_PORT, RELAY_EMULATOR_<NAME>_PORT, which the "
+        "clients read too; else 127.0.0.1:8701-8703)")
+    where.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    where.add_argument("--base-port", type=_port, metavar="N",
+                       help="Customer.io on N, Cordial on N+1, Talon.One on N+2 (default 8701)")
+    for name, label in zip(EMULATOR_PORTS, ("Customer.io", "Cordial", "Talon.One")):
+        where.add_argument(f"--{name.replace('_', '-')}-port", type=_port, metavar="PORT",
+                           help=f"{label}'s port (overrides --base-port)")
     p.add_argument("--state-dir", type=Path, help="keep each emulator's state in <dir>/<name>.json across restarts")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="WARNING: only problems (default INFO: also the addresses)")
     p.add_argument("--save-interval", type=float, default=2.0, help="seconds between state saves after changes")
     p.add_argument("--record-requests", action="store_true",
                    help="keep every request for GET /_emulator/requests (memory grows with every body)")
@@ -52,10 +72,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def address(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, dict[str, int]]:
+    """The host and each destination's port: an option, else the variables the clients read, else the default."""
+    ports = {}
+    for offset, name in enumerate(EMULATOR_PORTS):
+        port = getattr(args, f"{name}_port")
+        if port is None and args.base_port is not None:
+            port = args.base_port + offset
+        ports[name] = port if port is not None else emulator_port(name, environ)
+    if max(ports.values()) > 65535:
+        raise ConfigError(f"--base-port {args.base_port} leaves no room for three ports")
+    return args.host or emulator_host(environ), ports
+
+
 def configs_from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[list[EmulatorConfig], str]:
     """The three emulator configs (and the host) from command-line arguments and environment variables."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    p = parser()
+    return configs_from_namespace(p.parse_args(argv), environ, p)
+
+
+def configs_from_namespace(args: argparse.Namespace, environ: Mapping[str, str],
+                           parser: argparse.ArgumentParser) -> tuple[list[EmulatorConfig], str]:
+    try:
+        host, ports = address(args, environ)
+    except ConfigError as exc:
+        parser.error(str(exc))
     region = environ.get("CUSTOMERIO_REGION", "us").lower()
     if region not in ("us", "eu"):
         parser.error("CUSTOMERIO_REGION must be us or eu")
@@ -93,13 +134,13 @@ def configs_from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) ->
                 "track": RateLimit(args.rate_limit_customerio),
                 "app": RateLimit(args.rate_limit_customerio_app),
             },
-            **common("customerio", args.customerio_port),
+            **common("customerio", ports["customerio"]),
         ),
         CordialConfig(
             api_key=env["CORDIAL_API_KEY"],
             rate_limits={"api": RateLimit(args.rate_limit_cordial, 60, per_route=True, headers=True)},
             secondary_keys=tuple(args.cordial_secondary_key),
-            **common("cordial", args.cordial_port, soft_error_rate=args.cordial_soft_errors),
+            **common("cordial", ports["cordial"], soft_error_rate=args.cordial_soft_errors),
         ),
         TalonOneConfig(
             integration_key=env["TALON_ONE_INTEGRATION_KEY"],
@@ -108,18 +149,44 @@ def configs_from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) ->
                 "integration": RateLimit(args.rate_limit_talon_one),
                 "management": RateLimit(args.rate_limit_talon_one_management, per_route=True),
             },
-            **common("talon_one", args.talon_one_port),
+            **common("talon_one", ports["talon_one"]),
         ),
     ]
-    return configs, args.host
+    return configs, host
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    configs, host = configs_from_args(argv, os.environ)
-    for config in configs:
-        log.info("%s emulator on http://%s:%d", type(config).__name__.removesuffix("Config"), host, config.port)
-    serve_forever(configs, host)
+def client_settings(host: str, ports: Sequence[int], environ: Mapping[str, str]) -> str:
+    """The variables that would point the clients at `host` and `ports`; empty when they already are."""
+    if host == emulator_host(environ) and list(ports) == [emulator_port(n, environ) for n in EMULATOR_PORTS]:
+        return ""
+    if list(ports) == [ports[0] + i for i in range(len(ports))]:
+        settings = [f"RELAY_EMULATOR_BASE_PORT={ports[0]}"]
+    else:
+        settings = [f"RELAY_EMULATOR_{n.upper()}_PORT={port}" for n, port in zip(EMULATOR_PORTS, ports)]
+    return " ".join([f"RELAY_EMULATOR_HOST={host}", *settings])
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sinks.emulators",
+         defaults: Mapping[str, object] | None = None) -> int:
+    p = parser(prog)
+    p.set_defaults(**(defaults or {}))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configs, host = configs_from_namespace(args, os.environ, p)
+
+    def listening() -> None:
+        for config in configs:
+            log.info("%s emulator on http://%s:%d", type(config).__name__.removesuffix("Config"), host, config.port)
+        hint = client_settings(host, [c.port for c in configs], os.environ)
+        if hint:
+            log.warning("the clients (relay sync, relay run, make dev) call other addresses: give them %s", hint)
+
+    try:
+        run_servers([(create_app(config), config.port) for config in configs], host, listening=listening)
+    except CannotListen as exc:
+        log.error("%s. Choose others with --base-port N (or --host, --<name>-port); the clients find them through "
+                  "RELAY_EMULATOR_HOST and RELAY_EMULATOR_BASE_PORT.", exc.strerror)
+        return EXIT_CANNOT_LISTEN
     return 0
 
 

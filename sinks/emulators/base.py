@@ -5,8 +5,9 @@ then runs through one pipeline, written once here:
 
     accounting -> injected faults -> auth -> rate limit -> in-flight claim -> added latency -> handler
 
-plus the `/_emulator/` admin routes, an opt-in recorder of the requests that reach a handler (for the
-tests' schema judge), state persistence and the uvicorn runners. Each emulator supplies
+plus the `/_emulator/` admin routes (among them `info`: which emulator, serving which state file; and
+`auth/<group>`: whether the request's credentials pass), an opt-in recorder of the requests that reach a
+handler (for the tests' schema judge), state persistence and the uvicorn runners. Each emulator supplies
 only what differs: its state, its credential checks, its routes and how its vendor shapes error bodies.
 """
 
@@ -15,6 +16,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import errno
 import hmac
 import json
 import logging
@@ -286,6 +288,7 @@ class Emulator:
         render_error: ErrorRenderer,
     ):
         self.state = state
+        self.kind = type(config).__name__.removesuffix("Config")
         self.faults = dataclasses.replace(config.faults)
         self.rate_limits = {group: dataclasses.replace(limit) for group, limit in config.rate_limits.items()}
         self.rng = random.Random(self.faults.seed)
@@ -311,6 +314,8 @@ class Emulator:
     def app(self, endpoints: Iterable[Endpoint]) -> Starlette:
         routes = [Route(e.path, self._endpoint(e), methods=[e.method]) for e in endpoints]
         routes += [
+            Route("/_emulator/info", self._admin(self._info), methods=["GET"]),
+            Route("/_emulator/auth/{group}", self._admin(self._check_auth), methods=["GET"]),
             Route("/_emulator/stats", self._admin(lambda r, b: self.stats.to_json()), methods=["GET"]),
             Route("/_emulator/state", self._admin(lambda r, b: self.state.to_json()), methods=["GET"]),
             Route("/_emulator/faults", self._admin(self._settings), methods=["GET", "POST"]),
@@ -418,12 +423,12 @@ class Emulator:
         message = "method not allowed" if status == 405 else "no such endpoint"
         return self.render_error(request, ApiError(status, message, reason="not_found"))
 
-    # --- admin routes: loopback only, no auth, not counted ---
+    # --- admin routes: this machine only, no auth, not counted ---
 
     def _admin(self, action: Callable[[Request, Any], Any]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            if request.client is None or request.client.host not in LOOPBACK:
-                return JSONResponse({"error": "admin routes answer loopback clients only"}, 403)
+            if not _local_client(request):
+                return JSONResponse({"error": "admin routes answer clients on this machine only"}, 403)
             try:
                 body = await json_body(request) if request.method == "POST" else None
                 return JSONResponse(action(request, body))
@@ -431,6 +436,26 @@ class Emulator:
                 return JSONResponse({"error": err.message}, err.status)
 
         return endpoint
+
+    def _info(self, request: Request, body: Any) -> dict[str, Any]:
+        """Which emulator this is and whose state it serves, so a client can tell it from another one."""
+        state_file = self.state_file.resolve() if self.state_file else None
+        return {
+            "emulator": self.kind,
+            "pid": os.getpid(),
+            "state_file": str(state_file) if state_file else None,
+            "state_dir": str(state_file.parent) if state_file else None,
+            "auth_groups": sorted(self.auth),
+        }
+
+    def _check_auth(self, request: Request, body: Any) -> dict[str, Any]:
+        """200 when the request's credentials pass the check of route group `group` (as its API routes would
+        judge them), else that check's 401/403. Nothing is counted, rate limited or changed."""
+        group = request.path_params["group"]
+        if group not in self.auth:
+            raise ApiError(404, f"no auth group {group!r}; this emulator has {sorted(self.auth)}")
+        self.auth[group](request)
+        return {"authorized": True}
 
     def _settings(self, request: Request, body: Any) -> dict[str, Any]:
         """GET shows fault and rate-limit settings; POST updates any subset of them."""
@@ -518,6 +543,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _local_client(request: Request) -> bool:
+    """A client on this machine: loopback, or connected from the very address the server listens on."""
+    client = request.client.host if request.client else None
+    server = request.scope.get("server")
+    return client is not None and (client in LOOPBACK or client.startswith("127.") or
+                                   (server is not None and client == server[0]))
+
+
 # --- runners ---------------------------------------------------------------------------------------------
 
 
@@ -582,8 +615,35 @@ class _SharedSignalServer(uvicorn.Server):
         yield
 
 
-def run_servers(apps: Iterable[tuple[Starlette, int]], host: str = "127.0.0.1") -> None:
-    """Serve each (app, port) in one event loop until SIGINT/SIGTERM; shutdown saves every state file."""
+class CannotListen(OSError):
+    """A port the emulators were asked to serve on cannot be bound (in use, or an address not of this machine)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or CannotListen naming them."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = "the address is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise CannotListen(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def run_servers(apps: Iterable[tuple[Starlette, int]], host: str = "127.0.0.1",
+                listening: Callable[[], None] | None = None) -> None:
+    """Serve each (app, port) in one event loop until SIGINT/SIGTERM; shutdown saves every state file.
+    Every port is bound before anything is served: one that cannot be raises CannotListen, and nothing starts."""
+    apps = list(apps)
+    sockets: list[socket.socket] = []
+    try:
+        for _, port in apps:
+            sockets.append(listen(host, port))
+    except CannotListen:
+        for sock in sockets:
+            sock.close()
+        raise
+    if listening is not None:
+        listening()
     servers = [_SharedSignalServer(_uvicorn_config(app, host=host, port=port)) for app, port in apps]
 
     def stop_all() -> None:
@@ -594,7 +654,7 @@ def run_servers(apps: Iterable[tuple[Starlette, int]], host: str = "127.0.0.1") 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_all)
-        await asyncio.gather(*(server.serve() for server in servers))
+        await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets)))
 
     with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
         runner.run(main())
