@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(abspath .dagster)
 export DBT_PROFILES_DIR ?= $(abspath dbt_project)
 export RELAY_WAREHOUSE ?= $(abspath data/warehouse.duckdb)
 
-.PHONY: demo test dev manifest browser bench soak clean
+.PHONY: demo test test-e2e dev manifest browser bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ browser:
 		echo "chromium is not installed: the UI test will be skipped (install the Debian package chromium)"
 
 test: $(STAMP) manifest browser
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 -m "not e2e" --durations=15
+
+# Whole commands side by side (two `relay demo`s in two data directories at once): about 2 minutes on 2
+# cores, so not part of make test; CI runs it after make test.
+test-e2e: $(STAMP) manifest
+	$(BIN)/python -m pytest -n 2 -m e2e
 
 # Not part of make test: about 20 minutes at the default scales (100k and 1M customers) on 2 cores.
 # BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.

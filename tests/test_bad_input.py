@@ -11,7 +11,7 @@ the row and the engine records why in relay.sync_rejections.
 | ... newest version soft-deleted / older one       | judged on the newest version: gone / present                   |
 | two versions that tie on _fivetran_synced         | unique test fails naming the key (never picks one)              |
 | null primary key                                  | not_null test fails; the stored failure is the row              |
-| unparseable timestamp (landed as text)            | assert_raw_timestamps_parse fails: table, column, key, value    |
+| unreadable timestamp, boolean, id or amount (text) | assert_raw_timestamps_parse fails: table, column, key, value    |
 | timestamp text with an offset or tabs/line breaks | parsed, converted to UTC                                       |
 | future-dated order / checkout                     | left out of staging (the clock does not move); warning lists it |
 | negative, absurd, NaN amount                      | assert_raw_amounts_are_plausible fails: table, column, key, why |

@@ -316,7 +316,7 @@ def test_refused_mid_run_fails_fast_in_emulator_mode_and_retries_live_with_one_l
 
 
 # ------------------------------------------------------------------------------------------ two demos at once
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_demos_in_two_data_directories_at_the_same_time(tmp_path):
     """Both find the configured ports free or taken by the other's emulators; each ends with its own."""
     base = free_ports()[0]

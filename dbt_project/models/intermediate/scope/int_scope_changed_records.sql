@@ -12,26 +12,26 @@
 
 
 with changes as (
-    {{ scope_changed_ids(since, 'shopify', 'customer', 'cast(cast(id as bigint) as varchar)', 'shopify_customer') }}
+    {{ scope_changed_ids(since, 'shopify', 'customer', 'cast(' ~ clean_bigint('id') ~ ' as varchar)', 'shopify_customer') }}
     union all
-    {{ scope_changed_ids(since, 'shopify', 'order', 'cast(cast(id as bigint) as varchar)', 'shopify_order') }}
+    {{ scope_changed_ids(since, 'shopify', 'order', 'cast(' ~ clean_bigint('id') ~ ' as varchar)', 'shopify_order') }}
     union all
-    {{ scope_changed_ids(since, 'shopify', 'order_discount_code', 'cast(cast(order_id as bigint) as varchar)', 'shopify_order') }}
+    {{ scope_changed_ids(since, 'shopify', 'order_discount_code', 'cast(' ~ clean_bigint('order_id') ~ ' as varchar)', 'shopify_order') }}
     union all
-    {{ scope_changed_ids(since, 'shopify', 'refund', 'cast(cast(order_id as bigint) as varchar)', 'shopify_order') }}
+    {{ scope_changed_ids(since, 'shopify', 'refund', 'cast(' ~ clean_bigint('order_id') ~ ' as varchar)', 'shopify_order') }}
     union all
-    {{ scope_changed_ids(since, 'shopify', 'transaction', 'cast(cast(order_id as bigint) as varchar)', 'shopify_order') }}
+    {{ scope_changed_ids(since, 'shopify', 'transaction', 'cast(' ~ clean_bigint('order_id') ~ ' as varchar)', 'shopify_order') }}
     union all
     select
         'shopify_order' as record_type,
-        cast(cast(refunds.order_id as bigint) as varchar) as record_id
+        cast({{ clean_bigint('refunds.order_id') }} as varchar) as record_id
     from ({{ relay_source('shopify', 'order_line_refund') }}) as line_refunds
     -- Raw refunds (every version): a line refund's order, without staging (this model reads raw only).
     inner join ({{ relay_source('shopify', 'refund') }}) as refunds
-        on cast(line_refunds.refund_id as bigint) = cast(refunds.id as bigint)
+        on {{ clean_bigint('line_refunds.refund_id') }} = {{ clean_bigint('refunds.id') }}
     where {{ clean_timestamp('line_refunds._fivetran_synced') }} > {{ since }}
     union all
-    {{ scope_changed_ids(since, 'shopify', 'abandoned_checkout', 'cast(cast(id as bigint) as varchar)', 'shopify_checkout') }}
+    {{ scope_changed_ids(since, 'shopify', 'abandoned_checkout', 'cast(' ~ clean_bigint('id') ~ ' as varchar)', 'shopify_checkout') }}
     union all
     {{ scope_changed_ids(since, 'segment', 'identifies', clean_text('id'), 'segment_identify', 'received_at') }}
     union all

@@ -175,12 +175,12 @@ transactions as (
     union all
 
     select
-        cast(order_id as {{ dbt.type_bigint() }}) as order_id,
+        {{ clean_bigint('order_id') }} as order_id,
         {{ raw_card_fingerprint() }} as card
     from ({{ relay_source('shopify', 'transaction') }})
     where payment_credit_card_bin is not null
         and payment_credit_card_number is not null
-        and {{ in_changed('cast(order_id as ' ~ dbt.type_bigint() ~ ')', 'shopify_order', 'bigint') }}
+        and {{ in_changed(clean_bigint('order_id'), 'shopify_order', 'bigint') }}
 ),
 
 fingerprints as (
