@@ -176,25 +176,18 @@ orphans as (
     from {{ ref('int_orders_attributed') }}
     where is_valid
 
-    union all
-
-    select
-        'orphans',
-        'shopify.refund',
-        'no_order',
-        count(case when order_id not in (select order_id from orders) then 1 end),
-        count(*)
-    from {{ ref('stg_shopify__refunds') }}
+    {%- for subject, model in [('shopify.refund', 'stg_shopify__refunds'), ('shopify.order_line', 'stg_shopify__order_lines')] %}
 
     union all
 
     select
         'orphans',
-        'shopify.order_line',
+        '{{ subject }}',
         'no_order',
         count(case when order_id not in (select order_id from orders) then 1 end),
         count(*)
-    from {{ ref('stg_shopify__order_lines') }}
+    from {{ ref(model) }}
+    {%- endfor %}
 ),
 
 people as (
