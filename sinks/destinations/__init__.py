@@ -10,7 +10,6 @@ RELAY_EMULATOR_BASE_PORT (default 8701: Customer.io on it, Cordial on +1, Talon.
 settable alone (RELAY_EMULATOR_CUSTOMERIO_PORT, RELAY_EMULATOR_CORDIAL_PORT, RELAY_EMULATOR_TALON_ONE_PORT).
 Secrets are read here, at run time, and only handed to HTTP headers."""
 
-import base64
 import importlib
 import os
 from pathlib import Path
@@ -86,24 +85,10 @@ def uses_emulator(name: str) -> bool:
 
 
 def emulator_credential_checks(name: str) -> dict[str, tuple[str, str]]:
-    """Per auth group of destination `name`'s emulator: the variable(s) whose credential this process sends there
-    and the Authorization header carrying it, as the adapter builds it. For GET /_emulator/auth/<group>, which
-    tells whether a running emulator accepts them. The headers carry secrets: send them, never print them."""
-    def basic(user: str, password: str) -> str:
-        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-    if name == "customerio":
-        return {"track": ("CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY",
-                          basic(_secret("CUSTOMERIO_SITE_ID"), _secret("CUSTOMERIO_TRACK_API_KEY"))),
-                "app": ("CUSTOMERIO_APP_API_KEY", f"Bearer {_secret('CUSTOMERIO_APP_API_KEY', required=False)}")}
-    if name == "cordial":
-        return {"api": ("CORDIAL_API_KEY", basic(_secret("CORDIAL_API_KEY"), ""))}
-    if name == "talon_one":
-        return {"integration": ("TALON_ONE_INTEGRATION_KEY", f"ApiKey-v1 {_secret('TALON_ONE_INTEGRATION_KEY')}"),
-                "management": ("TALON_ONE_MANAGEMENT_KEY",
-                               f"ManagementKey-v1 {_secret('TALON_ONE_MANAGEMENT_KEY', required=False)}")}
-    raise ConfigError(f"unknown destination {name!r}")
-
+    """Per auth group of destination `name`: the variable(s) its credential comes from and the Authorization
+    header the adapter sends, for GET /_emulator/auth/<group> (does a running emulator accept them?)."""
+    adapter = build(name)
+    return {group: (adapter.CREDENTIAL_VARIABLES[group], header) for group, header in adapter.auth_headers().items()}
 
 def _secret(var: str, required: bool = True) -> str | None:
     value = os.environ.get(var)

@@ -134,6 +134,13 @@ class Destination:
         when the declarations load, so a run never counts such a change as done."""
         return []
 
+    # The variables each auth group's credential comes from: named in errors, never their values.
+    CREDENTIAL_VARIABLES: dict[str, str] = {}
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header each auth group sends (they carry secrets: send them, never print them)."""
+        raise NotImplementedError
+
     def open_client(self) -> HttpClient:
         raise NotImplementedError
 

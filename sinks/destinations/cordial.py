@@ -77,10 +77,15 @@ class Cordial(Destination):
         self.import_min_rows, self.import_timeout_s = import_min_rows, import_timeout_s
         REDACT.add(api_key)
 
-    def open_client(self) -> HttpClient:
+    CREDENTIAL_VARIABLES = {"api": "CORDIAL_API_KEY"}
+
+    def auth_headers(self) -> dict[str, str]:
         token = base64.b64encode(f"{self._key}:".encode()).decode()  # the key is the user, the password empty
+        return {"api": f"Basic {token}"}
+
+    def open_client(self) -> HttpClient:
         # Cordial budgets requests per minute; the bucket refills continuously at the same average rate.
-        return HttpClient(self.base_url, auth_headers={"Authorization": f"Basic {token}"}, account=self.account,
+        return HttpClient(self.base_url, auth_headers={"Authorization": self.auth_headers()["api"]}, account=self.account,
                           rates={"default": self.rate_per_min / 60}, concurrency=self.concurrency)
 
     # ---------------------------------------------------------------- setup

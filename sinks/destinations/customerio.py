@@ -36,14 +36,19 @@ class CustomerIO(Destination):
         self._segments: dict[str, str] = {}
         REDACT.add(track_api_key, app_api_key)
 
-    def open_client(self) -> HttpClient:
+    CREDENTIAL_VARIABLES = {"track": "CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY", "app": "CUSTOMERIO_APP_API_KEY"}
+
+    def auth_headers(self) -> dict[str, str]:
         token = base64.b64encode(f"{self.site_id}:{self._track_key}".encode()).decode()
-        return HttpClient(self.track_url, auth_headers={"Authorization": f"Basic {token}"}, account=self.account,
+        return {"track": f"Basic {token}", "app": f"Bearer {self._app_key}"}
+
+    def open_client(self) -> HttpClient:
+        return HttpClient(self.track_url, auth_headers={"Authorization": self.auth_headers()["track"]}, account=self.account,
                           rates={"default": self.rate_per_s, "app": 10}, concurrency=self.concurrency)
 
     def _app(self, method: str, path: str, json=None) -> Request:
         return Request(method, f"{self.app_url}{path}", json=json, group="app",
-                       headers={"Authorization": f"Bearer {self._app_key}"})
+                       headers={"Authorization": self.auth_headers()["app"]})
 
     async def setup(self, spec, client, registry, audiences) -> None:
         if spec.object != "membership":

@@ -61,9 +61,15 @@ class TalonOne(Destination):
         self._audiences: dict[str, int] = {}
         REDACT.add(integration_key, management_key)
 
+    CREDENTIAL_VARIABLES = {"integration": "TALON_ONE_INTEGRATION_KEY", "management": "TALON_ONE_MANAGEMENT_KEY"}
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"integration": f"ApiKey-v1 {self._integration_key}",
+                "management": f"ManagementKey-v1 {self._management_key}"}
+
     def open_client(self) -> HttpClient:
         # A 409 on a write means another request holds the profile: retried after a backoff.
-        return HttpClient(self.base_url, auth_headers={"Authorization": f"ApiKey-v1 {self._integration_key}"},
+        return HttpClient(self.base_url, auth_headers={"Authorization": self.auth_headers()["integration"]},
                           account=self.account, concurrency=self.concurrency, retry_conflicts=True,
                           rates={"default": self.rate_per_s, "management": self.management_rate_per_s})
 
@@ -87,7 +93,7 @@ class TalonOne(Destination):
 
     def _management(self, method: str, path: str, json=None, params=None) -> Request:
         return Request(method, path, json=json, params=params, group="management",
-                       headers={"Authorization": f"ManagementKey-v1 {self._management_key}"})
+                       headers={"Authorization": self.auth_headers()["management"]})
 
     # ---------------------------------------------------------------- setup
     async def setup(self, spec, client, registry, audiences) -> None:
