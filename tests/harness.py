@@ -123,7 +123,8 @@ import collections, importlib, json, sys, time
 import httpx
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from sinks.engine import SyncRun
+from sinks.engine import SyncRun, Tuning
+from sinks.engine.__main__ import crash_after_acks
 
 job = json.loads(sys.argv[1])
 spec = SyncSpec(**{**job["spec"], "primary_key": tuple(job["spec"]["primary_key"])})
@@ -158,8 +159,10 @@ if job.get("sabotage"):  # a broken engine that records rows as it sends them, b
         await send(self, client, batch)
 
     sinks.engine.SyncRun._send = record_then_send
+failpoint = job.get("failpoint")
 run = SyncRun(spec, destinations.build(spec.destination), job["warehouse"],
-              allow_large_change=job.get("allow_large_change", False))
+              allow_large_change=job.get("allow_large_change", False), tuning=Tuning(**job.get("tuning", {})),
+              on_ack=crash_after_acks(int(failpoint.partition(":")[2])) if failpoint else None)
 result = run.execute()
 print(json.dumps({**result.as_dict(), "plan": None, "observed": dict(seen)}, default=str), flush=True)
 """
@@ -171,12 +174,12 @@ def start_sync(h: Harness, warehouse: Path, *, env: dict | None = None, patch=()
     """Start one sync of the harness's people spec in a worker process (stdout: the result as JSON).
     `sabotage` runs a deliberately broken engine (state written before the acknowledgement), to prove
     that the crash checks catch one."""
+    tuning = {name: value for module, name, value in patch if module == "tuning"}
+    patch = [p for p in patch if p[0] != "tuning"]
     job = {"spec": asdict(h.people), "warehouse": str(warehouse), "patch": [list(p) for p in patch],
+           "tuning": tuning, "failpoint": failpoint,
            "slow_s": slow_s, "allow_large_change": allow_large_change, "sabotage": sabotage}
     child_env = {**os.environ, **h.env(), **(env or {})}
-    child_env.pop("RELAY_FAILPOINT", None)
-    if failpoint:
-        child_env["RELAY_FAILPOINT"] = failpoint
     return subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(job)], cwd=ROOT, env=child_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -13,7 +13,7 @@ soak   For each destination (Customer.io people attributes, Cordial contacts, Ta
        up (acknowledged totals, sync_state rows, deliveries, no rejection left), and no row may be lost.
        Requests made are compared with the fault-free minimum, computed from the adapter's own batching:
        the API's (every change packed by the adapter at once, i.e. ceil(N / what fits in a request)) and
-       the engine's (the same per engine chunk of sinks.engine.CHUNK_ROWS rows).
+       the engine's (the same per engine chunk of sinks.engine.Tuning.chunk_rows rows).
 crash  For each destination: --crash-rows rows, synced by worker processes that are SIGKILLed at random
        points (--kills in all, spread over the destinations): 20% at a random time from start (start-up,
        plan, setup, first requests), the rest once a random number of rows reached the destination, early
@@ -54,7 +54,7 @@ from harness import (  # noqa: E402
     people_rows, query, start_sync,
 )
 from sinks import destinations  # noqa: E402
-from sinks.engine import CHUNK_ROWS, SyncRun, connect  # noqa: E402
+from sinks.engine import SyncRun, Tuning, connect  # noqa: E402
 from sinks.http import HttpClient  # noqa: E402
 
 CLIENT_TIMEOUT_S = inspect.signature(HttpClient.__init__).parameters["timeout_s"].default  # the adapters keep it
@@ -453,7 +453,7 @@ def main() -> int:
     report = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": {
                   "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "client_timeout_s": CLIENT_TIMEOUT_S, "engine_chunk_rows": CHUNK_ROWS}
+              "client_timeout_s": CLIENT_TIMEOUT_S, "engine_chunk_rows": Tuning().chunk_rows}
     with tempfile.TemporaryDirectory(prefix="relay-soak-") as tmp:
         work = Path(tmp)
         os.environ.update({"RELAY_DATA_DIR": str(work / "data"), "RELAY_DESTINATIONS": "emulator"})

@@ -32,7 +32,7 @@ from sinks.destinations import talon_one as talon_one_adapter
 # Per destination: rows, module constants the worker sets (smaller requests, frequent state flushes, so a
 # small model makes dozens of requests and several state writes happen before the crash), emulator latency
 # (ms) so that other requests are in flight at the crash, and the acknowledged batch the process dies after.
-FLUSH_OFTEN = ("sinks.engine", "FLUSH_EVERY_S", 0.02)
+FLUSH_OFTEN = ("tuning", "flush_every_s", 0.02)  # a Tuning field
 CASES = {
     "customerio": (2000, [(customerio_adapter.__name__, "MAX_BATCH_BYTES", 8 * 1024), FLUSH_OFTEN], 30, 25),
     "cordial": (300, [FLUSH_OFTEN], 10, 150),

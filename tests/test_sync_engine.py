@@ -846,15 +846,14 @@ def test_talon_one_blames_the_items_a_refusal_points_at_and_otherwise_has_the_re
 def test_cordial_emails_moving_between_records_end_as_the_model_says(cordial, warehouse, monkeypatch):
     """Each record takes the next one's email: leaving an email and another record's write to it never run
     in parallel, so no write is undone by a late clear (small chunks and latency spikes invite the race)."""
-    import sinks.engine
+    from sinks.engine import Tuning
 
     rows = people_rows(120)
     cordial.write_people(warehouse, rows)
     cordial.sync(cordial.people, warehouse)
     moved = [{**row, "email": rows[(i + 1) % len(rows)]["email"]} for i, row in enumerate(rows)]
     cordial.write_people(warehouse, moved)
-    monkeypatch.setattr(sinks.engine, "CHUNK_ROWS", 7)
     cordial.faults(latency_ms=2, spike_rate=0.3, spike_ms=40, seed=5)
-    result = cordial.sync(cordial.people, warehouse, allow_large_change=True)
+    result = cordial.sync(cordial.people, warehouse, allow_large_change=True, tuning=Tuning(chunk_rows=7))
     assert (result.status, result.acked_change, result.rejected) == ("succeeded", 120, 0)
     assert cordial.held() == cordial.expected(moved)

@@ -131,18 +131,24 @@ create table if not exists relay.destination_objects (
 );
 """
 
-CHUNK_ROWS = 5000
-# Acknowledged rows reach the state at least this often. Each flush is a transaction (and a WAL sync);
-# after a crash, at most this much acknowledged work is sent again (idempotent at every destination).
-# Small flushes keep what is left to write after the last answer small (20,000 rows left ~60 ms there).
-FLUSH_EVERY_S = 2.0
-FLUSH_EVERY_ROWS = 5000
-# Chunks read ahead on the warehouse thread, so a state write queued there does not hold up sending.
-READ_AHEAD_CHUNKS = 3
-# DuckDB threads while requests are in flight. The warehouse thread's statements then are small (a chunk, a
-# flush), and its worker threads would only compete for the cores the event loop needs (and, against a local
-# emulator, the destination): one thread does that work in less CPU time, and sooner.
-DELIVERY_THREADS = 1
+@dataclass(frozen=True)
+class Tuning:
+    """How delivery trades memory, write frequency and warehouse threads (tests shrink these)."""
+
+    chunk_rows: int = 5000  # steps read from _changes at a time
+    # Acknowledged rows reach the state at least this often. Each flush is a transaction (and a WAL sync);
+    # after a crash, at most this much acknowledged work is sent again (idempotent at every destination).
+    # Small flushes keep what is left to write after the last answer small.
+    flush_every_s: float = 2.0
+    flush_every_rows: int = 5000
+    # Chunks read ahead on the warehouse thread, so a state write queued there does not hold up sending.
+    read_ahead_chunks: int = 3
+    # DuckDB threads while requests are in flight. The warehouse thread's statements then are small (a chunk,
+    # a flush), and its worker threads would only compete for the cores the event loop needs (and, against a
+    # local emulator, the destination): one thread does that work in less CPU time, and sooner.
+    delivery_threads: int = 1
+
+
 SAMPLES_PER_KIND = 3
 KEEP_WAL_BYTES = 64 * 2**20  # see SyncRun._close
 # Acknowledged steps (_changes.rn), sent as runs of consecutive ones ($firsts[i]..$lasts[i], see _runs): most
@@ -302,7 +308,11 @@ class SyncRun:
         min_guarded_rows: int | None = None,
         concurrency: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        tuning: Tuning = Tuning(),
+        on_ack: Callable[[], None] | None = None,
     ) -> None:
+        self.tuning = tuning
+        self.on_ack = on_ack  # called after each acknowledged batch, before its state write (crash tests)
         self.spec = spec
         self.destination = destination
         self.warehouse = warehouse
@@ -615,8 +625,8 @@ class SyncRun:
         chunk, its bulk rows (see _bulk_rows), which are not among its changes."""
         last = self.con.execute("select coalesce(max(rn), 0) from _changes").fetchone()[0]
         carry = []
-        for start in range(1, last + 1, CHUNK_ROWS):
-            end = min(start + CHUNK_ROWS, last + 1)
+        for start in range(1, last + 1, self.tuning.chunk_rows):
+            end = min(start + self.tuning.chunk_rows, last + 1)
             bulk_rows = self._bulk_rows(bulk, start, end) if bulk else []
             rows = []
             if len(bulk_rows) < end - start:  # else every step of the chunk is a bulk row
@@ -729,9 +739,9 @@ class SyncRun:
         # The setting is the database's, which runs in other threads of this process share: a run lowers it
         # only from where it finds it and sets back what it found, so a race costs speed and leaves no change.
         threads = self.con.execute("select current_setting('threads')").fetchone()[0]
-        lowered = DELIVERY_THREADS is not None and DELIVERY_THREADS < threads
+        lowered = self.tuning.delivery_threads is not None and self.tuning.delivery_threads < threads
         if lowered:
-            self.con.execute(f"set threads = {int(DELIVERY_THREADS)}")
+            self.con.execute(f"set threads = {int(self.tuning.delivery_threads)}")
         try:
             if setup is None and self._total:  # a membership sync's: the audiences come from the plan
                 setup = asyncio.create_task(self._setup(client, self._audiences(), self.con.cursor()))
@@ -740,7 +750,7 @@ class SyncRun:
             # Reading starts now, so the first chunks are ready when setup is done (reading needs nothing
             # setup makes). Read ahead several chunks: a state write queued on the thread then never
             # leaves the requests waiting for their next chunk.
-            ahead = collections.deque(self._in_db(next, chunks, None) for _ in range(READ_AHEAD_CHUNKS))
+            ahead = collections.deque(self._in_db(next, chunks, None) for _ in range(self.tuning.read_ahead_chunks))
             if setup is not None:
                 await setup
             await self._send_all(client, bulk, chunks, ahead)
@@ -848,7 +858,8 @@ class SyncRun:
         if batch.bulk:
             if self.destination.acknowledged(self.spec, response):
                 self._ack_batch(batch)
-                self._failpoint()
+                if self.on_ack:
+                    self.on_ack()
                 return
             await self._in_db(self._items, batch)  # some entries failed: with their values, as a split resends them
         try:
@@ -883,14 +894,8 @@ class SyncRun:
             else:
                 self._record([change], response.status_code, error)
         if any(e is None for _, e in outcomes):
-            self._failpoint()
-
-    def _failpoint(self) -> None:
-        # Crash testing: RELAY_FAILPOINT=after_ack:N exits right after the Nth acked batch, before its state write.
-        if os.environ.get("RELAY_FAILPOINT", "").startswith("after_ack:"):
-            self._acked_batches = getattr(self, "_acked_batches", 0) + 1
-            if self._acked_batches == int(os.environ["RELAY_FAILPOINT"].partition(":")[2]):
-                os._exit(137)
+            if self.on_ack:
+                self.on_ack()
 
     def _record(self, changes: list[Change], status: int | None, error: str) -> None:
         self._clean = False
@@ -933,8 +938,8 @@ class SyncRun:
         if self._flushing is not None and not self._flushing.done():
             return
         waiting = len(self._upserts) + len(self._removes)
-        if (eager and (waiting or self._rejections)) or waiting >= FLUSH_EVERY_ROWS \
-                or time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+        if (eager and (waiting or self._rejections)) or waiting >= self.tuning.flush_every_rows \
+                or time.monotonic() - self._last_flush >= self.tuning.flush_every_s:
             if self._flushing is not None:
                 self._flushing.result()  # a state write that failed fails the run
             self._flushing = self._in_db(self._write, self._take())
