@@ -150,15 +150,21 @@ async def observed(self, *args, **kwargs):
 
 httpx.AsyncClient.request = observed
 if job.get("sabotage"):  # a broken engine that records rows as it sends them, before any acknowledgement
-    import sinks.engine
-    send = sinks.engine.SyncRun._send
+    from sinks.engine.delivery import Delivery
+    from sinks.engine.sender import BatchSender
+    make = Delivery.__init__
+    send = BatchSender.send
+
+    def make_with_flush(self, *args, **kwargs):
+        make(self, *args, **kwargs)
+        self.sender.flush = lambda: self.write(self.acks.take())
 
     async def record_then_send(self, client, batch):
-        self._ack_batch(batch)
-        self._flush()
+        self.ack_batch(batch)
+        self.flush()
         await send(self, client, batch)
 
-    sinks.engine.SyncRun._send = record_then_send
+    Delivery.__init__, BatchSender.send = make_with_flush, record_then_send
 failpoint = job.get("failpoint")
 run = SyncRun(spec, destinations.build(spec.destination), job["warehouse"],
               allow_large_change=job.get("allow_large_change", False), tuning=Tuning(**job.get("tuning", {})),
