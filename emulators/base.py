@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-log = logging.getLogger("sinks.emulators")
+log = logging.getLogger("emulators")
 
 SERVER_ERRORS = (500, 502, 503, 504)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})

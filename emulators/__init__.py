@@ -3,7 +3,7 @@
 Real HTTP servers on loopback that enforce what the vendors enforce (auth, shapes, limits, partial
 errors, 409s, rate limits) and inject faults on demand, so the sync engine can be tested and benchmarked
 offline. `base.py` holds the machinery the three share; each vendor module documents its contract
-choices. Run all three with `python -m sinks.emulators` (see `__main__.py`).
+choices. Run all three with `python -m emulators` (see `__main__.py`).
 """
 
 from collections.abc import Iterable
