@@ -19,7 +19,7 @@ from pathlib import Path
 from relay.config import EMULATOR_CREDENTIALS, EMULATOR_PORTS, ConfigError, emulator_host, emulator_port
 
 from . import CordialConfig, CustomerIOConfig, EmulatorConfig, Faults, RateLimit, TalonOneConfig, create_app
-from .base import CannotListen, run_servers
+from .server import CannotListen, run_servers
 
 log = logging.getLogger("emulators")
 # A port is taken (or the address is not this machine's): nothing was served. EX_TEMPFAIL, so that whoever
