@@ -40,7 +40,6 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-
 Handler = Callable[[Request], Awaitable[Response]]
 AuthCheck = Callable[[Request], None]  # raises ApiError(401/403) when the request may not pass
 ErrorRenderer = Callable[[Request, ApiError], Response]
@@ -56,7 +55,6 @@ class Endpoint:
     # Ids (from the request and its parsed body) the request holds while in flight (Talon.One 409).
     claims: Callable[[Request, Any], Iterable[str]] | None = None
     items: Callable[[Any], int] | None = None  # how many items an accepted body carried, for the counters
-
 
 
 def same(given: str, expected: str) -> bool:
@@ -98,4 +96,3 @@ def json_size(value: Any) -> int:
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-

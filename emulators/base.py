@@ -11,8 +11,8 @@ persistence (persistence.py) and the uvicorn runners (server.py).
 """
 
 import asyncio
-import logging
 import dataclasses
+import logging
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +46,6 @@ class EmulatorConfig:
     # Keep every request that reaches a handler (GET /_emulator/requests). Off by default: a benchmark or
     # soak at a million rows would hold every body in memory.
     record_requests: bool = False
-
 
 
 class Emulator:
@@ -200,4 +199,3 @@ class Emulator:
         self.stats.by_status[str(status)] += 1
         message = "method not allowed" if status == 405 else "no such endpoint"
         return self.render_error(request, ApiError(status, message, reason="not_found"))
-

@@ -59,7 +59,6 @@ def _error_body(err: ApiError) -> dict[str, Any]:
     return {"error": True, "errors": [{"field": f, "message": m} for f, m in items]}
 
 
-
 class Cordial:
     def __init__(self, config: CordialConfig):
         if config.resubscribe not in ("ignore", "reject"):

@@ -42,7 +42,6 @@ def _type_problem(kind: str, value: Any) -> str | None:
     return None if ok else f"must be a {kind}" + (" (ISO 8601)" if kind == "date" else "")
 
 
-
 def contact_change(body: Any, state: CordialState, cid: str | None, resubscribe: str) -> ContactChange:
     """A whole contact body, for creating a contact (cid None) or updating contact `cid`."""
     if not isinstance(body, dict):

@@ -97,7 +97,5 @@ class CustomerIOState:
         return identifier_key(kind, value) in self.suppressed
 
 
-
 def cleared(value: Any) -> bool:
     return value is None or value == ""
-

@@ -85,7 +85,6 @@ def attribute_problems(attributes: dict[str, Any]) -> dict[str, str]:
     return problems
 
 
-
 def check_event(name: Any, data: Any, data_field: str) -> None:
     if not isinstance(name, str) or not name:
         raise ApiError(400, "event name is required", {"name": "required"})

@@ -25,7 +25,6 @@ class Faults:
     seed: int | None = None
 
 
-
 class Dropped(Response):
     """Answer nothing: the connection was aborted, so the server must not write a response."""
 
@@ -46,4 +45,3 @@ async def drop_connection(request: Request) -> Response:
     transport.abort()
     await asyncio.sleep(0)  # let the server register the disconnect before the endpoint returns
     return Dropped()
-

@@ -15,7 +15,6 @@ class RateLimit:
     headers: bool = False  # X-Rate-Limit-* on every answer and Retry-After on 429, as Cordial documents
 
 
-
 class TokenBucket:
     def __init__(self, limit: RateLimit):
         self.capacity = limit.limit
@@ -42,4 +41,3 @@ class TokenBucket:
         if refused:
             headers["Retry-After"] = str(max(1, math.ceil((1 - self.tokens) / self.rate)))
         return headers
-

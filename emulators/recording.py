@@ -15,7 +15,6 @@ class RecordedRequest:
     body: Any  # the parsed JSON body; None when empty
 
 
-
 class Stats:
     """Request counters for tests, benchmarks and the demo."""
 
@@ -49,4 +48,3 @@ class Stats:
             "flags": dict(self.flags),
             "peak_per_second": self.peak_per_second,
         }
-
