@@ -2,8 +2,11 @@
 
 Real HTTP servers on loopback that enforce what the vendors enforce (auth, shapes, limits, partial
 errors, 409s, rate limits) and inject faults on demand, so the sync engine can be tested and benchmarked
-offline. `base.py` and the modules beside it hold the machinery the three share; each vendor module documents its contract
-choices. Run all three with `python -m emulators` (see `__main__.py`).
+offline. `base.py` and the modules beside it hold the machinery the three share; each vendor module
+documents its contract choices. Run all three with `python -m emulators` (see `__main__.py`).
+
+A room of its own: nothing here imports the clients (sinks/), and the clients import nothing from here;
+what both must agree on (address, ports, demo credentials) is relay.config's.
 """
 
 from collections.abc import Iterable
