@@ -16,7 +16,14 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from relay.config import EMULATOR_CREDENTIALS, EMULATOR_PORTS, ConfigError, emulator_host, emulator_port
+from relay.config import (
+    EMULATOR_CREDENTIALS,
+    EMULATOR_PORTS,
+    ConfigError,
+    customerio_region,
+    emulator_host,
+    emulator_port,
+)
 
 from . import CordialConfig, CustomerIOConfig, EmulatorConfig, Faults, RateLimit, TalonOneConfig, create_app
 from .server import CannotListen, run_servers
@@ -118,11 +125,9 @@ def configs_from_namespace(args: argparse.Namespace, environ: Mapping[str, str],
                            parser: argparse.ArgumentParser) -> tuple[list[EmulatorConfig], str]:
     try:
         host, ports = address(args, environ)
+        region = customerio_region(environ)
     except ConfigError as exc:
         parser.error(str(exc))
-    region = environ.get("CUSTOMERIO_REGION", "us").lower()
-    if region not in ("us", "eu"):
-        parser.error("CUSTOMERIO_REGION must be us or eu")
     env = credentials(environ)
     faults = faults_from_args(args)
 

@@ -65,6 +65,14 @@ EMULATOR_CREDENTIALS = {
 }
 
 
+def customerio_region(environ=os.environ) -> str:
+    """The Customer.io account's region (CUSTOMERIO_REGION): the client's hosts, and the emulator's account."""
+    region = environ.get("CUSTOMERIO_REGION", "us").lower()
+    if region not in ("us", "eu"):
+        raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; expected 'us' or 'eu'")
+    return region
+
+
 def emulator_host(environ=os.environ) -> str:
     """Where the emulators listen and the clients call them (RELAY_EMULATOR_HOST)."""
     return environ.get("RELAY_EMULATOR_HOST") or "127.0.0.1"

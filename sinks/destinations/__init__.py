@@ -67,10 +67,7 @@ def build(name: str) -> Destination:
     if name == "customerio":
         from sinks.destinations.customerio import CustomerIO
 
-        region = os.environ.get("CUSTOMERIO_REGION", "us").lower()
-        if region not in ("us", "eu"):
-            raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; expected 'us' or 'eu'")
-        suffix = "-eu" if region == "eu" else ""
+        suffix = "-eu" if config.customerio_region() == "eu" else ""
         default_track = f"https://track{suffix}.customer.io" if live() else config.emulator_url(name)
         default_app = f"https://api{suffix}.customer.io" if live() else config.emulator_url(name)
         return CustomerIO(
