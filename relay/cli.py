@@ -219,7 +219,7 @@ def cmd_dev(args) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_job(job: str, indent: str = "") -> int:
+def _run_job(job: str) -> int:
     """`python -m orchestration run JOB` in a child process, with the emulators it needs running (it inherits
     the environment export_environment and running_emulators set). Its output passes through sys.stdout, so a
     caller that redirects it sees the run's outcome too."""
@@ -227,7 +227,7 @@ def _run_job(job: str, indent: str = "") -> int:
     with emulator_process.running_emulators(emulator_process.emulators_needed()):
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
             for line in child.stdout:
-                print(indent + line, end="")
+                print(line, end="")
     return 0 if child.returncode == 0 else 1
 
 
@@ -246,7 +246,7 @@ def cmd_demo(args) -> int:
         print(f"   {time.monotonic() - t:.1f}s")
     pipeline.manifest_path(ensure=True)
     print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy", flush=True)
-    code = _run_job("daily_full", indent="   ")
+    code = _run_job("daily_full")
     print("   see the run in the Dagster UI: make dev")
     _print_summary(started_at)
     print(f"demo finished in {time.monotonic() - started:.1f}s")
