@@ -7,14 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import httpx
 
-from relay import config, pipeline
+from relay import config, emulator_process, pipeline
 
 FAILED = ("failed", "refused")
 
@@ -79,8 +77,8 @@ def cmd_build(args) -> int:
 def _run_syncs(args, apply: bool) -> int:
     specs = pipeline.sync_specs(args.syncs, getattr(args, "schedule", None))
     # A plan sends nothing; a delivery to an emulator needs one running.
-    needed = apply and emulators_needed({spec.destination for spec in specs})
-    with running_emulators(needed):
+    needed = apply and emulator_process.emulators_needed({spec.destination for spec in specs})
+    with emulator_process.running_emulators(needed):
         return _deliver(args, specs, apply)
 
 
@@ -186,194 +184,11 @@ def cmd_contract(args) -> int:
 
 
 def cmd_emulators(args) -> int:
-    """The emulators in this process, on the address the clients use unless options say otherwise."""
-    from sinks.emulators import __main__ as emulators_main
-
-    return emulators_main.main(args.rest, prog="relay emulators",
-                               defaults={"state_dir": config.data_dir() / "emulators"})
-
-
-EMULATORS = ("customerio", "cordial", "talon_one")
-
-
-def _emulator_state_dir():
-    return config.data_dir() / "emulators"
-
-
-def probe_emulator(name: str, url: str) -> tuple[str, str]:
-    """What answers at `url` in place of destination `name`'s emulator, for this process:
-    ("usable", pid): an emulator serving this data directory's state that accepts this process's credentials;
-    ("free", ""): nothing listens there;
-    ("refuses", variables): this data directory's emulator, started with other credentials;
-    ("other", what): anything else (another data directory's emulator, or not an emulator at all)."""
-    from sinks import destinations
-    from sinks.http import connection_refused
-
-    expected = str((_emulator_state_dir() / f"{name}.json").resolve())
-    try:
-        response = httpx.get(f"{url}/_emulator/info", timeout=1)
-        info = response.json() if response.status_code == 200 else None
-    except httpx.ConnectError as exc:
-        return ("free", "") if connection_refused(exc) else ("other", f"cannot connect ({exc})")
-    except (httpx.HTTPError, ValueError):
-        info = None
-    if not isinstance(info, dict) or "state_file" not in info:
-        return "other", "something that is not a Relay emulator"
-    if info["state_file"] != expected:
-        return "other", f"an emulator serving {info.get('state_dir') or 'no state directory'}"
-    for group, (variables, header) in destinations.emulator_credential_checks(name).items():
-        if group in info.get("auth_groups", ()):
-            try:
-                answer = httpx.get(f"{url}/_emulator/auth/{group}", headers={"Authorization": header}, timeout=2)
-            except httpx.HTTPError:
-                return "other", "an emulator that did not answer a credential check"
-            if answer.status_code != 200:
-                return "refuses", variables
-    return "usable", str(info.get("pid"))
-
-
-def _can_listen(host: str, ports) -> bool:
-    from sinks.emulators.base import CannotListen, listen
-
-    sockets = []
-    try:
-        for port in ports:
-            sockets.append(listen(host, port))
-        return True
-    except CannotListen:
-        return False
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _free_ports(host: str) -> dict[str, int]:
-    from sinks.emulators.base import listen
-
-    sockets = [listen(host, 0) for _ in EMULATORS]
-    try:
-        return {name: sock.getsockname()[1] for name, sock in zip(EMULATORS, sockets)}
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _start_emulators(host: str, ports: dict[str, int]) -> subprocess.Popen | None:
-    """`python -m sinks.emulators` for this data directory on `ports`; the process once all three answer to
-    this process's credentials, None when it could not listen. Its log: <data dir>/emulators/emulators.log."""
-    from sinks.emulators.__main__ import EXIT_CANNOT_LISTEN
-
-    state_dir = _emulator_state_dir()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = state_dir / "emulators.log"
-    command = [sys.executable, "-m", "sinks.emulators", "--state-dir", str(state_dir), "--host", host,
-               "--log-level", "WARNING"]
-    for name, port in ports.items():
-        command += [f"--{name.replace('_', '-')}-port", str(port)]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=log)
-    urls = {name: _url(host, port) for name, port in ports.items()}
-    deadline = time.monotonic() + 30
-    while True:
-        found = {name: probe_emulator(name, url) for name, url in urls.items()}
-        if all(found[n] == ("usable", str(process.pid)) for n in EMULATORS):
-            return process
-        if process.poll() is not None:
-            if process.returncode == EXIT_CANNOT_LISTEN:
-                return None
-            raise RuntimeError(f"the destination emulators exited ({process.returncode}); see {log_path}")
-        if time.monotonic() > deadline:
-            _stop(process)
-            raise RuntimeError(f"the destination emulators did not start within 30 s; see {log_path}")
-        time.sleep(0.1)
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def emulators_needed(names=EMULATORS) -> bool:
-    """Whether any of these destinations calls its emulator here (emulator mode, no *_URL override), on this
-    machine, with autostart on (RELAY_EMULATOR_AUTOSTART=0 turns it off)."""
-    from sinks import destinations
-    from sinks.http import is_loopback
-
-    if os.environ.get("RELAY_EMULATOR_AUTOSTART", "1") in ("0", "false", "no"):
-        return False
-    return is_loopback(destinations.emulator_host()) and any(destinations.uses_emulator(n) for n in names)
-
-
-@contextmanager
-def running_emulators(needed: bool = True):
-    """For the block, emulators this process can use: the ones at the configured address (RELAY_EMULATOR_HOST,
-    RELAY_EMULATOR_BASE_PORT) when they serve this data directory and accept this process's credentials, else
-    emulators of its own, on the configured ports if they are free and on free ones if not. The environment of
-    this process (and of what it starts) then points the clients at them."""
-    from sinks import destinations
-
-    if not needed:
-        yield
-        return
-    host = destinations.emulator_host()
-    found = {name: probe_emulator(name, destinations.emulator_url(name)) for name in EMULATORS}
-    states = {state for state, _ in found.values()}
-    if states == {"usable"}:
-        yield
-        return
-    state_dir = _emulator_state_dir()
-    if states & {"usable", "refuses"}:
-        # This data directory's emulators are up: a second set would write the same state files.
-        refused = [f"{n} at {destinations.emulator_url(n)} refuses {what}" for n, (state, what) in found.items()
-                   if state == "refuses"]
-        missing = [f"{n} at {destinations.emulator_url(n)}" for n, (state, _) in found.items()
-                   if state in ("free", "other")]
-        why = (f"they were started with other credentials ({'; '.join(refused)})" if refused else
-               f"some do not answer ({', '.join(missing)})")
-        raise RuntimeError(f"the emulators of {state_dir} are running, but {why}. Stop them, then start them again "
-                           f"with this environment: relay emulators")
-    ports = {name: destinations.emulator_port(name) for name in EMULATORS}
-    holders: dict[str, list[str]] = {}  # what holds configured ports -> those ports
-    for name, (state, what) in found.items():
-        if state == "other":
-            holders.setdefault(what, []).append(str(ports[name]))
-    taken = [f"{host} port {', '.join(held)} has {what}" for what, held in holders.items()]
-    process = None
-    if not taken:
-        if _can_listen(host, ports.values()):
-            process = _start_emulators(host, ports)
-        taken = [] if process else [f"{host} ports {', '.join(map(str, ports.values()))} cannot all be bound"]
-    if process is None:  # taken, or taken meanwhile: free ports, told to the clients below
-        ports = _free_ports(host)
-        process = _start_emulators(host, ports)
-        if process is None:
-            raise RuntimeError(f"the destination emulators could not listen on {host}; see {state_dir / 'emulators.log'}")
-    where = ", ".join(f"{n} {_url(host, p)}" for n, p in ports.items())
-    print(f"relay: started the emulators of {state_dir} ({where})" + (f", because {'; '.join(taken)}" if taken else ""),
-          file=sys.stderr)
-    saved = {var: os.environ.get(var) for var in
-             ["RELAY_EMULATOR_HOST", *(f"RELAY_EMULATOR_{n.upper()}_PORT" for n in EMULATORS)]}
-    os.environ["RELAY_EMULATOR_HOST"] = host
-    for name, port in ports.items():
-        os.environ[f"RELAY_EMULATOR_{name.upper()}_PORT"] = str(port)
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-        _stop(process)
+    """The emulators in place of this process (its signals and exit status become theirs), keeping this data
+    directory's state unless --state-dir says otherwise, on the address the clients use unless options say so."""
+    command = [sys.executable, "-m", "emulators", "--state-dir", str(emulator_process.state_dir()), *args.rest]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
 
 
 def cmd_dev(args) -> int:
@@ -388,7 +203,7 @@ def cmd_dev(args) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    with running_emulators(emulators_needed()):
+    with emulator_process.running_emulators(emulator_process.emulators_needed()):
         process = subprocess.Popen(command, preexec_fn=default_signals)
         previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
@@ -404,11 +219,21 @@ def cmd_dev(args) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _run_job(job: str) -> int:
+    """`python -m orchestration run JOB` in a child process, with the emulators it needs running (it inherits
+    the environment export_environment and running_emulators set). Its output passes through sys.stdout, so a
+    caller that redirects it sees the run's outcome too."""
+    command = [sys.executable, "-m", "orchestration", "run", job]
+    with emulator_process.running_emulators(emulator_process.emulators_needed()):
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+            for line in child.stdout:
+                print(line, end="")
+    return 0 if child.returncode == 0 else 1
+
+
 def cmd_demo(args) -> int:
     """Sample data (once), then the Dagster job every schedule runs (dbt build, syncs to the local
     emulators, stakeholder copy), then a summary."""
-    import dagster as dg
-
     from relay import sample_data
 
     config.export_environment()
@@ -420,50 +245,20 @@ def cmd_demo(args) -> int:
         sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed)
         print(f"   {time.monotonic() - t:.1f}s")
     pipeline.manifest_path(ensure=True)
-    from orchestration.definitions import defs
-
-    print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy")
-    with running_emulators(emulators_needed()), dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("daily_full").execute_in_process(instance=instance, raise_on_error=False)
-    print(f"   run {result.run_id}: {'succeeded' if result.success else 'FAILED'} "
-          f"(see it in the Dagster UI: make dev)")
+    print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy", flush=True)
+    code = _run_job("daily_full")
+    print("   see the run in the Dagster UI: make dev")
     _print_summary(started_at)
     print(f"demo finished in {time.monotonic() - started:.1f}s")
-    return 0 if result.success else 1
+    return code
 
 
 def cmd_run(args) -> int:
-    """One Dagster job, in this process, on the instance in DAGSTER_HOME (it shows in the UI), against
-    the configured destinations: what a schedule tick does, on demand."""
-    import dagster as dg
-
+    """One Dagster job on the instance in DAGSTER_HOME (it shows in the UI), against the configured
+    destinations: what a schedule tick does, on demand."""
     config.export_environment()
     pipeline.manifest_path(ensure=True)
-    from orchestration.definitions import defs
-
-    started = time.monotonic()
-    with running_emulators(emulators_needed()), dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
-    print(f"run {result.run_id} of {args.job}: {'succeeded' if result.success else 'FAILED'} "
-          f"in {time.monotonic() - started:.1f}s")
-    if not result.success:
-        _print_failures(result)
-    return 0 if result.success else 1
-
-
-def _print_failures(result) -> None:
-    """What stopped the run: failed checks (a dbt test names the rows in its audit table), failed steps."""
-    import dagster as dg
-
-    for event in result.all_events:
-        data = event.event_specific_data
-        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not data.passed:
-            print(f"  check failed: {data.check_name} on {data.asset_key.to_user_string()}")
-        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            message = (data.error.message if data.error else "").strip().splitlines()
-            print(f"  step failed: {event.step_key}: {message[0] if message else ''}")
-        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-            print(f"  step skipped: {event.step_key}")
+    return _run_job(args.job)
 
 
 def _print_summary(since: datetime) -> None:
@@ -489,10 +284,7 @@ def _print_summary(since: datetime) -> None:
               f"requests={requests:<5} holds={summary['synced'].get(name, 0):,}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="relay", description="Warehouse-native retention activation.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_commands(sub) -> None:
     p = sub.add_parser("sample-data", help="generate deterministic sample raw data, or append hours of activity")
     p.add_argument("--customers", type=int, default=5000)
     p.add_argument("--seed", type=int, default=42)
@@ -509,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="recompute every model from all the data (default: only what changed since the last complete build)")
     p.set_defaults(func=cmd_build)
 
+
+def _add_sync_commands(sub) -> None:
     for name, func, text in (("plan", cmd_plan, "compute and record what each sync would send, without sending"),
                              ("sync", cmd_sync, "send each sync's changes to its destination")):
         p = sub.add_parser(name, help=text)
@@ -519,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 
+
+def _add_read_commands(sub) -> None:
     p = sub.add_parser("status", help="the last sync runs")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
@@ -537,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's contract section")
     p.set_defaults(func=cmd_contract)
 
-    # Its options are python -m sinks.emulators's (relay emulators --help), parsed by cmd_emulators: this keeps
-    # the emulators' imports out of every other command.
+
+def _add_run_commands(sub) -> None:
+    # Its options are python -m emulators's (relay emulators --help), parsed there.
     p = sub.add_parser("emulators", add_help=False,
                        help="serve the local Customer.io, Cordial and Talon.One emulators (--help: address, faults, limits)")
     p.set_defaults(func=cmd_emulators)
@@ -547,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_dev)
 
-    p = sub.add_parser("run", help="run a Dagster job now, in this process (frequent_path or daily_full)")
+    p = sub.add_parser("run", help="run a Dagster job now, in a process of its own (frequent_path or daily_full)")
     p.add_argument("job", choices=["frequent_path", "daily_full"])
     p.set_defaults(func=cmd_run)
 
@@ -557,11 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regenerate", action="store_true", help="regenerate the sample data even if a warehouse exists")
     p.set_defaults(func=cmd_demo)
 
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "emulators":
-        args.rest = rest
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+def _dispatch(args) -> int:
+    """The command, with the errors a user can act on as one line instead of a traceback."""
     try:
         return args.func(args)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
@@ -575,6 +370,19 @@ def main(argv: list[str] | None = None) -> int:
               f"Try again when it has finished; to read meanwhile, use `relay query` (the published copy).",
               file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relay", description="Warehouse-native retention activation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_commands in (_add_data_commands, _add_sync_commands, _add_read_commands, _add_run_commands):
+        add_commands(sub)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "emulators":
+        args.rest = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return _dispatch(args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
-"""Paths and environment shared by the CLI, dbt, Dagster and the sync engine.
+"""Paths and environment shared by the CLI, dbt, Dagster, the sync engine and the emulators.
+
+The ground floor: it imports nothing from the project, so sinks/ and emulators/ may both read it.
 
 Everything that touches the warehouse resolves it here, once, to an absolute path exported as
 RELAY_WAREHOUSE: dbt's profiles.yml reads that variable, so a relative path can never silently
 create a second, empty warehouse next to whatever the current directory happens to be.
+
+Where the emulators listen is one setting, read here by the clients (sinks.destinations) and by the
+emulator server's defaults (`python -m emulators`, `relay emulators`): RELAY_EMULATOR_HOST (default
+127.0.0.1) and RELAY_EMULATOR_BASE_PORT (default 8701: Customer.io on it, Cordial on +1, Talon.One on +2),
+each port also settable alone (RELAY_EMULATOR_CUSTOMERIO_PORT, RELAY_EMULATOR_CORDIAL_PORT,
+RELAY_EMULATOR_TALON_ONE_PORT).
 """
 
 import os
@@ -38,3 +46,65 @@ def export_environment() -> None:
     if not link.exists():
         link.symlink_to(PROJECT_ROOT / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# The emulators' default ports; RELAY_EMULATOR_BASE_PORT and RELAY_EMULATOR_<NAME>_PORT move them (emulator_port).
+EMULATOR_PORTS = {"customerio": 8701, "cordial": 8702, "talon_one": 8703}
+# The emulators accept these when no credentials are configured, and the clients send them: they are not secrets.
+EMULATOR_CREDENTIALS = {
+    "CUSTOMERIO_SITE_ID": "demo-site",
+    "CUSTOMERIO_TRACK_API_KEY": "demo-track-key",
+    "CUSTOMERIO_APP_API_KEY": "demo-app-key",
+    "CORDIAL_API_KEY": "demo-cordial-key",
+    "TALON_ONE_INTEGRATION_KEY": "demo-talon-integration-key",
+    "TALON_ONE_MANAGEMENT_KEY": "demo-talon-management-key",
+}
+
+
+def customerio_region(environ=os.environ) -> str:
+    """The Customer.io account's region (CUSTOMERIO_REGION): the client's hosts, and the emulator's account."""
+    region = environ.get("CUSTOMERIO_REGION", "us").lower()
+    if region not in ("us", "eu"):
+        raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; expected 'us' or 'eu'")
+    return region
+
+
+def emulator_host(environ=os.environ) -> str:
+    """Where the emulators listen and the clients call them (RELAY_EMULATOR_HOST)."""
+    return environ.get("RELAY_EMULATOR_HOST") or "127.0.0.1"
+
+
+def _port(environ, variable: str, default: int) -> int:
+    value = environ.get(variable)
+    if not value:
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{variable} is {value!r}; expected a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{variable} is {port}; expected a port number from 1 to 65535")
+    return port
+
+
+def emulator_port(name: str, environ=os.environ) -> int:
+    """The emulator port of destination `name`: RELAY_EMULATOR_<NAME>_PORT, else RELAY_EMULATOR_BASE_PORT plus
+    the destination's offset (customerio 0, cordial 1, talon_one 2), else 8701-8703."""
+    offset = list(EMULATOR_PORTS).index(name)
+    base = _port(environ, "RELAY_EMULATOR_BASE_PORT", EMULATOR_PORTS["customerio"])
+    if base + 2 > 65535:
+        raise ConfigError(f"RELAY_EMULATOR_BASE_PORT is {base}; the three emulators need it and the next two ports")
+    return _port(environ, f"RELAY_EMULATOR_{name.upper()}_PORT", base + offset)
+
+
+def emulator_url(name: str, environ=os.environ) -> str:
+    return http_url(emulator_host(environ), emulator_port(name, environ))
+
+
+def http_url(host: str, port: int) -> str:
+    """http://host:port, with an IPv6 address in brackets."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"

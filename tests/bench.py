@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_destinations import make_model, naive, spec, start_emulators  # noqa: E402
-from sinks.destinations import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+from relay.config import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 TARGETS = {  # ratio -> (target, "min" or "max")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sinks import destinations  # noqa: E402
 from sinks.declarations import SyncSpec  # noqa: E402
-from sinks.destinations import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+from relay.config import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
 from sinks.engine import SyncRun  # noqa: E402
 
 COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar", "orders_count": "bigint",
@@ -54,7 +54,7 @@ def free_port() -> int:
 def start_emulators(latency_ms: float = 0) -> tuple[subprocess.Popen, dict[str, str]]:
     ports = {name: free_port() for name in SYNCS}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sinks.emulators", "--customerio-port", str(ports["customerio"]),
+        [sys.executable, "-m", "emulators", "--customerio-port", str(ports["customerio"]),
          "--cordial-port", str(ports["cordial"]), "--talon-one-port", str(ports["talon_one"]),
          "--rate-limit-customerio", "0", "--rate-limit-customerio-app", "0", "--rate-limit-cordial", "0",
          "--rate-limit-talon-one", "0", "--rate-limit-talon-one-management", "0", "--latency-ms", str(latency_ms)],

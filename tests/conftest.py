@@ -66,9 +66,9 @@ def warehouse(tmp_path) -> Path:
 @contextlib.contextmanager
 def serve_emulators(*args: str):
     """All three emulators in this process on free loopback ports, rate limits off (`args`: more of
-    `python -m sinks.emulators`'s options); yields {destination: server}."""
-    from sinks.emulators import EmulatorServer, create_app
-    from sinks.emulators.__main__ import configs_from_args
+    `python -m emulators`'s options); yields {destination: server}."""
+    from emulators import EmulatorServer, create_app
+    from emulators.__main__ import configs_from_args
 
     limits = ("customerio", "customerio-app", "cordial", "talon-one", "talon-one-management")
     configs, _ = configs_from_args([*(f"--rate-limit-{name}=0" for name in limits), *args], {})

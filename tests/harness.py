@@ -3,7 +3,7 @@
 The destination harnesses themselves (credentials, sync specs, readers of what each destination holds) are
 test_sync_engine's, reused as they are; this module adds what a crash test needs on top of them:
 
-* `EmulatorProcess`: the three emulators served by `python -m sinks.emulators` in a process of their own
+* `EmulatorProcess`: the three emulators served by `python -m emulators` in a process of their own
   (so killing or loading the sync process never touches them), with the harnesses' credentials;
 * `attach()`: a harness reading an emulator at a URL instead of starting one in this process;
 * `start_sync()`: one sync in a worker process that can be SIGKILLed, or kill itself through the engine's
@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sinks.destinations import EMULATOR_CREDENTIALS  # noqa: E402
+from relay.config import EMULATOR_CREDENTIALS  # noqa: E402
 from test_sync_engine import HARNESSES, Harness, people_rows, query  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +51,11 @@ def credentials() -> dict[str, str]:
 
 
 class EmulatorProcess:
-    """`python -m sinks.emulators` on free ports, rate limits off, `args` appended (e.g. --fault-5xx 0.1)."""
+    """`python -m emulators` on free ports, rate limits off, `args` appended (e.g. --fault-5xx 0.1)."""
 
     def __init__(self, *args: str, log: Path | None = None) -> None:
         self.ports = {name: free_port() for name in NAMES}
-        command = [sys.executable, "-m", "sinks.emulators",
+        command = [sys.executable, "-m", "emulators",
                    "--customerio-port", str(self.ports["customerio"]), "--cordial-port", str(self.ports["cordial"]),
                    "--talon-one-port", str(self.ports["talon_one"]),
                    "--rate-limit-customerio", "0", "--rate-limit-customerio-app", "0", "--rate-limit-cordial", "0",

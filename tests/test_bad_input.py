@@ -231,8 +231,8 @@ def land_corpus(warehouse: Path) -> None:
 
 def start_emulators(keys: dict[str, str] | None = None):
     """The three emulators in this process, rate limits off, accepting `keys` (default: the demo credentials)."""
-    from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-    from sinks.destinations import EMULATOR_CREDENTIALS
+    from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
+    from relay.config import EMULATOR_CREDENTIALS
 
     k = {**EMULATOR_CREDENTIALS, **(keys or {})}
     configs = {
@@ -249,6 +249,7 @@ def start_emulators(keys: dict[str, str] | None = None):
 
 def sync_to_emulators(warehouse: Path, directory: Path) -> None:
     """The people/contact/profile syncs to fresh emulators; results and what each emulator holds as JSON."""
+    from relay import config
     from sinks import destinations
     from sinks.declarations import load_specs
     from sinks.engine import SyncRun
@@ -259,7 +260,7 @@ def sync_to_emulators(warehouse: Path, directory: Path) -> None:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("RELAY_DATA_DIR", str(warehouse.parent))
             env.setenv("RELAY_DESTINATIONS", "emulator")
-            for var in destinations.EMULATOR_CREDENTIALS:
+            for var in config.EMULATOR_CREDENTIALS:
                 env.delenv(var, raising=False)
             env.setenv("CUSTOMERIO_TRACK_URL", servers["customerio"].url)
             env.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
+from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRun
 from sinks.http import HttpClient, RetriesExhausted
 

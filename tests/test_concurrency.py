@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from sinks.declarations import SyncSpec
-from sinks.emulators import CordialConfig, EmulatorServer, RateLimit, create_app
+from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
 from sinks.http import RateLimiter, budget_dir, shared_limiter
 
 ROOT = Path(__file__).resolve().parents[1]

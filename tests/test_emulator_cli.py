@@ -118,7 +118,7 @@ def test_relay_emulators_base_port_serves_three_consecutive_ports_and_names_the_
         urls = [f"http://127.0.0.1:{base + i}" for i in range(3)]
         wait_for(urls, process)
         assert [info(url)["emulator"] for url in urls] == ["CustomerIO", "Cordial", "TalonOne"]
-        # relay emulators keeps this data directory's state; options of python -m sinks.emulators pass through.
+        # relay emulators keeps this data directory's state; options of python -m emulators pass through.
         assert {info(url)["state_dir"] for url in urls} == {str(tmp_path / "data" / "emulators")}
         assert httpx.get(f"{urls[1]}/_emulator/requests").json() == []
         # The same ports again: one clear line, no traceback, a distinct exit code.
@@ -134,7 +134,7 @@ def test_relay_emulators_base_port_serves_three_consecutive_ports_and_names_the_
 
 def test_one_setting_decides_where_server_listens_and_clients_call(warehouse, monkeypatch):
     """RELAY_EMULATOR_HOST and RELAY_EMULATOR_BASE_PORT, read by the server's defaults and by emulator_url()."""
-    from relay import cli
+    from relay import config, emulator_process
     from sinks import destinations
 
     host = "127.0.0.2"  # any loopback address: not the server's old hard-coded default
@@ -142,14 +142,14 @@ def test_one_setting_decides_where_server_listens_and_clients_call(warehouse, mo
     monkeypatch.setenv("RELAY_EMULATOR_HOST", host)
     monkeypatch.setenv("RELAY_EMULATOR_BASE_PORT", str(base))
     with emulators_process() as process:  # no options: the environment only
-        urls = [destinations.emulator_url(name) for name in NAMES]
+        urls = [config.emulator_url(name) for name in NAMES]
         assert urls == [f"http://{host}:{base + i}" for i in range(3)]
         wait_for(urls, process)
         pid = info(urls[0])["pid"]
         # The CLI finds and reuses them: this data directory's, with this process's (demo) credentials.
-        assert [cli.probe_emulator(name, url) for name, url in zip(NAMES, urls)] == [("usable", str(pid))] * 3
-        with cli.running_emulators():
-            assert [destinations.emulator_url(name) for name in NAMES] == urls
+        assert [emulator_process.probe_emulator(name, url) for name, url in zip(NAMES, urls)] == [("usable", str(pid))] * 3
+        with emulator_process.running_emulators():
+            assert [config.emulator_url(name) for name in NAMES] == urls
         assert process.poll() is None and info(urls[0])["pid"] == pid
         # A sync through the adapters reaches them.
         write(warehouse, PEOPLE, people(0, 3))
@@ -161,7 +161,7 @@ def test_one_setting_decides_where_server_listens_and_clients_call(warehouse, mo
 
 # ------------------------------------------------------------------------------------------ what the CLI reuses
 def test_an_emulator_with_other_credentials_is_never_reused(tmp_path, monkeypatch):
-    from relay import cli
+    from relay import config, emulator_process
     from sinks import destinations
 
     other = {"CORDIAL_API_KEY": OTHER_KEY, "RELAY_DATA_DIR": str(tmp_path / "other")}
@@ -169,28 +169,28 @@ def test_an_emulator_with_other_credentials_is_never_reused(tmp_path, monkeypatc
     # in the way either: this process gets its own on free ports, and its clients call those.
     with configured_ports(monkeypatch) as ports, \
             emulators_process(*(f"--{n.replace('_', '-')}-port={p}" for n, p in zip(NAMES, ports)), env=other,
-                              command=[sys.executable, "-m", "sinks.emulators", "--state-dir", other["RELAY_DATA_DIR"]]) as foreign:
+                              command=[sys.executable, "-m", "emulators", "--state-dir", other["RELAY_DATA_DIR"]]) as foreign:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         wait_for(urls, foreign)
-        with cli.running_emulators():
-            mine = [destinations.emulator_url(name) for name in NAMES]
+        with emulator_process.running_emulators():
+            mine = [config.emulator_url(name) for name in NAMES]
             assert set(mine).isdisjoint(urls)
             assert {info(url)["state_dir"] for url in mine} == {str(tmp_path / "data" / "emulators")}
             key = destinations.emulator_credential_checks("cordial")["api"][1]
             assert httpx.get(f"{mine[1]}/v2/accountlists", headers={"Authorization": key}).status_code == 200
-        assert [destinations.emulator_url(name) for name in NAMES] == urls  # the environment is restored
-        assert cli.probe_emulator("cordial", urls[1])[0] == "other"
+        assert [config.emulator_url(name) for name in NAMES] == urls  # the environment is restored
+        assert emulator_process.probe_emulator("cordial", urls[1])[0] == "other"
 
     # This data directory's emulators, started with another key: never used, and not doubled (a second set would
     # write the same state files): a clear error naming the variable and the command, never the key.
     monkeypatch.setenv("RELAY_EMULATOR_BASE_PORT", str(free_ports()[0]))
-    urls = [destinations.emulator_url(name) for name in NAMES]
+    urls = [config.emulator_url(name) for name in NAMES]
     with emulators_process(env={"CORDIAL_API_KEY": OTHER_KEY}) as stale:
         wait_for(urls, stale)
-        assert cli.probe_emulator("cordial", urls[1]) == ("refuses", "CORDIAL_API_KEY")
-        assert cli.probe_emulator("customerio", urls[0])[0] == "usable"
+        assert emulator_process.probe_emulator("cordial", urls[1]) == ("refuses", "CORDIAL_API_KEY")
+        assert emulator_process.probe_emulator("customerio", urls[0])[0] == "usable"
         with pytest.raises(RuntimeError) as refused:
-            with cli.running_emulators():
+            with emulator_process.running_emulators():
                 pytest.fail("reused an emulator that refuses this process's credentials")
         message = str(refused.value)
         assert "CORDIAL_API_KEY" in message and "relay emulators" in message and OTHER_KEY not in message
@@ -198,9 +198,9 @@ def test_an_emulator_with_other_credentials_is_never_reused(tmp_path, monkeypatc
 
 
 def test_a_port_held_by_something_else_gets_own_emulators_on_free_ports_without_traceback(tmp_path, monkeypatch):
-    script = ("import httpx, json; from relay import cli; from sinks import destinations as d\n"
-              "with cli.running_emulators():\n"
-              "    urls = {n: d.emulator_url(n) for n in ('customerio', 'cordial', 'talon_one')}\n"
+    script = ("import httpx, json; from relay import config, emulator_process; from sinks import destinations as d\n"
+              "with emulator_process.running_emulators():\n"
+              "    urls = {n: config.emulator_url(n) for n in ('customerio', 'cordial', 'talon_one')}\n"
               "    key = d.emulator_credential_checks('cordial')['api'][1]\n"
               "    status = httpx.get(urls['cordial'] + '/v2/accountlists', headers={'Authorization': key}).status_code\n"
               "    print(json.dumps({'urls': urls, 'status': status}))\n")
@@ -287,7 +287,7 @@ def test_refused_mid_run_fails_fast_in_emulator_mode_and_retries_live_with_one_l
     import asyncio
     import logging
 
-    from sinks.emulators import CordialConfig, EmulatorServer, RateLimit, create_app
+    from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
     from sinks.http import EmulatorUnreachable, HttpClient, Request, RetriesExhausted
 
     server = EmulatorServer(create_app(CordialConfig(api_key="k", port=0, rate_limits={"api": RateLimit(0)}))).start()

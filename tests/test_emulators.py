@@ -23,7 +23,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from sinks.emulators import (
+from emulators import (
     CordialConfig,
     CustomerIOConfig,
     EmulatorServer,
@@ -745,7 +745,7 @@ def test_module_entry_point_serves_all_three_and_saves_on_sigterm(tmp_path):
            "CUSTOMERIO_APP_API_KEY": APP, "CORDIAL_API_KEY": CORDIAL, "TALON_ONE_INTEGRATION_KEY": TALON,
            "TALON_ONE_MANAGEMENT_KEY": TALON_MGMT}  # fmt: skip
     flags = ("--customerio-port", "--cordial-port", "--talon-one-port")
-    command = [sys.executable, "-m", "sinks.emulators", "--state-dir", str(tmp_path), "--record-requests"]
+    command = [sys.executable, "-m", "emulators", "--state-dir", str(tmp_path), "--record-requests"]
     command += [part for flag, port in zip(flags, ports) for part in (flag, str(port))]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:

@@ -375,7 +375,7 @@ def test_no_one_but_root_can_open_the_published_copy_for_writing(monkeypatch):
 def test_a_contact_write_that_keeps_failing_logs_no_email(tmp_path, monkeypatch, caplog):
     from sinks import destinations
     from sinks.declarations import SyncSpec
-    from sinks.emulators import CordialConfig, EmulatorServer, RateLimit, create_app
+    from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
     from sinks.engine import SyncRun
     from sinks.http import HttpClient
 

@@ -25,7 +25,7 @@ import sinks.destinations.talon_one as talon_one_adapter
 from sinks import destinations
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
-from sinks.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
+from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRefused, SyncRun
 from sinks.http import HttpClient
 import vendor_schemas

@@ -1,7 +1,7 @@
 """The vendors' own schemas judge every request our clients send (as recorded by the emulators).
 
 `violations(destination, requests)` returns what a vendor's schema refuses in recorded requests (see
-`sinks.emulators.base.RecordedRequest`), each naming the destination, method, path, the JSON pointer (or
+`emulators.recording.RecordedRequest`), each naming the destination, method, path, the JSON pointer (or
 query parameter) and what the schema expected. `assert_judged(servers)` is the teardown check of every
 fixture that serves emulators to the real clients. The judges:
 

@@ -2,35 +2,17 @@
 
 RELAY_DESTINATIONS=emulator (default) points every destination at the local emulators with their demo
 credentials unless real ones are given; RELAY_DESTINATIONS=live points them at the vendors' hosts and
-requires credentials. Any *_URL variable overrides the host in either mode.
-
-Where the emulators listen is one setting, read both here (by the clients) and by the emulator server's
-defaults (`python -m sinks.emulators`, `relay emulators`): RELAY_EMULATOR_HOST (default 127.0.0.1) and
-RELAY_EMULATOR_BASE_PORT (default 8701: Customer.io on it, Cordial on +1, Talon.One on +2), each port also
-settable alone (RELAY_EMULATOR_CUSTOMERIO_PORT, RELAY_EMULATOR_CORDIAL_PORT, RELAY_EMULATOR_TALON_ONE_PORT).
+requires credentials. Any *_URL variable overrides the host in either mode. Where the emulators listen,
+and their demo credentials, are relay.config's (the emulators read the same settings there).
 Secrets are read here, at run time, and only handed to HTTP headers."""
 
 import importlib
 import os
 from pathlib import Path
 
+from relay import config
+from relay.config import ConfigError
 from sinks.destinations.base import Destination
-
-# The emulators' default ports; RELAY_EMULATOR_BASE_PORT and RELAY_EMULATOR_<NAME>_PORT move them (emulator_port).
-EMULATOR_PORTS = {"customerio": 8701, "cordial": 8702, "talon_one": 8703}
-# The emulators accept these when no credentials are configured: they are not secrets.
-EMULATOR_CREDENTIALS = {
-    "CUSTOMERIO_SITE_ID": "demo-site",
-    "CUSTOMERIO_TRACK_API_KEY": "demo-track-key",
-    "CUSTOMERIO_APP_API_KEY": "demo-app-key",
-    "CORDIAL_API_KEY": "demo-cordial-key",
-    "TALON_ONE_INTEGRATION_KEY": "demo-talon-integration-key",
-    "TALON_ONE_MANAGEMENT_KEY": "demo-talon-management-key",
-}
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def live() -> bool:
@@ -40,47 +22,14 @@ def live() -> bool:
     return mode == "live"
 
 
-def emulator_host(environ=os.environ) -> str:
-    """Where the emulators listen and the clients call them (RELAY_EMULATOR_HOST)."""
-    return environ.get("RELAY_EMULATOR_HOST") or "127.0.0.1"
-
-
-def _port(environ, variable: str, default: int) -> int:
-    value = environ.get(variable)
-    if not value:
-        return default
-    try:
-        port = int(value)
-    except ValueError:
-        raise ConfigError(f"{variable} is {value!r}; expected a port number") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{variable} is {port}; expected a port number from 1 to 65535")
-    return port
-
-
-def emulator_port(name: str, environ=os.environ) -> int:
-    """The emulator port of destination `name`: RELAY_EMULATOR_<NAME>_PORT, else RELAY_EMULATOR_BASE_PORT plus
-    the destination's offset (customerio 0, cordial 1, talon_one 2), else 8701-8703."""
-    offset = list(EMULATOR_PORTS).index(name)
-    base = _port(environ, "RELAY_EMULATOR_BASE_PORT", EMULATOR_PORTS["customerio"])
-    if base + 2 > 65535:
-        raise ConfigError(f"RELAY_EMULATOR_BASE_PORT is {base}; the three emulators need it and the next two ports")
-    return _port(environ, f"RELAY_EMULATOR_{name.upper()}_PORT", base + offset)
-
-
-def emulator_url(name: str, environ=os.environ) -> str:
-    host = emulator_host(environ)
-    return f"http://{f'[{host}]' if ':' in host else host}:{emulator_port(name, environ)}"
-
-
 # The environment variable that points each destination elsewhere than its emulator.
 URL_OVERRIDES = {"customerio": ("CUSTOMERIO_TRACK_URL", "CUSTOMERIO_APP_URL"), "cordial": ("CORDIAL_API_URL",),
                  "talon_one": ("TALON_ONE_BASE_URL",)}
 
 
 def uses_emulator(name: str) -> bool:
-    """Whether destination `name` calls its emulator at emulator_url(): emulator mode, and a *_URL variable does
-    not point it (or, for Customer.io, both of its APIs) elsewhere."""
+    """Whether destination `name` calls its emulator at config.emulator_url(): emulator mode, and a *_URL
+    variable does not point it (or, for Customer.io, both of its APIs) elsewhere."""
     return not live() and not all(os.environ.get(v) for v in URL_OVERRIDES[name])
 
 
@@ -90,12 +39,13 @@ def emulator_credential_checks(name: str) -> dict[str, tuple[str, str]]:
     adapter = build(name)
     return {group: (adapter.CREDENTIAL_VARIABLES[group], header) for group, header in adapter.auth_headers().items()}
 
+
 def _secret(var: str, required: bool = True) -> str | None:
     value = os.environ.get(var)
     if value:
         return value
     if not live():
-        return EMULATOR_CREDENTIALS.get(var)
+        return config.EMULATOR_CREDENTIALS.get(var)
     if required:
         raise ConfigError(f"{var} is not set (required with RELAY_DESTINATIONS=live)")
     return None
@@ -117,12 +67,9 @@ def build(name: str) -> Destination:
     if name == "customerio":
         from sinks.destinations.customerio import CustomerIO
 
-        region = os.environ.get("CUSTOMERIO_REGION", "us").lower()
-        if region not in ("us", "eu"):
-            raise ConfigError(f"CUSTOMERIO_REGION is {region!r}; expected 'us' or 'eu'")
-        suffix = "-eu" if region == "eu" else ""
-        default_track = f"https://track{suffix}.customer.io" if live() else emulator_url(name)
-        default_app = f"https://api{suffix}.customer.io" if live() else emulator_url(name)
+        suffix = "-eu" if config.customerio_region() == "eu" else ""
+        default_track = f"https://track{suffix}.customer.io" if live() else config.emulator_url(name)
+        default_app = f"https://api{suffix}.customer.io" if live() else config.emulator_url(name)
         return CustomerIO(
             track_url=os.environ.get("CUSTOMERIO_TRACK_URL", default_track),
             app_url=os.environ.get("CUSTOMERIO_APP_URL", default_app),
@@ -140,10 +87,10 @@ def build(name: str) -> Destination:
         import_dir = os.environ.get("CORDIAL_IMPORT_DIR")
         import_url = os.environ.get("CORDIAL_IMPORT_URL")
         if not live() and not import_dir:
-            import_dir = os.path.join(os.path.abspath(os.environ.get("RELAY_DATA_DIR", "data")), "cordial_imports")
+            import_dir = str(config.data_dir() / "cordial_imports")
             import_url = Path(import_dir).as_uri()
         return Cordial(
-            base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if live() else emulator_url(name)),
+            base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if live() else config.emulator_url(name)),
             api_key=_secret("CORDIAL_API_KEY"),
             rate_per_min=float(os.environ.get("CORDIAL_RATE_LIMIT_PER_MIN", "6000")),
             concurrency=concurrency,
@@ -154,7 +101,7 @@ def build(name: str) -> Destination:
     if name == "talon_one":
         from sinks.destinations.talon_one import TalonOne
 
-        base = os.environ.get("TALON_ONE_BASE_URL") or (None if live() else emulator_url(name))
+        base = os.environ.get("TALON_ONE_BASE_URL") or (None if live() else config.emulator_url(name))
         if not base:
             raise ConfigError("TALON_ONE_BASE_URL is not set (your deployment's URL, e.g. https://yourbrand.europe-west1.talon.one)")
         return TalonOne(

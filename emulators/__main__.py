@@ -1,7 +1,7 @@
-"""`python -m sinks.emulators`: serve the three emulators until SIGINT/SIGTERM.
+"""`python -m emulators`: serve the three emulators until SIGINT/SIGTERM.
 
 Address, ports, state directory, rate limits and faults come from arguments. The address and ports default
-to what the clients call (sinks.destinations.emulator_url): RELAY_EMULATOR_HOST, RELAY_EMULATOR_BASE_PORT and
+to what the clients call (relay.config.emulator_url): RELAY_EMULATOR_HOST, RELAY_EMULATOR_BASE_PORT and
 RELAY_EMULATOR_<NAME>_PORT, else 127.0.0.1:8701-8703. Credentials come from the
 environment (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY, CUSTOMERIO_APP_API_KEY, CUSTOMERIO_REGION,
 CORDIAL_API_KEY, TALON_ONE_INTEGRATION_KEY, TALON_ONE_MANAGEMENT_KEY). A variable that is unset falls back
@@ -16,13 +16,22 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sinks.destinations import EMULATOR_CREDENTIALS, EMULATOR_PORTS, ConfigError, emulator_host, emulator_port
+from relay.config import (
+    EMULATOR_CREDENTIALS,
+    EMULATOR_PORTS,
+    ConfigError,
+    customerio_region,
+    emulator_host,
+    emulator_port,
+)
 
 from . import CordialConfig, CustomerIOConfig, EmulatorConfig, Faults, RateLimit, TalonOneConfig, create_app
-from .base import CannotListen, run_servers
+from .server import CannotListen, run_servers
 
-log = logging.getLogger("sinks.emulators")
-EXIT_CANNOT_LISTEN = 75  # a port is taken (or the address is not this machine's): nothing was served
+log = logging.getLogger("emulators")
+# A port is taken (or the address is not this machine's): nothing was served. EX_TEMPFAIL, so that whoever
+# starts the emulators knows it without importing them.
+EXIT_CANNOT_LISTEN = os.EX_TEMPFAIL
 
 
 def _port(text: str) -> int:
@@ -32,8 +41,8 @@ def _port(text: str) -> int:
     return port
 
 
-def parser(prog: str = "python -m sinks.emulators") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m emulators", description=(
         "Serve the Customer.io, Cordial and Talon.One emulators until SIGINT/SIGTERM. Credentials come from the "
         "environment as the clients read them (CUSTOMERIO_SITE_ID, CORDIAL_API_KEY, ...; demo values when unset)."))
     where = p.add_argument_group(
@@ -85,6 +94,27 @@ def address(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, 
     return args.host or emulator_host(environ), ports
 
 
+def credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each credential variable's value, or the demo value the clients also fall back to (named in the log)."""
+    defaulted = sorted(name for name in EMULATOR_CREDENTIALS if not environ.get(name))
+    if defaulted:
+        log.info("demo credentials in use for: %s", ", ".join(defaulted))
+    return {name: environ.get(name) or demo for name, demo in EMULATOR_CREDENTIALS.items()}
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    return Faults(
+        error_rate=args.fault_5xx,
+        drop_rate=args.fault_drop,
+        timeout_rate=args.fault_timeout,
+        timeout_s=args.timeout_s,
+        latency_ms=args.latency_ms,
+        spike_rate=args.spike_rate,
+        spike_ms=args.spike_ms,
+        seed=args.seed,
+    )
+
+
 def configs_from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[list[EmulatorConfig], str]:
     """The three emulator configs (and the host) from command-line arguments and environment variables."""
     p = parser()
@@ -95,25 +125,11 @@ def configs_from_namespace(args: argparse.Namespace, environ: Mapping[str, str],
                            parser: argparse.ArgumentParser) -> tuple[list[EmulatorConfig], str]:
     try:
         host, ports = address(args, environ)
+        region = customerio_region(environ)
     except ConfigError as exc:
         parser.error(str(exc))
-    region = environ.get("CUSTOMERIO_REGION", "us").lower()
-    if region not in ("us", "eu"):
-        parser.error("CUSTOMERIO_REGION must be us or eu")
-    defaulted = sorted(name for name in EMULATOR_CREDENTIALS if not environ.get(name))
-    if defaulted:
-        log.info("demo credentials in use for: %s", ", ".join(defaulted))
-    env = {name: environ.get(name) or demo for name, demo in EMULATOR_CREDENTIALS.items()}
-    faults = Faults(
-        error_rate=args.fault_5xx,
-        drop_rate=args.fault_drop,
-        timeout_rate=args.fault_timeout,
-        timeout_s=args.timeout_s,
-        latency_ms=args.latency_ms,
-        spike_rate=args.spike_rate,
-        spike_ms=args.spike_ms,
-        seed=args.seed,
-    )
+    env = credentials(environ)
+    faults = faults_from_args(args)
 
     def common(name: str, port: int, **fault_overrides: float) -> dict:
         return {
@@ -166,10 +182,8 @@ def client_settings(host: str, ports: Sequence[int], environ: Mapping[str, str])
     return " ".join([f"RELAY_EMULATOR_HOST={host}", *settings])
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sinks.emulators",
-         defaults: Mapping[str, object] | None = None) -> int:
-    p = parser(prog)
-    p.set_defaults(**(defaults or {}))
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     configs, host = configs_from_namespace(args, os.environ, p)

@@ -29,7 +29,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .base import ApiError, Emulator, EmulatorConfig, Endpoint, RateLimit, json_body, same, scheme_token, utc_now
+from .api import ApiError, Endpoint, json_body, same, scheme_token, utc_now
+from .base import Emulator, EmulatorConfig
+from .rate_limit import RateLimit
 
 ENTITIES = {  # as talon-one-sdk 26.2's NewAttribute has them (no LoyaltyCard)
     "Application", "Campaign", "CustomerProfile", "CustomerSession", "CartItem", "Coupon", "Event",

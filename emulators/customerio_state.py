@@ -1,0 +1,101 @@
+"""Customer.io's workspace state: people with their identifier index, manual segments, objects, suppressions
+and event ids."""
+
+from collections import Counter, deque
+from typing import Any
+
+
+def identifier_key(kind: str, value: str) -> str:
+    """Index key of an identifier; emails compare case-insensitively."""
+    return f"{kind}:{value.lower() if kind == 'email' else value}"
+
+
+class CustomerIOState:
+    """People, manual segments and objects of one workspace."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        # A person is {"attributes": {...}} plus whichever of id/email/phone it has and "ts", the
+        # timestamp of its last ordered update; kept JSON-ready so state dumps need no copying.
+        self.people: dict[str, dict[str, Any]] = {}  # by cio_id
+        self.index: dict[str, str] = {}  # identifier_key(kind, value) -> cio_id
+        self.segments: dict[int, dict[str, Any]] = {}  # members is a set of cio_ids
+        self.objects: dict[str, dict[str, Any]] = {}  # "<object_type_id>:<object_id>" -> attributes
+        self.suppressed: dict[str, list[str]] = {}  # identifier key -> every key suppressed with it
+        self.event_ids: set[str] = set()  # ULIDs seen, for deduplication
+        self.events: Counter[str] = Counter()  # accepted events by name
+        self.failures: deque[dict[str, str]] = deque(maxlen=1000)  # attribute update failures, latest last
+        self.next_person = 1
+        self.next_segment = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "people": self.people,
+            "segments": {str(i): {**s, "members": sorted(s["members"])} for i, s in self.segments.items()},
+            "objects": self.objects,
+            "suppressed": sorted({tuple(group) for group in self.suppressed.values()}),
+            "event_ids": list(self.event_ids),
+            "events": dict(self.events),
+            "attribute_failures": list(self.failures),
+            "next_person": self.next_person,
+            "next_segment": self.next_segment,
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.clear()
+        self.people = data["people"]
+        for cio_id, person in self.people.items():
+            for kind in ("id", "email", "phone"):
+                if kind in person:
+                    self.index[identifier_key(kind, person[kind])] = cio_id
+        self.segments = {int(i): {**s, "members": set(s["members"])} for i, s in data["segments"].items()}
+        self.objects = data["objects"]
+        for group in data["suppressed"]:
+            for key in group:
+                self.suppressed[key] = list(group)
+        self.event_ids = set(data["event_ids"])
+        self.events = Counter(data["events"])
+        self.failures.extend(data["attribute_failures"])
+        self.next_person = data["next_person"]
+        self.next_segment = data["next_segment"]
+
+    def find(self, kind: str, value: str) -> str | None:
+        if kind == "cio_id":
+            return value if value in self.people else None
+        return self.index.get(identifier_key(kind, value))
+
+    def person(self, kind: str, value: str) -> dict[str, Any] | None:
+        """In-process lookup for tests: the stored person, or None."""
+        cio_id = self.find(kind, value)
+        return None if cio_id is None else self.people[cio_id]
+
+    def create(self) -> str:
+        cio_id = f"{self.next_person:08x}"
+        self.next_person += 1
+        self.people[cio_id] = {"attributes": {}}
+        return cio_id
+
+    def set_identifier(self, cio_id: str, kind: str, value: str) -> None:
+        person = self.people[cio_id]
+        if kind in person:
+            del self.index[identifier_key(kind, person[kind])]
+        person[kind] = value
+        self.index[identifier_key(kind, value)] = cio_id
+
+    def delete(self, cio_id: str) -> dict[str, Any]:
+        person = self.people.pop(cio_id)
+        for kind in ("id", "email", "phone"):
+            if kind in person:
+                del self.index[identifier_key(kind, person[kind])]
+        for segment in self.segments.values():
+            segment["members"].discard(cio_id)
+        return person
+
+    def is_suppressed(self, kind: str, value: str) -> bool:
+        return identifier_key(kind, value) in self.suppressed
+
+
+def cleared(value: Any) -> bool:
+    return value is None or value == ""

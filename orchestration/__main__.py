@@ -1,0 +1,57 @@
+"""`python -m orchestration run JOB`: one Dagster job, in this process, on the instance in DAGSTER_HOME (it
+shows in the UI), against the configured destinations: what a schedule tick does, on demand. Prints the run
+id and its outcome, and what stopped a failed run; exits 0 when the run succeeded, else 1.
+
+`relay run` and `relay demo` start it as a child process, once the emulators it needs are running."""
+
+import argparse
+import sys
+import time
+
+import dagster as dg
+
+from relay import config, pipeline
+
+
+def print_failures(result) -> None:
+    """What stopped the run: failed checks (a dbt test names the rows in its audit table), failed steps."""
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not data.passed:
+            print(f"  check failed: {data.check_name} on {data.asset_key.to_user_string()}")
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            message = (data.error.message if data.error else "").strip().splitlines()
+            print(f"  step failed: {event.step_key}: {message[0] if message else ''}")
+        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+            print(f"  step skipped: {event.step_key}")
+
+
+def run(defs: dg.Definitions, job: str) -> int:
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+    print(f"run {result.run_id} of {job}: {'succeeded' if result.success else 'FAILED'} "
+          f"in {time.monotonic() - started:.1f}s")
+    if not result.success:
+        print_failures(result)
+    return 0 if result.success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestration", description="Run Relay's Dagster jobs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a Dagster job now, in this process")
+    p.add_argument("job")
+    args = parser.parse_args(argv)
+    config.export_environment()
+    pipeline.manifest_path(ensure=True)
+    from orchestration.definitions import defs  # loading it needs the manifest
+
+    jobs = sorted(job.name for job in defs.jobs)
+    if args.job not in jobs:
+        parser.error(f"unknown job {args.job!r}; the jobs are {', '.join(jobs)}")
+    return run(defs, args.job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
