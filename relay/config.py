@@ -22,7 +22,7 @@ DBT_PROJECT_DIR = Path(os.environ.get("RELAY_DBT_PROJECT_DIR") or PROJECT_ROOT /
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("RELAY_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+    return Path(os.environ.get("RELAY_DATA_DIR") or PROJECT_ROOT / "data").resolve()
 
 
 def warehouse_path() -> Path:
@@ -50,6 +50,14 @@ def export_environment() -> None:
 
 class ConfigError(ValueError):
     pass
+
+
+def live() -> bool:
+    """RELAY_DESTINATIONS: `emulator` (the default: the local emulators) or `live` (the vendors' hosts)."""
+    mode = os.environ.get("RELAY_DESTINATIONS", "emulator")
+    if mode not in ("emulator", "live"):
+        raise ConfigError(f"RELAY_DESTINATIONS is {mode!r}; expected 'emulator' or 'live'")
+    return mode == "live"
 
 
 # The emulators' default ports; RELAY_EMULATOR_BASE_PORT and RELAY_EMULATOR_<NAME>_PORT move them (emulator_port).

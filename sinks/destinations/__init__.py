@@ -15,13 +15,6 @@ from relay.config import ConfigError
 from sinks.destinations.base import Destination
 
 
-def live() -> bool:
-    mode = os.environ.get("RELAY_DESTINATIONS", "emulator")
-    if mode not in ("emulator", "live"):
-        raise ConfigError(f"RELAY_DESTINATIONS is {mode!r}; expected 'emulator' or 'live'")
-    return mode == "live"
-
-
 # The environment variable that points each destination elsewhere than its emulator.
 URL_OVERRIDES = {"customerio": ("CUSTOMERIO_TRACK_URL", "CUSTOMERIO_APP_URL"), "cordial": ("CORDIAL_API_URL",),
                  "talon_one": ("TALON_ONE_BASE_URL",)}
@@ -30,7 +23,7 @@ URL_OVERRIDES = {"customerio": ("CUSTOMERIO_TRACK_URL", "CUSTOMERIO_APP_URL"), "
 def uses_emulator(name: str) -> bool:
     """Whether destination `name` calls its emulator at config.emulator_url(): emulator mode, and a *_URL
     variable does not point it (or, for Customer.io, both of its APIs) elsewhere."""
-    return not live() and not all(os.environ.get(v) for v in URL_OVERRIDES[name])
+    return not config.live() and not all(os.environ.get(v) for v in URL_OVERRIDES[name])
 
 
 def emulator_credential_checks(name: str) -> dict[str, tuple[str, str]]:
@@ -44,7 +37,7 @@ def _secret(var: str, required: bool = True) -> str | None:
     value = os.environ.get(var)
     if value:
         return value
-    if not live():
+    if not config.live():
         return config.EMULATOR_CREDENTIALS.get(var)
     if required:
         raise ConfigError(f"{var} is not set (required with RELAY_DESTINATIONS=live)")
@@ -68,8 +61,8 @@ def build(name: str) -> Destination:
         from sinks.destinations.customerio import CustomerIO
 
         suffix = "-eu" if config.customerio_region() == "eu" else ""
-        default_track = f"https://track{suffix}.customer.io" if live() else config.emulator_url(name)
-        default_app = f"https://api{suffix}.customer.io" if live() else config.emulator_url(name)
+        default_track = f"https://track{suffix}.customer.io" if config.live() else config.emulator_url(name)
+        default_app = f"https://api{suffix}.customer.io" if config.live() else config.emulator_url(name)
         return CustomerIO(
             track_url=os.environ.get("CUSTOMERIO_TRACK_URL", default_track),
             app_url=os.environ.get("CUSTOMERIO_APP_URL", default_app),
@@ -86,11 +79,11 @@ def build(name: str) -> Destination:
         # machine, so they read the data dir directly; live, imports are on only when both are set.
         import_dir = os.environ.get("CORDIAL_IMPORT_DIR")
         import_url = os.environ.get("CORDIAL_IMPORT_URL")
-        if not live() and not import_dir:
+        if not config.live() and not import_dir:
             import_dir = str(config.data_dir() / "cordial_imports")
             import_url = Path(import_dir).as_uri()
         return Cordial(
-            base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if live() else config.emulator_url(name)),
+            base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if config.live() else config.emulator_url(name)),
             api_key=_secret("CORDIAL_API_KEY"),
             rate_per_min=float(os.environ.get("CORDIAL_RATE_LIMIT_PER_MIN", "6000")),
             concurrency=concurrency,
@@ -101,7 +94,7 @@ def build(name: str) -> Destination:
     if name == "talon_one":
         from sinks.destinations.talon_one import TalonOne
 
-        base = os.environ.get("TALON_ONE_BASE_URL") or (None if live() else config.emulator_url(name))
+        base = os.environ.get("TALON_ONE_BASE_URL") or (None if config.live() else config.emulator_url(name))
         if not base:
             raise ConfigError("TALON_ONE_BASE_URL is not set (your deployment's URL, e.g. https://yourbrand.europe-west1.talon.one)")
         return TalonOne(

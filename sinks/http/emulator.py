@@ -3,11 +3,11 @@ emulators are not running, and waiting would not start them. EmulatorUnreachable
 the address and `relay emulators`, when a client is opened and when a request is refused."""
 
 import ipaddress
-import os
 import socket
 
 import httpx
 
+from relay import config
 from sinks.http.exceptions import EmulatorUnreachable
 
 
@@ -19,10 +19,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _emulator_mode() -> bool:
-    return os.environ.get("RELAY_DESTINATIONS", "emulator") != "live"
 
 
 def connection_refused(exc: BaseException) -> bool:
@@ -46,7 +42,7 @@ def check_listening(base_url: str) -> None:
     """In emulator mode, raise EmulatorUnreachable when nothing listens at a loopback `base_url` (one local
     connect); anything else is left to the requests and their retries."""
     url = httpx.URL(base_url)
-    if not _emulator_mode() or not url.host or not is_loopback(url.host):
+    if not not config.live() or not url.host or not is_loopback(url.host):
         return
     try:
         socket.create_connection((url.host, url.port or (443 if url.scheme == "https" else 80)), timeout=1).close()
@@ -58,5 +54,5 @@ def check_listening(base_url: str) -> None:
 
 def check_refused(exc: httpx.TransportError, target: httpx.URL) -> None:
     """In emulator mode, raise EmulatorUnreachable when `exc` is a refused connection to this machine."""
-    if isinstance(exc, httpx.ConnectError) and connection_refused(exc) and _emulator_mode() and is_loopback(target.host):
+    if isinstance(exc, httpx.ConnectError) and connection_refused(exc) and not config.live() and is_loopback(target.host):
         raise EmulatorUnreachable(_origin(target)) from None

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from relay import config
+
 log = logging.getLogger("relay.http")
 
 # tokens, stamp, rate, last_raise, pause_until: wall-clock seconds, so every process reads them alike.
@@ -24,8 +26,8 @@ MAX_PAUSE_S = 600.0
 
 
 def budget_dir() -> Path:
-    """Where rate budgets are shared: the data directory, resolved as relay.config does."""
-    return Path(os.environ.get("RELAY_DATA_DIR") or Path(__file__).resolve().parents[2] / "data") / "rate_budgets"
+    """Where rate budgets are shared, by every process using this data directory."""
+    return config.data_dir() / "rate_budgets"
 
 
 class RateLimiter:
