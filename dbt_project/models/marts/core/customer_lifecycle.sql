@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- One row per person: commerce lifecycle attributes (named like Fivetran's shopify__customers where
     the meaning is the same), engagement and consent, evaluated at the as-of time (int_as_of).
     Only valid orders count: test orders and cancelled/voided orders are excluded everywhere here.

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Cart abandonment, one row per person who started a checkout: their latest checkout and where it
     stands at the as-of time.
     Entry: a checkout started (Shopify abandoned_checkout or a Segment "Checkout Started" event) with

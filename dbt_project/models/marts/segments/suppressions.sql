@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Suppression flags, one row per person. Suppressed people stay synced as people (with these flags)
     but are kept out of every promotional audience (winback, cart windows, incentive tiers).
       recent_purchaser  last valid order within var suppress_recent_purchase_days days; exits at

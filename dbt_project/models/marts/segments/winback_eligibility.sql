@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Winback eligibility, one row per person; what Talon.One enforces at checkout and Customer.io targets.
     Entry: at least one valid order and the last one is older than var winback_window_days.
     Eligible from last order + window until winback_eligible_until = last order + window +
