@@ -1,6 +1,6 @@
 {#- The run log: on-run-start opens a row per dbt build or run, on-run-end closes it when every scoped
     model was rebuilt. The next run is scoped only on a closed row (previous_run.sql). Private to these
-    macros: Relay's code reads the log through the model dbt_builds (models/relay). -#}
+    macros: Relay's code reads the log through the model dbt_builds (models/builds). -#}
 
 {% macro relay_scope_log() -%}
     relay.dbt_scope_runs

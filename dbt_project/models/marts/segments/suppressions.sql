@@ -23,9 +23,9 @@ as_of as (
 flagged as (
     select
         lifecycle.customer_key,
-        {{ dbt.dateadd('day', var('suppress_recent_purchase_days', 7), 'lifecycle.most_recent_order_timestamp') }} as recent_purchase_suppressed_until,
+        {{ time_boundary('recent_purchase_suppression_end', 'lifecycle.most_recent_order_timestamp') }} as recent_purchase_suppressed_until,
         coalesce(
-            {{ dbt.dateadd('day', var('suppress_recent_purchase_days', 7), 'lifecycle.most_recent_order_timestamp') }} > as_of.as_of,
+            {{ time_boundary('recent_purchase_suppression_end', 'lifecycle.most_recent_order_timestamp') }} > as_of.as_of,
             false
         ) as is_recent_purchaser,
         lifecycle.is_email_unsubscribed as is_unsubscribed,
