@@ -91,9 +91,9 @@ clock_keys as (
     cross join clock
     where previous_orders.customer_key is not null
         and (
+            false
             {%- for boundary in boundaries['order'] %}
-            ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
-            {{ 'or' if not loop.last }}
+            or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
             {%- endfor %}
         )
 
