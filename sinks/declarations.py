@@ -49,7 +49,7 @@ class SyncSpec:
 
 SCOPE_MODEL = "int_scope_keys"  # dbt_project/models/intermediate/scope: the people a scoped build rebuilt
 SCOPE_KEY = "customer_key"
-SCOPE_LOG = "relay.dbt_scope_runs"  # one row per dbt build (dbt_project/macros/scope.sql)
+SCOPE_LOG = "relay.dbt_builds"  # one row per dbt build (dbt_project/models/builds/dbt_builds)
 
 
 def load_specs(manifest_path: Path) -> list[SyncSpec]:

@@ -1,4 +1,4 @@
-"""Scoped dbt runs (dbt_project/macros/scope.sql) give exactly what a full rebuild gives.
+"""Scoped dbt runs (dbt_project/macros/scope/) give exactly what a full rebuild gives.
 
 A build after a complete one recomputes only the identity components and people the loaders touched
 since. Here the loaders append three hours of activity and also merge two people, change an email,

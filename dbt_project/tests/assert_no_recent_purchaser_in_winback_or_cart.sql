@@ -14,7 +14,7 @@ recent_buyers as (
     where orders.is_valid
         and orders.customer_key is not null
         and orders.created_at <= as_of.as_of
-        and {{ dbt.dateadd('day', var('suppress_recent_purchase_days', 7), 'orders.created_at') }} > as_of.as_of
+        and {{ time_boundary('recent_purchase_suppression_end', 'orders.created_at') }} > as_of.as_of
 )
 
 select

@@ -18,7 +18,7 @@ where (winback.winback_eligible
         and (
             winback.winback_eligible_until is null
             or winback.winback_eligible_until <= as_of.as_of
-            or {{ dbt.dateadd('day', var('winback_window_days', 60), 'winback.most_recent_order_timestamp') }} > as_of.as_of
+            or {{ time_boundary('winback_window_start', 'winback.most_recent_order_timestamp') }} > as_of.as_of
         ))
     -- an offer end in the future for someone not eligible reads as a live offer where it cannot be unset
     or (not winback.winback_eligible and not (winback.winback_eligible_until <= as_of.as_of))

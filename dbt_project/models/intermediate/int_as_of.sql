@@ -2,7 +2,7 @@
     else the newest landed activity (order placed, checkout started, event received), so the same
     data always yields the same segments and a rebuild on unchanged data changes nothing.
     An event's device clock can run ahead, so an event counts at the earlier of its device time and
-    the time Segment received it. A scoped run (macros/scope.sql) reads only the activity that landed
+    the time Segment received it. A scoped run (macros/scope/) reads only the activity that landed
     since the previous run: the clock moves forward from the previous run's, never back. -#}
 
 {%- set previous = relay_previous_run() %}

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['customer_key', 'key'], ['checkout_token', 'self']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['customer_key', 'key'], ['checkout_token', 'self']]) }}
 
 {#- Every checkout a person started, from Shopify's abandoned_checkout table and from Segment
     "Checkout Started" events, one row per checkout token (the event and the Shopify row of one

@@ -1,17 +1,10 @@
 -- depends_on: {{ ref('int_scope_identifiers') }}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['event_id', 'self']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['event_id', 'self']]) }}
 
 {#- Segment track events with the person they belong to: by user_id (a Shopify customer id, or another
     known id), else by anonymous_id once an identify call tied that device to a person. Events of
     devices never identified have no customer_key.
-    Scoped runs (macros/scope.sql) attribute the new events and re-key the stored ones whose user or
+    Scoped runs (macros/scope/) attribute the new events and re-key the stored ones whose user or
     device changed person. -#}
 
 {%- if relay_scoped() %}

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']]) }}
 
 {#- One row per order (test orders included but flagged) with its person, discount codes and refunds.
     is_valid excludes test orders and cancelled or voided orders: only valid orders count in

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['customer_key', 'key'], ["'shopify_order:' || cast(order_id as varchar)", 'record']]) }}
 
 {#- One row per refund of a known order, with its amount and the person it belongs to.
     Amount = refunded line subtotals + tax; a refund without refunded lines (shipping, goodwill)

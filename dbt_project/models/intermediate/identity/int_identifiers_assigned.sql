@@ -23,7 +23,7 @@
         later disappears, the retired anchor's component gets its old key back.
       * If every record of an anchor is deleted, its key moves to the earliest remaining identifier
         that carried it, so deleting one record does not re-key a person.
-    Incremental runs write only new rows and rows whose key changed; scoped runs (macros/scope.sql) look
+    Incremental runs write only new rows and rows whose key changed; scoped runs (macros/scope/) look
     only at the components in scope. Protected from --full-refresh: the memory cannot be recomputed. -#}
 
 with clustered as (

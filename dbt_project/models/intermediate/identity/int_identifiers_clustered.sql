@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['identifier', 'identifier']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['identifier', 'identifier']]) }}
 
 {#- Connected components of the identity graph, in SQL: label propagation with pointer jumping,
     unrolled var identity_max_iterations times (each round is one join over the edges and one
@@ -15,7 +8,7 @@
     so a handful of rounds suffice; the singular test assert_identity_converged fails if they did not
     (some link still joins two different labels).
     component_id is the component's smallest identifier, a name only: the stable person key is assigned
-    in int_identifiers_assigned. Scoped runs cluster the components in scope (macros/scope.sql). -#}
+    in int_identifiers_assigned. Scoped runs cluster the components in scope (macros/scope/). -#}
 
 {%- set iterations = var('identity_max_iterations', 6) | int -%}
 

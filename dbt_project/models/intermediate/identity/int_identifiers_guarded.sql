@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['identifier', 'identifier']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['identifier', 'identifier']]) }}
 
 {#- One row per distinct identifier, with the guard that decides whether it may link records.
     Only soft identifiers (email, hashed email, phone, anonymous id) are guarded; account and contact ids always link.

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[["record_type || ':' || record_id", 'changed']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[["record_type || ':' || record_id", 'changed']]) }}
 
 {#- Every identifier every source record carries, one row per (record, identifier): the raw material
     of the identity graph. An identifier is "<type>:<value>" with a normalised value:
@@ -13,7 +6,7 @@
       anonymous_id:<segment anonymous id>   salesforce_contact:<id>   segment_user:<non-numeric user id>
     Segment user ids are Shopify customer ids as text, so numeric ones become shopify_customer nodes.
     Test orders are staff activity, not a person's, and link nothing.
-    Scoped runs (macros/scope.sql) re-read only the records the loaders changed. -#}
+    Scoped runs (macros/scope/) re-read only the records the loaders changed. -#}
 
 with customers as (
     select * from {{ ref('stg_shopify__customers') }}

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['identifier', 'identifier']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['identifier', 'identifier']]) }}
 
 {#- Every identifier in this run's identity graph with the stable customer_key of its person (the
     assignment memory also holds identifiers that have since left the graph; they are dropped here).

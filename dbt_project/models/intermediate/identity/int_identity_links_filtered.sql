@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['from_identifier', 'identifier'], ['to_identifier', 'identifier']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['from_identifier', 'identifier'], ['to_identifier', 'identifier']]) }}
 
 {#- The edges of the identity graph: two identifiers are linked when one source record carries both
     and both pass the guard (int_identifiers_guarded). Each record links its identifiers to its

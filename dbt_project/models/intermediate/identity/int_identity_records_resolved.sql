@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[["record_type || ':' || record_id", 'record']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[["record_type || ':' || record_id", 'record']]) }}
 
 {#- Which person each source record belongs to: the customer_key of any of its linkable identifiers
     (they are all in one component, because the record itself links them). Records whose every

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Marketing consent per person and channel, merged across the person's Shopify accounts and
     Salesforce contacts. Precedence (an opt-out is never overridden by a weaker signal):
       1. A Salesforce contact of the person opted out of email (HasOptedOutOfEmail) -> unsubscribed.

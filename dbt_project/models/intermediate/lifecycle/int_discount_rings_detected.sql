@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Accounts that look like one buyer farming first-order codes: customers who each took a discount
     code on their first order and share a shipping address or a payment card with at least
     var abuse_ring_min_accounts - 1 other such customers. Address fingerprint = lower-cased street +

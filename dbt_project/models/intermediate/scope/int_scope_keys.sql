@@ -3,11 +3,10 @@
                  away must lose its rows); this covers every changed order, refund, checkout and account;
       events     people with a new event, or an event whose time the clock just passed;
       tokens     owners of checkouts whose token a changed order carries (guest orders convert carts);
-      clock      people a time boundary of a segment passed between the previous clock and this one:
-                 order + new/at-risk/lapsed/churned/suppression/winback window/offer end/promo window/
-                 recent-redeemer days, refunds and checkouts (grace, short and long window, conversion);
-                 everyone when VIP tiers are by percentile (the cut-offs depend on every buyer and
-                 re-base monthly);
+      clock      people a segment's time boundary (macros/time_boundaries.sql: every one, after an order
+                 or a checkout's start) passed between the previous clock and this one, and people whose
+                 refund, checkout start or conversion it passed; everyone when VIP tiers are by
+                 percentile (the cut-offs depend on every buyer and re-base monthly);
       rings      accounts sharing a shipping address or card with any of the above (ring sizes change).
     Empty when not scoped. Reads the previous run's commerce tables directly: for people out of scope
     they are still current. -#}
@@ -19,6 +18,19 @@
 -- depends_on: {{ ref('stg_shopify__transactions') }}
 
 {%- set scoped = relay_scoped() %}
+
+{#- Every declared time boundary as SQL on the column of its anchor (equal ones once). #}
+{%- set anchors = {'order': 'previous_orders.created_at', 'checkout': 'checkouts.started_at'} %}
+{%- set boundaries = {'order': [], 'checkout': []} %}
+{%- for name, boundary in time_boundaries().items() %}
+    {%- if boundary.anchor not in anchors %}
+        {{- exceptions.raise_compiler_error("time boundary '" ~ name ~ "': int_scope_keys has no anchor '" ~ boundary.anchor ~ "'") }}
+    {%- endif %}
+    {%- set expression = time_boundary(name, anchors[boundary.anchor]) %}
+    {%- if expression not in boundaries[boundary.anchor] %}
+        {%- do boundaries[boundary.anchor].append(expression) %}
+    {%- endif %}
+{%- endfor %}
 
 with scope as (
     select * from {{ ref('int_scope_identifiers') }}
@@ -73,24 +85,15 @@ event_keys as (
         )
 ),
 
-{%- set day_offsets = [
-    var('lifecycle_new_days', 30), var('lifecycle_at_risk_after_days', 60), var('lifecycle_lapsed_after_days', 120),
-    var('lifecycle_churned_after_days', 365), var('suppress_recent_purchase_days', 7), var('promo_window_days', 30),
-    var('winback_window_days', 60), var('winback_window_days', 60) + var('winback_offer_days', 120),
-    var('winback_recent_redeemer_days', 90)] | unique | list %}
-{%- set minute_offsets = [0, var('cart_grace_minutes', 30), 60 * var('cart_short_window_hours', 4),
-    60 * var('cart_long_window_hours', 24)] | unique | list %}
-
 clock_keys as (
     select previous_orders.customer_key
     from previous_orders
     cross join clock
     where previous_orders.customer_key is not null
         and (
-            {%- for days in day_offsets %}
-            ({{ dbt.dateadd('day', days, 'previous_orders.created_at') }} > clock.since
-                and {{ dbt.dateadd('day', days, 'previous_orders.created_at') }} <= clock.until)
-            {{ 'or' if not loop.last }}
+            false
+            {%- for boundary in boundaries['order'] %}
+            or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
             {%- endfor %}
         )
 
@@ -111,9 +114,9 @@ clock_keys as (
     where checkouts.customer_key is not null
         and (
             (checkouts.converted_at > clock.since and checkouts.converted_at <= clock.until)
-            {%- for minutes in minute_offsets %}
-            or ({{ dbt.dateadd('minute', minutes, 'checkouts.started_at') }} > clock.since
-                and {{ dbt.dateadd('minute', minutes, 'checkouts.started_at') }} <= clock.until)
+            or (checkouts.started_at > clock.since and checkouts.started_at <= clock.until)
+            {%- for boundary in boundaries['checkout'] %}
+            or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
             {%- endfor %}
         )
 

@@ -1,6 +1,6 @@
 {#- One row: how far the loaders had written when this run read the raw data (the newest loaded-at over
     every raw table identity and commerce read), and what scope this run works in. The next run treats
-    anything written after loaded_through as changed (macros/scope.sql). -#}
+    anything written after loaded_through as changed (macros/scope/). -#}
 
 {%- set previous = relay_previous_run() %}
 

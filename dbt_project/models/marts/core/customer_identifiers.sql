@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['identifier', 'identifier']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['identifier', 'identifier']]) }}
 
 {#- Lookup from any identifier (Shopify customer id, email, phone, anonymous id, Salesforce contact) to
     the person it belongs to, including identifiers the guard refused as links (with the reason) so

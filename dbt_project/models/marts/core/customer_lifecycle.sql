@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- One row per person: commerce lifecycle attributes (named like Fivetran's shopify__customers where
     the meaning is the same), engagement and consent, evaluated at the as-of time (int_as_of).
     Only valid orders count: test orders and cancelled/voided orders are excluded everywhere here.
@@ -60,7 +52,7 @@ order_facts as (
         count(
             case
                 when orders.has_discount_code
-                    and orders.created_at > {{ dbt.dateadd('day', -1 * var('promo_window_days', 30), 'as_of.as_of') }}
+                    and {{ time_boundary('promo_window_end', 'orders.created_at') }} > as_of.as_of
                     then 1
             end
         ) as promo_redemptions_30d,
@@ -159,10 +151,10 @@ final as (
         email_marketing_consent = 'unsubscribed' as is_email_unsubscribed,
         case
             when lifetime_count_orders = 0 then 'prospect'
-            when {{ dbt.dateadd('day', var('lifecycle_churned_after_days', 365), 'most_recent_order_timestamp') }} <= as_of then 'churned'
-            when {{ dbt.dateadd('day', var('lifecycle_lapsed_after_days', 120), 'most_recent_order_timestamp') }} <= as_of then 'lapsed'
-            when {{ dbt.dateadd('day', var('lifecycle_at_risk_after_days', 60), 'most_recent_order_timestamp') }} <= as_of then 'at_risk'
-            when {{ dbt.dateadd('day', var('lifecycle_new_days', 30), 'first_order_timestamp') }} > as_of then 'new'
+            when {{ time_boundary('lifecycle_churned_from', 'most_recent_order_timestamp') }} <= as_of then 'churned'
+            when {{ time_boundary('lifecycle_lapsed_from', 'most_recent_order_timestamp') }} <= as_of then 'lapsed'
+            when {{ time_boundary('lifecycle_at_risk_from', 'most_recent_order_timestamp') }} <= as_of then 'at_risk'
+            when {{ time_boundary('lifecycle_new_until', 'first_order_timestamp') }} > as_of then 'new'
             else 'active'
         end as lifecycle_stage
     from joined

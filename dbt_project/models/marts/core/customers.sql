@@ -1,12 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['customer_key', 'key']],
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- One row per person: the canonical customer with the identifiers each destination addresses it by.
     Contact details are chosen from the person's linkable identifiers (never a placeholder or a digest)
     and the shared addresses the person owns, by source precedence, then recency:

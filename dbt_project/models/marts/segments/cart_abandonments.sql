@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Cart abandonment, one row per person who started a checkout: their latest checkout and where it
     stands at the as-of time.
     Entry: a checkout started (Shopify abandoned_checkout or a Segment "Checkout Started" event) with
@@ -60,9 +52,9 @@ staged as (
         latest_checkouts.converted_at,
         case
             when latest_checkouts.converted_at <= as_of.as_of then 'converted'
-            when {{ dbt.dateadd('minute', var('cart_grace_minutes', 30), 'latest_checkouts.started_at') }} > as_of.as_of then 'grace'
-            when {{ dbt.dateadd('hour', var('cart_short_window_hours', 4), 'latest_checkouts.started_at') }} > as_of.as_of then '0-4h'
-            when {{ dbt.dateadd('hour', var('cart_long_window_hours', 24), 'latest_checkouts.started_at') }} > as_of.as_of then '4-24h'
+            when {{ time_boundary('cart_grace_end', 'latest_checkouts.started_at') }} > as_of.as_of then 'grace'
+            when {{ time_boundary('cart_short_window_end', 'latest_checkouts.started_at') }} > as_of.as_of then '0-4h'
+            when {{ time_boundary('cart_long_window_end', 'latest_checkouts.started_at') }} > as_of.as_of then '4-24h'
             else 'expired'
         end as cart_stage
     from latest_checkouts

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Every segment decision for every person in one wide row (grain: customer_key), plus the single
     normalised incentive_tier that Talon.One maps to rewards:
       none  no orders yet (no discount on a first purchase), or suppressed, held out, or a discount abuser;

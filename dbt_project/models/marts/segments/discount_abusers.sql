@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Guardrail segment, one row per person. A person is a discount abuser (entry) when any of:
       heavy_redemption  more than var abuse_max_redemptions_30d code redemptions in the last
                         var promo_window_days days;

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- The deterministic holdout (control) group, one row per person: bucket = MD5(var holdout_salt ||
     customer_key) mod 10000, and the person is held out when bucket < var holdout_share * 10000.
     The same key always lands in the same bucket, on every run and engine; changing the salt redraws

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Current segment membership, one row per (customer_key, segment) for every segment in the catalog
     (macro segment_catalog), with the destination names. Presence = member. Promotional segments never
     contain suppressed or held-out people (customer_segments already excludes them). -#}

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Suppression flags, one row per person. Suppressed people stay synced as people (with these flags)
     but are kept out of every promotional audience (winback, cart windows, incentive tiers).
       recent_purchaser  last valid order within var suppress_recent_purchase_days days; exits at
@@ -31,9 +23,9 @@ as_of as (
 flagged as (
     select
         lifecycle.customer_key,
-        {{ dbt.dateadd('day', var('suppress_recent_purchase_days', 7), 'lifecycle.most_recent_order_timestamp') }} as recent_purchase_suppressed_until,
+        {{ time_boundary('recent_purchase_suppression_end', 'lifecycle.most_recent_order_timestamp') }} as recent_purchase_suppressed_until,
         coalesce(
-            {{ dbt.dateadd('day', var('suppress_recent_purchase_days', 7), 'lifecycle.most_recent_order_timestamp') }} > as_of.as_of,
+            {{ time_boundary('recent_purchase_suppression_end', 'lifecycle.most_recent_order_timestamp') }} > as_of.as_of,
             false
         ) as is_recent_purchaser,
         lifecycle.is_email_unsubscribed as is_unsubscribed,

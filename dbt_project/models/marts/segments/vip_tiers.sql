@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- VIP tier per person (gold / silver / bronze / none) from net lifetime value (valid orders minus
     refunds, shop currency).
     Cut-offs: var vip_tier_method = 'absolute' uses var vip_tier_cutoffs; 'percentile' puts the top

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='sync_all_columns'
-    )
-}}
-
 {#- Winback eligibility, one row per person; what Talon.One enforces at checkout and Customer.io targets.
     Entry: at least one valid order and the last one is older than var winback_window_days.
     Eligible from last order + window until winback_eligible_until = last order + window +
@@ -47,10 +39,10 @@ windows as (
     select
         lifecycle.customer_key,
         lifecycle.most_recent_order_timestamp,
-        {{ dbt.dateadd('day', var('winback_window_days', 60), 'lifecycle.most_recent_order_timestamp') }} as window_starts_at,
-        {{ dbt.dateadd('day', var('winback_window_days', 60) + var('winback_offer_days', 120), 'lifecycle.most_recent_order_timestamp') }} as window_ends_at,
+        {{ time_boundary('winback_window_start', 'lifecycle.most_recent_order_timestamp') }} as window_starts_at,
+        {{ time_boundary('winback_offer_end', 'lifecycle.most_recent_order_timestamp') }} as window_ends_at,
         coalesce(
-            {{ dbt.dateadd('day', var('winback_recent_redeemer_days', 90), 'lifecycle.last_promo_redeemed_at') }} > as_of.as_of,
+            {{ time_boundary('winback_recent_redeemer_end', 'lifecycle.last_promo_redeemed_at') }} > as_of.as_of,
             false
         ) as is_recent_redeemer,
         as_of.as_of

@@ -1,13 +1,6 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        scope_delete=[['event_id', 'changed:segment_track']],
-        on_schema_change='sync_all_columns'
-    )
-}}
+{{ config(scope_delete=[['event_id', 'changed:segment_track']]) }}
 
-{#- A table, not a view: a scoped run (macros/scope.sql) re-stages only the keys the loaders changed
+{#- A table, not a view: a scoped run (macros/scope/) re-stages only the keys the loaders changed
     (every raw version of them, so deduplication picks what a full rebuild would), and the models
     downstream read the stored rows of the rest instead of re-deduplicating the whole raw table. -#}
 -- depends_on: {{ ref('int_scope_changed_records') }}

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='append_new_columns'
-    )
-}}
-
 {#- Cordial list membership: one row per (person, list), addressed by the contact's email. Presence = member. People without a
     usable email cannot be addressed in Cordial and are absent. -#}
 

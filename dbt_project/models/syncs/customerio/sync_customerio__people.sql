@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='append_new_columns'
-    )
-}}
-
 {#- Customer.io people: one row per person, addressed by id = customer_key. Only absolute facts
     (timestamps as Unix seconds, counts, states): an unchanged person yields an unchanged row. -#}
 

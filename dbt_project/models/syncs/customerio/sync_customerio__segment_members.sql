@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='append_new_columns'
-    )
-}}
-
 {#- Customer.io manual segment membership: one row per (person, segment). Presence = member. -#}
 
 with memberships as (

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='append_new_columns'
-    )
-}}
-
 {#- Talon.One audience membership: one row per (person, audience), addressed by the profile's integrationId. Presence = member. -#}
 
 with memberships as (

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='relay_scoped',
-        on_schema_change='append_new_columns'
-    )
-}}
-
 {#- Talon.One customer profiles, addressed by integrationId (prefix || customer_key, never changes):
     only the attributes Talon.One rules evaluate at redemption time. Times as RFC 3339 UTC strings. -#}
 

@@ -1,0 +1,35 @@
+{#- The segments' time boundaries: the one place that says how long after a moment a person's segment
+    rows change with no new data (a window opens or closes, a stage is reached). The segment models read
+    each boundary through time_boundary(); int_scope_keys puts everyone in scope whose boundary the clock
+    passed since the previous run, so a scoped run sees it. Adding a window = one entry here.
+      anchor  the moment it counts from: 'order' (an order placed: first, last or a code redemption) or
+              'checkout' (a checkout started); a new anchor fails the build until int_scope_keys knows it;
+      unit / amount  the dbt.dateadd interval after it (the lengths are vars in dbt_project.yml). -#}
+{% macro time_boundaries() %}
+    {{ return({
+        'lifecycle_new_until': {'anchor': 'order', 'unit': 'day', 'amount': var('lifecycle_new_days')},
+        'lifecycle_at_risk_from': {'anchor': 'order', 'unit': 'day', 'amount': var('lifecycle_at_risk_after_days')},
+        'lifecycle_lapsed_from': {'anchor': 'order', 'unit': 'day', 'amount': var('lifecycle_lapsed_after_days')},
+        'lifecycle_churned_from': {'anchor': 'order', 'unit': 'day', 'amount': var('lifecycle_churned_after_days')},
+        'promo_window_end': {'anchor': 'order', 'unit': 'day', 'amount': var('promo_window_days')},
+        'recent_purchase_suppression_end': {'anchor': 'order', 'unit': 'day', 'amount': var('suppress_recent_purchase_days')},
+        'winback_window_start': {'anchor': 'order', 'unit': 'day', 'amount': var('winback_window_days')},
+        'winback_offer_end': {'anchor': 'order', 'unit': 'day',
+                              'amount': var('winback_window_days') + var('winback_offer_days')},
+        'winback_recent_redeemer_end': {'anchor': 'order', 'unit': 'day', 'amount': var('winback_recent_redeemer_days')},
+        'cart_grace_end': {'anchor': 'checkout', 'unit': 'minute', 'amount': var('cart_grace_minutes')},
+        'cart_short_window_end': {'anchor': 'checkout', 'unit': 'hour', 'amount': var('cart_short_window_hours')},
+        'cart_long_window_end': {'anchor': 'checkout', 'unit': 'hour', 'amount': var('cart_long_window_hours')},
+    }) }}
+{% endmacro %}
+
+
+{#- A boundary as SQL: the moment `anchor_expression` plus the boundary's interval. -#}
+{% macro time_boundary(name, anchor_expression) -%}
+    {%- set boundaries = time_boundaries() -%}
+    {%- if name not in boundaries -%}
+        {{ exceptions.raise_compiler_error("no time boundary '" ~ name ~ "' in macros/time_boundaries.sql") }}
+    {%- endif -%}
+    {%- set boundary = boundaries[name] -%}
+    {{ return(dbt.dateadd(boundary.unit, boundary.amount, anchor_expression) | trim) }}
+{%- endmacro %}

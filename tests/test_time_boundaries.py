@@ -1,0 +1,96 @@
+"""A segment's time boundary is declared once (dbt_project/macros/time_boundaries.sql): a window added
+there and nowhere else is what a segment model reads, and a scoped run puts the people whose boundary the
+clock passed in its scope (int_scope_keys), so their rows do not stay stale until the daily rebuild.
+
+The same scoped run is made twice from one warehouse: with a new window declared that passes for one
+person between the two clocks, and without it. Only the first has that person in scope.
+"""
+
+import os
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+
+from relay import sample_data
+from conftest import DBT, DBT_DIR, run_dbt
+
+DECLARATION = "macros/time_boundaries.sql"
+SEGMENT_MODEL = """
+select
+    lifecycle.customer_key,
+    {{ time_boundary('test_window_end', 'lifecycle.most_recent_order_timestamp') }} <= as_of.as_of as has_passed
+from {{ ref('customer_lifecycle') }} as lifecycle
+cross join {{ ref('int_as_of') }} as as_of
+"""
+
+
+def project_declaring(tmp_path: Path, minutes: int) -> Path:
+    """A copy of the dbt project with one more window, in the declaration only, and a model reading it."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    declaration = project / DECLARATION
+    text = declaration.read_text()
+    entry = f"'test_window_end': {{'anchor': 'order', 'unit': 'minute', 'amount': {minutes}}},"
+    assert text.count("return({") == 1
+    declaration.write_text(text.replace("return({", "return({\n        " + entry))
+    (project / "models" / "test_window.sql").write_text(SEGMENT_MODEL)
+    return project
+
+
+def run_dbt_in(project: Path, warehouse: Path, *args: str) -> None:
+    work = warehouse.parent / "dbt_copy"
+    command = [DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project),
+               "--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+    result = subprocess.run(command, cwd=project, env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)},
+                            text=True, capture_output=True)
+    assert result.returncode == 0, f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+
+
+def row(warehouse: Path, sql: str, params=()) -> tuple:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchone()
+
+
+def scalar(warehouse: Path, sql: str, params=()):
+    return row(warehouse, sql, params)[0]
+
+
+def in_scope(warehouse: Path, customer_key: str) -> bool:
+    assert scalar(warehouse, "select is_scoped from intermediate.int_scope_watermark")
+    return scalar(warehouse, "select count(*) from intermediate.int_scope_keys where customer_key = ?", [customer_key]) == 1
+
+
+def test_a_window_declared_once_moves_both_the_segment_and_the_scope(warehouse, tmp_path):
+    sample_data.generate(warehouse, customers=150, seed=21)
+    run_dbt(warehouse, "run")
+    clock = scalar(warehouse, "select as_of from intermediate.int_as_of")
+    loaded_through = scalar(warehouse, "select loaded_through from intermediate.int_scope_watermark")
+    # A buyer whose last order is days old: the new window after it ends a minute after this clock.
+    customer_key, account, last_order = row(warehouse, """
+        select customers.customer_key, cast(customers.shopify_customer_id as varchar), lifecycle.most_recent_order_timestamp
+        from marts.customer_lifecycle as lifecycle
+        inner join marts.customers as customers using (customer_key)
+        where lifecycle.most_recent_order_timestamp < ? - interval 2 day
+        order by customers.customer_key limit 1""", [clock])
+    minutes = int((clock - last_order).total_seconds() // 60) + 1
+    # The clock moves ten minutes: another person's device sends an event.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("""insert into segment.tracks select * replace ('clock-tick' as id, $t as "timestamp", $r as received_at)
+                       from segment.tracks where user_id is not null and user_id is distinct from $account limit 1""",
+                    {"t": clock + timedelta(minutes=10), "r": loaded_through + timedelta(minutes=20), "account": account})
+        con.execute("checkpoint")
+    without = tmp_path / "without.duckdb"
+    shutil.copyfile(warehouse, without)
+
+    run_dbt_in(project_declaring(tmp_path, minutes), warehouse, "run", "--select", "+int_scope_keys", "test_window")
+    assert scalar(warehouse, "select as_of from intermediate.int_as_of") == clock + timedelta(minutes=10)
+    assert scalar(warehouse, "select has_passed from main.test_window where customer_key = ?", [customer_key])
+    assert in_scope(warehouse, customer_key)
+
+    # The same scoped run without the window: nothing else puts that person in scope.
+    shutil.copyfile(without, warehouse)
+    run_dbt(warehouse, "run", "--select", "+int_scope_keys")
+    assert not in_scope(warehouse, customer_key)
