@@ -54,7 +54,7 @@ FREQUENT_JOB = "frequent_path"
 def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # `build` runs tests right after each model: a failing test stops everything downstream of it,
     # including the sync assets, so a broken model never reaches a destination.
-    # The frequent path is a scoped run (dbt_project/macros/scope.sql): it recomputes only what changed
+    # The frequent path is a scoped run (dbt_project/macros/scope/): it recomputes only what changed
     # since the last complete build. Every other run (the daily job, a materialization from the UI)
     # rebuilds from scratch, so any drift lasts at most a day.
     # Unit tests check the SQL, not the data: CI and the daily job run them, the frequent path need not.

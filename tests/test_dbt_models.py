@@ -126,7 +126,7 @@ def test_full_refresh_of_identity_memory_gives_the_same_keys(sample):
 
 def test_purchase_after_an_hour_leaves_winback_and_cart(sample):
     # The frequent path's build is scoped: it follows a complete build (an earlier test's partial run is not).
-    if scalar(sample, "select completed_at is null from relay.dbt_scope_runs order by started_at desc limit 1"):
+    if scalar(sample, "select completed_at is null from relay.dbt_builds order by started_at desc limit 1"):
         run_dbt(sample, "build", "--exclude", "resource_type:unit_test")
     old_as_of = scalar(sample, "select as_of from intermediate.int_as_of")
     winback = query(sample, """

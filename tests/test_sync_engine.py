@@ -23,7 +23,7 @@ import pytest
 import sinks.destinations.customerio as customerio_adapter
 import sinks.destinations.talon_one as talon_one_adapter
 from sinks import destinations
-from sinks.declarations import SyncSpec
+from sinks.declarations import SCOPE_LOG, SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRefused, SyncRun
@@ -659,14 +659,14 @@ def test_after_a_scoped_build_the_diff_covers_only_its_people(customerio, wareho
     h, spec = customerio, replace(customerio.people, scope_relation="intermediate.scope_keys")
     con = duckdb.connect(str(warehouse))
     con.execute("create schema relay; create schema intermediate; create table intermediate.scope_keys (customer_key varchar)")
-    con.execute("create table relay.dbt_scope_runs (invocation_id varchar, started_at timestamp, full_refresh boolean, "
-                "loaded_through timestamp, as_of timestamp, completed_at timestamp)")
+    con.execute(f"create table {SCOPE_LOG} (invocation_id varchar, started_at timestamp, full_refresh boolean, "
+                "completed_at timestamp)")
     con.close()
 
     def build(name: str, full_refresh: bool, people=(), complete=True) -> None:
         with duckdb.connect(str(warehouse)) as c:
-            c.execute("insert into relay.dbt_scope_runs values (?, now()::timestamp, ?, null, null, "
-                      "if(?, now()::timestamp, null))", [name, full_refresh, complete])
+            c.execute(f"insert into {SCOPE_LOG} values (?, now()::timestamp, ?, if(?, now()::timestamp, null))",
+                      [name, full_refresh, complete])
             c.execute("delete from intermediate.scope_keys")
             c.execute("insert into intermediate.scope_keys select unnest(?)", [list(people)])
 
