@@ -4,7 +4,7 @@ run for Customer.io, Cordial and Talon.One.
 Sync models here are plain tables in a real DuckDB warehouse (no dbt needed to exercise the engine); the
 destination's own state, read back from its emulator, is the oracle. Everything that differs between
 destinations (server, credentials, specs, how to read what it holds, what "cleared" looks like there)
-lives in its harness class; the tests are written once."""
+lives in its harness class (support/harnesses.py); the tests are written once."""
 
 import json
 import logging

@@ -18,7 +18,8 @@ CRASH_EXIT = 137  # what the engine's failpoint exits with, as a SIGKILLed shell
 
 def sync_command(spec: SyncSpec, warehouse: Path, *flags: str, worker: tuple[str, ...] = ()) -> list[str]:
     """The command running one sync of `spec` on `warehouse`; `flags`: the engine's (--plan, --wait,
-    --failpoint after_ack:N, --tuning JSON, ...); `worker`: sync_worker's options (--patch, --slow-s, --sabotage)."""
+    --failpoint after_ack:N, --tuning JSON, ...); `worker`: sync_worker's options (--patch, --slow-s, --sabotage),
+    which need the project root as the working directory."""
     engine = [json.dumps(asdict(spec)), str(warehouse), *flags]
     if worker:
         return [sys.executable, "-m", "tests.support.sync_worker", *worker, "--", *engine]
