@@ -42,13 +42,13 @@ test-e2e: $(STAMP) manifest
 # BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.
 bench: $(STAMP) manifest
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python tests/bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 # Not part of make test: a 200k-row fault soak per destination, then 24 SIGKILLs and 6 failpoint crashes
 # across 50k-row syncs; 14-21 min on 2 cores, plus ~40 s each time a phase waits for rows sent in requests of
 # unknown fate to be re-asserted. SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
 soak: $(STAMP)
-	$(BIN)/python tests/soak.py $(SOAK_ARGS)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # dagster dev on 127.0.0.1:3000; in emulator mode it also starts the emulators when none of this data dir answer.
 dev: $(STAMP) manifest

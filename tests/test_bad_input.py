@@ -33,12 +33,10 @@ a failing dbt test stops every sync in the Dagster job (test_pipeline.py::test_a
 Cost: the sample generator runs once (300 customers); one dbt build carries every case that must not
 fail the build (then three syncs to the emulators), one build carries every case that must, one builds
 empty tables, one tiny build reads a non-UTF-8 file. Each is built once per session, by whichever xdist
-worker gets to it first, into a directory the other reads (see ARTIFACTS); the tests only read.
+worker gets to it first, into a directory the other reads (support/shared_builds.py); the tests only read.
 """
 
-import fcntl
 import json
-import os
 import re
 import shutil
 import unicodedata
@@ -47,7 +45,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import create_contract_tables, run_dbt
+from support.dbt import create_contract_tables, run_dbt
+from support.emulators import EMULATOR_CREDENTIALS, serve_emulators, served_env
+from support.raw_rows import customer, insert
+from support.shared_builds import artifact, built_within, shared
 from relay import sample_data
 
 pytestmark = pytest.mark.slow
@@ -63,74 +64,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # ------------------------------------------------------------------------------------------- building
-# Artifacts (a built warehouse and what came with it) are built once per session into a directory every
-# xdist worker sees: the first worker to ask builds, under a lock. A worker that finds an artifact being
-# built elsewhere builds another one that some collected test needs meanwhile, longest first, instead of
-# idling; then it waits. name -> (fixture that returns it, priority: higher first, build(directory, factory)).
-ARTIFACTS: dict[str, tuple[str, int, object]] = {}
-_building = []
-
-
-def artifact(name: str, fixture: str, priority: int = 0):
-    def register(build):
-        ARTIFACTS[name] = (fixture, priority, build)
-        return build
-    return register
-
-
-def _root(factory) -> Path:
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    base = factory.getbasetemp()
-    root = (base.parent / f"bad-input-{run}") if run else (base / "bad-input")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _build_locked(root: Path, name: str, factory) -> None:
-    """Build `name` unless done; the caller holds its lock."""
-    directory = root / name
-    if (directory / ".done").exists():
-        return
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir()
-    _building.append(name)
-    try:
-        ARTIFACTS[name][2](directory, factory)
-    finally:
-        _building.pop()
-    (directory / ".done").touch()
-
-
-def shared(request, name: str) -> Path:
-    """The directory of artifact `name`, built once per session (see ARTIFACTS)."""
-    factory = request.getfixturevalue("tmp_path_factory")
-    root = _root(factory)
-    with open(root / f"{name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not _building:  # not from inside another build: its dependencies come first
-                needed = {f for item in request.session.items for f in getattr(item, "fixturenames", ())}
-                for other, (fixture, _, _) in sorted(ARTIFACTS.items(), key=lambda a: -a[1][1]):
-                    if other != name and fixture in needed:
-                        _build_if_free(root, other, factory)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        _build_locked(root, name, factory)
-    return root / name
-
-
-def _build_if_free(root: Path, name: str, factory) -> None:
-    with open(root / f"{name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # another worker has it
-        try:
-            _build_locked(root, name, factory)
-        except Exception:  # noqa: BLE001 - the test that needs it builds it again and reports the failure
-            pass
-
-
+# Each artifact is built once per session (support/shared_builds.py).
 @artifact("raw_sample", "(built for the others)")
 def build_raw_sample(directory: Path, factory) -> None:
     """300 generated customers (raw tables only), copied by each build below."""
@@ -139,11 +73,7 @@ def build_raw_sample(directory: Path, factory) -> None:
 
 def raw_sample_for(directory: Path, factory) -> Path:
     """From inside a build: the raw sample (built first if needed), copied into `directory`."""
-    root = _root(factory)
-    with open(root / "raw_sample.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _build_locked(root, "raw_sample", factory)
-    return copy_of(root / "raw_sample" / "warehouse.duckdb", directory)
+    return copy_of(built_within(factory, "raw_sample") / "warehouse.duckdb", directory)
 
 
 def copy_of(raw_sample: Path, directory: Path) -> Path:
@@ -151,20 +81,6 @@ def copy_of(raw_sample: Path, directory: Path) -> Path:
     warehouse.parent.mkdir(parents=True)
     shutil.copyfile(raw_sample, warehouse)
     return warehouse
-
-
-def insert(con, table: str, rows: list[dict]) -> None:
-    """Insert rows by column name (unnamed columns stay null)."""
-    for row in rows:
-        names = ", ".join(f'"{c}"' for c in row)
-        con.execute(f"insert into {table} ({names}) values ({', '.join('?' for _ in row)})", list(row.values()))
-
-
-def customer(id_, email, first_name=None, last_name=None, *, synced="2026-10-20 00:00:00", updated="2026-10-19 00:00:00",
-             deleted=False, **extra) -> dict:
-    return {"id": id_, "email": email, "first_name": first_name, "last_name": last_name, "state": "enabled",
-            "email_marketing_consent_state": "subscribed", "currency": "USD", "created_at": "2026-01-15 00:00:00",
-            "updated_at": updated, "_fivetran_synced": synced, "_fivetran_deleted": deleted, **extra}
 
 
 def order(id_, customer_id, created_at, *, synced=None, total=40.0, email=None, **extra) -> dict:
@@ -229,44 +145,21 @@ def land_corpus(warehouse: Path) -> None:
         ])
 
 
-def start_emulators(keys: dict[str, str] | None = None):
-    """The three emulators in this process, rate limits off, accepting `keys` (default: the demo credentials)."""
-    from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-    from relay.config import EMULATOR_CREDENTIALS
-
-    k = {**EMULATOR_CREDENTIALS, **(keys or {})}
-    configs = {
-        "customerio": CustomerIOConfig(site_id=k["CUSTOMERIO_SITE_ID"], track_api_key=k["CUSTOMERIO_TRACK_API_KEY"],
-                                       app_api_key=k["CUSTOMERIO_APP_API_KEY"], port=0,
-                                       rate_limits={"track": RateLimit(0), "app": RateLimit(0)}),
-        "cordial": CordialConfig(api_key=k["CORDIAL_API_KEY"], port=0, rate_limits={"api": RateLimit(0, 60, per_route=True)}),
-        "talon_one": TalonOneConfig(integration_key=k["TALON_ONE_INTEGRATION_KEY"],
-                                    management_key=k["TALON_ONE_MANAGEMENT_KEY"], port=0,
-                                    rate_limits={"integration": RateLimit(0), "management": RateLimit(0, per_route=True)}),
-    }
-    return {name: EmulatorServer(create_app(config)).start() for name, config in configs.items()}
-
-
 def sync_to_emulators(warehouse: Path, directory: Path) -> None:
     """The people/contact/profile syncs to fresh emulators; results and what each emulator holds as JSON."""
-    from relay import config
     from sinks import destinations
     from sinks.declarations import load_specs
     from sinks.engine import SyncRun
 
     specs = {s.name: s for s in load_specs(warehouse.parent / "dbt" / "target" / "manifest.json")}
-    servers = start_emulators()
-    try:
+    with serve_emulators() as servers:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("RELAY_DATA_DIR", str(warehouse.parent))
             env.setenv("RELAY_DESTINATIONS", "emulator")
-            for var in config.EMULATOR_CREDENTIALS:
+            for var in EMULATOR_CREDENTIALS:
                 env.delenv(var, raising=False)
-            env.setenv("CUSTOMERIO_TRACK_URL", servers["customerio"].url)
-            env.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)
-            env.setenv("CORDIAL_API_URL", servers["cordial"].url)
-            env.setenv("CORDIAL_RATE_LIMIT_PER_MIN", "600000")
-            env.setenv("TALON_ONE_BASE_URL", servers["talon_one"].url)
+            for var, value in served_env(servers).items():
+                env.setenv(var, value)
             results = {name: SyncRun(specs[name], destinations.build(specs[name].destination), warehouse).execute().as_dict()
                        for name in SYNCS}
             # The next run changes nothing but retries what Customer.io refused.
@@ -274,9 +167,6 @@ def sync_to_emulators(warehouse: Path, directory: Path) -> None:
             results["rerun of sync_customerio__people"] = SyncRun(spec, destinations.build(spec.destination), warehouse).execute().as_dict()
         (directory / "syncs.json").write_text(json.dumps(results, default=str))
         (directory / "emulators.json").write_text(json.dumps({n: s.emulator.state.to_json() for n, s in servers.items()}))
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 @artifact("corpus", "corpus", priority=20)

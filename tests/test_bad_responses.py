@@ -18,9 +18,10 @@ from starlette.routing import Route
 
 from sinks import destinations
 from sinks.declarations import SyncSpec
-from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
 from sinks.engine import SyncRun
 from sinks.http import HttpClient, RetriesExhausted
+from support.emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, start
+from support.warehouse import query
 
 ROWS = 10
 COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar", "orders_count": "bigint",
@@ -122,7 +123,7 @@ def spec(d: Destination) -> SyncSpec:
 @pytest.fixture(params=list(DESTINATIONS))
 def dest(request, monkeypatch, warehouse):
     d = DESTINATIONS[request.param]
-    emulator = EmulatorServer(create_app(d.config())).start()
+    emulator = start(d.config())
     proxy = Interceptor(emulator.url)
     for var, value in d.env(proxy.url).items():
         monkeypatch.setenv(var, value)
@@ -146,14 +147,6 @@ def held(d) -> int:
     return d.held(httpx.get(f"{d.emulator.url}/_emulator/state").json())
 
 
-def ledger(warehouse, sql: str):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("answer", list(ANSWERS))
 def test_a_bad_answer_to_deliveries_fails_the_run_clearly_and_acknowledges_nothing(dest, answer, warehouse):
     status, headers, body, named = ANSWERS[answer]
@@ -166,9 +159,9 @@ def test_a_bad_answer_to_deliveries_fails_the_run_clearly_and_acknowledges_nothi
     for text in named:
         assert text in result.message, result.message
     assert dest.secret not in result.message and "<" not in result.message, result.message
-    assert ledger(warehouse, "select status, message from relay.sync_runs") == [("failed", result.message)]
-    assert ledger(warehouse, "select count(*) from relay.sync_state") == [(0,)]
-    assert ledger(warehouse, "select count(*) from relay.sync_rejections") == [(0,)]
+    assert query(warehouse, "select status, message from relay.sync_runs") == [("failed", result.message)]
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    assert query(warehouse, "select count(*) from relay.sync_rejections") == [(0,)]
     assert held(dest) == 0
 
     dest.proxy.answer = None  # the way is clear again: everything goes through
@@ -187,9 +180,9 @@ def test_a_captive_portal_answering_every_request_stops_the_run_with_its_page_na
         assert isinstance(exc, RuntimeError)
         message = str(exc)
     assert "HTTP 200" in message and "Sign in to Hotel Wi-Fi" in message and dest.secret not in message
-    [(run_status, ledger_message)] = ledger(warehouse, "select status, message from relay.sync_runs")
+    [(run_status, ledger_message)] = query(warehouse, "select status, message from relay.sync_runs")
     assert run_status == "failed" and "Sign in to Hotel Wi-Fi" in ledger_message
-    assert ledger(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
     assert held(dest) == 0
 
 
@@ -208,7 +201,7 @@ def test_json_of_an_undocumented_shape_acknowledges_nothing(dest, answer, wareho
     dest.proxy.routes = {dest.route}
     result = SyncRun(spec(dest), destinations.build(dest.name), warehouse).execute()  # returns: no crash
     assert result.acked == 0 and result.status in ("failed", "partial"), (result.status, result.message)
-    assert ledger(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
     assert held(dest) == 0
     dest.proxy.answer = None
     again = SyncRun(spec(dest), destinations.build(dest.name), warehouse).execute()

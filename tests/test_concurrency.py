@@ -18,65 +18,20 @@ import httpx
 import pytest
 
 from sinks.declarations import SyncSpec
-from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
 from sinks.http import RateLimiter, budget_dir, shared_limiter
+from support.cordial_syncs import AUDIENCE, MEMBERS, PEOPLE, members, people, write
+from support.emulators import CordialConfig, RateLimit, start
+from support.project import ROOT
+from support.sync_process import finish, start_sync, sync_command
 
-ROOT = Path(__file__).resolve().parents[1]
 CORDIAL_KEY = "cordial-SECRET-c0nc-9f8e7d"
-AUDIENCE = "wh | vip | gold"
-
-PEOPLE = SyncSpec(name="sync_test__people", relation="syncs.people", destination="cordial", object="attributes",
-                  primary_key=("customer_key",), identifier="email", on_exit="clear", schedule="frequent",
-                  columns={"customer_key": "varchar", "email": "varchar", "orders_count": "bigint", "vip_tier": "varchar"})
-MEMBERS = SyncSpec(name="sync_test__members", relation="syncs.members", destination="cordial", object="membership",
-                   primary_key=("customer_key", "audience"), identifier="email", on_exit="remove", schedule="frequent",
-                   columns={"customer_key": "varchar", "email": "varchar", "audience": "varchar"})
-
-# A child process that builds the sync, says "ready", waits for a line on stdin, runs it and prints the result.
-SYNC_SCRIPT = """
-import json, sys, time
-from sinks import destinations
-from sinks.declarations import SyncSpec
-from sinks.engine import SyncRun
-spec = json.loads(sys.argv[1]); spec = SyncSpec(**{**spec, "primary_key": tuple(spec["primary_key"])})
-run = SyncRun(spec, destinations.build(spec.destination), sys.argv[2])
-print("ready", flush=True)
-sys.stdin.readline()
-started = time.time()
-result = run.execute()
-print(json.dumps({**result.as_dict(), "started": started, "finished": time.time()}, default=str), flush=True)
-"""
 
 
-def people(lo: int, hi: int) -> list[dict]:
-    return [{"customer_key": f"c{i:06d}", "email": f"person{i}@example.com", "orders_count": i % 7,
-             "vip_tier": ("none", "silver", "gold")[i % 3]} for i in range(lo, hi)]
-
-
-def members(lo: int, hi: int) -> list[dict]:
-    return [{"customer_key": f"c{i:06d}", "email": f"person{i}@example.com", "audience": AUDIENCE} for i in range(lo, hi)]
-
-
-def write(warehouse: Path, spec: SyncSpec, rows: list[dict]) -> None:
-    con = duckdb.connect(str(warehouse))
-    con.execute("create schema if not exists syncs")
-    select = ", ".join(f"cast(unnest(${c}) as {t}) as {c}" for c, t in spec.columns.items())
-    con.execute(f"create or replace table {spec.relation} as select {select}", {c: [r[c] for r in rows] for c in spec.columns})
-    con.close()
-
-
-def start_sync(spec: SyncSpec, warehouse: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", SYNC_SCRIPT, json.dumps(asdict(spec)), str(warehouse)], cwd=ROOT,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.strip() == "ready", f"sync process did not start: {line}{process.stderr.read() if not line else ''}"
-    return process
-
-
-def finish(process: subprocess.Popen, timeout: float = 120) -> dict:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+def finished(process: subprocess.Popen) -> dict:
+    """The result of a sync process started with --wait, which must have ended well."""
+    result = finish(process, timeout=120)
+    assert result["exit"] == 0, result
+    return result
 
 
 class Cordial:
@@ -84,7 +39,7 @@ class Cordial:
 
     def __init__(self, monkeypatch, limit: int = 0, client_rate_per_s: float = 1e6) -> None:
         window = {"api": RateLimit(limit, 1, per_route=False, headers=True)}  # one budget for the whole account
-        self.server = EmulatorServer(create_app(CordialConfig(api_key=CORDIAL_KEY, port=0, rate_limits=window))).start()
+        self.server = start(CordialConfig(api_key=CORDIAL_KEY, port=0, rate_limits=window))
         monkeypatch.setenv("CORDIAL_API_URL", self.server.url)
         monkeypatch.setenv("CORDIAL_API_KEY", CORDIAL_KEY)
         monkeypatch.setenv("CORDIAL_RATE_LIMIT_PER_MIN", str(client_rate_per_s * 60))
@@ -199,11 +154,11 @@ def test_two_sync_processes_to_one_account_stay_within_its_limit_together(tmp_pa
     warehouses = {spec.name: tmp_path / f"{spec.name}.duckdb" for spec in (PEOPLE, MEMBERS)}
     write(warehouses[PEOPLE.name], PEOPLE, people(0, ROWS))
     write(warehouses[MEMBERS.name], MEMBERS, members(ROWS, 2 * ROWS))
-    processes = [start_sync(spec, warehouses[spec.name]) for spec in (PEOPLE, MEMBERS)]
+    processes = [start_sync(spec, warehouses[spec.name], "--wait") for spec in (PEOPLE, MEMBERS)]
     for process in processes:
         process.stdin.write("go\n")
         process.stdin.flush()
-    results = [finish(p) for p in processes]
+    results = [finished(p) for p in processes]
 
     assert [(r["status"], r["acked_add"]) for r in results] == [("succeeded", ROWS), ("succeeded", ROWS)]
     overlap = min(r["finished"] for r in results) - max(r["started"] for r in results)
@@ -336,7 +291,7 @@ def test_while_a_sync_holds_the_warehouse_writers_get_a_clear_error_and_stakehol
     publish()
     cordial.faults(latency_ms=40)
     monkeypatch.setenv("RELAY_CONCURRENCY", "2")  # about 4 s of delivery
-    holder = start_sync(PEOPLE, warehouse)
+    holder = start_sync(PEOPLE, warehouse, "--wait")
     holder.stdin.write("go\n")
     holder.stdin.flush()
     deadline = time.monotonic() + 30
@@ -346,8 +301,7 @@ def test_while_a_sync_holds_the_warehouse_writers_get_a_clear_error_and_stakehol
 
     # A second writer (another sync, e.g. `relay sync` next to a Dagster run) is refused at once, by name.
     started = time.monotonic()
-    second = subprocess.run([sys.executable, "-c", SYNC_SCRIPT, json.dumps(asdict(MEMBERS)), str(warehouse)],
-                            cwd=ROOT, input="go\n", capture_output=True, text=True, timeout=60)
+    second = subprocess.run(sync_command(MEMBERS, warehouse, "--wait"), cwd=ROOT, input="go\n", capture_output=True, text=True, timeout=60)
     assert second.returncode != 0 and time.monotonic() - started < 20
     assert "Could not set lock on file" in second.stderr and str(warehouse) in second.stderr
     assert f"PID {holder.pid}" in second.stderr  # it names the process holding the warehouse
@@ -358,7 +312,7 @@ def test_while_a_sync_holds_the_warehouse_writers_get_a_clear_error_and_stakehol
         assert con.execute(f"select count(*) from {PEOPLE.relation}").fetchone() == (rows,)
     assert holder.poll() is None, "the sync ended before the checks ran: they proved nothing"
 
-    result = finish(holder)
+    result = finished(holder)
     assert (result["status"], result["acked_add"]) == ("succeeded", rows)
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select sync_name, status from relay.sync_runs").fetchall() == [(PEOPLE.name, "succeeded")]

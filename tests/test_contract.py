@@ -2,7 +2,8 @@
 
 import duckdb
 
-from conftest import ROOT, create_contract_tables, run_dbt
+from support.dbt import create_contract_tables, run_dbt
+from support.project import ROOT
 from relay import contract
 
 

@@ -1,7 +1,7 @@
-"""Crashes at the worst moments lose nothing and claim nothing (the fast part of tests/soak.py's crash run).
+"""Crashes at the worst moments lose nothing and claim nothing (the fast part of bench/soak.py's crash run).
 
 * A sync killed right after a destination acknowledged a batch, before that batch's state write (the
-  engine's failpoint RELAY_FAILPOINT=after_ack:N): sync_state never claims a row the destination does not
+  engine's failpoint, `--failpoint after_ack:N`): sync_state never claims a row the destination does not
   hold, the rerun resends exactly the rows state lacks (idempotent resends, no other duplicate) and
   converges, and nothing is recorded as delivered that was not. Per destination, over real HTTP.
 * The check itself catches an engine that writes state before the acknowledgement.
@@ -9,7 +9,7 @@
   published copy readable and unchanged.
 
 The heavy version (200k rows per destination under faults, 20+ SIGKILLs at random points) is
-`.venv/bin/python tests/soak.py`; see its docstring.
+`.venv/bin/python bench/soak.py`; see its docstring.
 """
 
 import hashlib
@@ -24,19 +24,22 @@ import duckdb
 import httpx
 import pytest
 
-from conftest import DBT, DBT_DIR, ROOT
-from harness import CRASH_EXIT, HARNESSES, finish, overclaimed, people_rows, query, start_sync
 from sinks.destinations import customerio as customerio_adapter
 from sinks.destinations import talon_one as talon_one_adapter
+from support.crash_checks import overclaimed
+from support.harnesses import HARNESSES, people_rows
+from support.project import DBT, DBT_DIR, ROOT
+from support.sync_process import CRASH_EXIT, finish, start_sync
+from support.warehouse import ledger_keys, query
 
-# Per destination: rows, module constants the worker sets (smaller requests, frequent state flushes, so a
-# small model makes dozens of requests and several state writes happen before the crash), emulator latency
-# (ms) so that other requests are in flight at the crash, and the acknowledged batch the process dies after.
-FLUSH_OFTEN = ("tuning", "flush_every_s", 0.02)  # a Tuning field
+# Per destination: rows, module constants the worker sets (smaller requests, so a small model makes dozens of
+# them), emulator latency (ms) so that other requests are in flight at the crash, and the acknowledged batch
+# the process dies after. Every case flushes state often, so several state writes happen before the crash.
+FLUSH_OFTEN = {"flush_every_s": 0.02}  # sinks.engine.Tuning
 CASES = {
-    "customerio": (2000, [(customerio_adapter.__name__, "MAX_BATCH_BYTES", 8 * 1024), FLUSH_OFTEN], 30, 25),
-    "cordial": (300, [FLUSH_OFTEN], 10, 150),
-    "talon_one": (2000, [(talon_one_adapter.__name__, "MAX_ITEMS", 50), FLUSH_OFTEN], 30, 25),
+    "customerio": (2000, [(customerio_adapter.__name__, "MAX_BATCH_BYTES", 8 * 1024)], 30, 25),
+    "cordial": (300, [], 10, 150),
+    "talon_one": (2000, [(talon_one_adapter.__name__, "MAX_ITEMS", 50)], 30, 25),
 }
 RECORDS = {"customerio": "people", "cordial": "contacts", "talon_one": "profiles"}  # the destination's record list
 
@@ -56,29 +59,25 @@ def settled(h) -> None:
         time.sleep(0.05)
 
 
-def keys(warehouse, table: str) -> list[str]:
-    return [k for (k,) in query(warehouse, f"select record_key from relay.{table} order by 1")]
-
-
 def test_crash_between_ack_and_state_write_resends_only_what_state_lacks(h, warehouse):
     n, patch, latency_ms, crash_after = CASES[h.name]
     rows = people_rows(n)
     h.write_people(warehouse, rows)
     h.faults(latency_ms=latency_ms)
-    worker = start_sync(h, warehouse, env={"RELAY_CONCURRENCY": "3"}, patch=patch,
-                        failpoint=f"after_ack:{crash_after}")
+    worker = start_sync(h.people, warehouse, "--failpoint", f"after_ack:{crash_after}",
+                        env={"RELAY_CONCURRENCY": "3"}, patch=patch, tuning=FLUSH_OFTEN)
     outcome = finish(worker, timeout=120)
     assert outcome["exit"] == CRASH_EXIT, outcome  # it died at the failpoint, not by finishing
     settled(h)
     held = h.held()
-    state = keys(warehouse, "sync_state")
+    state = ledger_keys(warehouse, "sync_state")
     # The state never leads the destination: every row it claims is held there with that value.
     assert overclaimed(h, warehouse, held) == []
     # The window was really open: state was written before the crash, and the destination holds rows
     # (at least the crashed batch) that state does not know about.
     assert 0 < len(state) < len(held) <= n
     # Deliveries are recorded with the state, in one transaction: nothing recorded that state lacks.
-    assert keys(warehouse, "sync_deliveries") == state
+    assert ledger_keys(warehouse, "sync_deliveries") == state
     assert query(warehouse, "select status from relay.sync_runs") == [("running",)]
 
     h.faults(latency_ms=0)
@@ -108,14 +107,14 @@ def test_the_crash_check_catches_state_written_before_the_acknowledgement(h, war
     for sabotage in (False, True):
         httpx.post(f"{h.server.url}/_emulator/reset", json={}).raise_for_status()
         h.faults(timeout_rate=1, timeout_s=4)  # every request stalls 4 s before it is applied
-        worker = start_sync(h, warehouse, env={"RELAY_CONCURRENCY": "3"}, patch=patch, sabotage=sabotage)
+        worker = start_sync(h.people, warehouse, env={"RELAY_CONCURRENCY": "3"}, patch=patch, sabotage=sabotage)
         deadline = time.monotonic() + 30
         while h.requests() < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.3)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        found[sabotage] = (len(overclaimed(h, warehouse)), len(keys(warehouse, "sync_state")))
+        found[sabotage] = (len(overclaimed(h, warehouse)), len(ledger_keys(warehouse, "sync_state")))
         h.faults(timeout_rate=0)
         con = duckdb.connect(str(warehouse))
         con.execute("delete from relay.sync_state")

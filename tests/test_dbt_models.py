@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 from relay import sample_data
-from conftest import ROOT, run_dbt
+from support.dbt import run_dbt
+from support.project import ROOT
 
 pytestmark = pytest.mark.slow
 

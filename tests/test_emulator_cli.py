@@ -22,35 +22,13 @@ import duckdb
 import httpx
 import pytest
 
-from test_concurrency import PEOPLE, people, write
+from support.cordial_syncs import PEOPLE, people, write
+from support.emulators import NAMES, CordialConfig, RateLimit, emulator_command, start, wait_until_answering
+from support.ports import free_ports
+from support.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RELAY = str(Path(sys.executable).with_name("relay"))
-NAMES = ("customerio", "cordial", "talon_one")
 OTHER_KEY = "cordial-OTHER-KEY-5e1d9c"  # an emulator started with credentials this process does not use
-
-
-def free_ports(n: int = 3, host: str = "127.0.0.1") -> list[int]:
-    """n consecutive ports nothing listens on."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            base = s.getsockname()[1]
-        if base + n > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + n):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind((host, port))
-            return list(range(base, base + n))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no consecutive free ports")
 
 
 @contextmanager
@@ -80,19 +58,6 @@ def info(url: str) -> dict:
     return httpx.get(f"{url}/_emulator/info", timeout=2).json()
 
 
-def wait_for(urls: list[str], process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    for url in urls:
-        while True:
-            try:
-                info(url)
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline, f"nothing answered at {url}"
-                time.sleep(0.05)
-
-
 @contextmanager
 def emulators_process(*args: str, env: dict | None = None, command=None):
     """`relay emulators` (or `command`) in a process of its own; at exit, SIGTERM, and its output in `.output`."""
@@ -116,7 +81,7 @@ def test_relay_emulators_base_port_serves_three_consecutive_ports_and_names_the_
     base = free_ports()[0]
     with emulators_process("--base-port", str(base), "--record-requests") as process:
         urls = [f"http://127.0.0.1:{base + i}" for i in range(3)]
-        wait_for(urls, process)
+        wait_until_answering(urls, process)
         assert [info(url)["emulator"] for url in urls] == ["CustomerIO", "Cordial", "TalonOne"]
         # relay emulators keeps this data directory's state; options of python -m emulators pass through.
         assert {info(url)["state_dir"] for url in urls} == {str(tmp_path / "data" / "emulators")}
@@ -144,7 +109,7 @@ def test_one_setting_decides_where_server_listens_and_clients_call(warehouse, mo
     with emulators_process() as process:  # no options: the environment only
         urls = [config.emulator_url(name) for name in NAMES]
         assert urls == [f"http://{host}:{base + i}" for i in range(3)]
-        wait_for(urls, process)
+        wait_until_answering(urls, process)
         pid = info(urls[0])["pid"]
         # The CLI finds and reuses them: this data directory's, with this process's (demo) credentials.
         assert [emulator_process.probe_emulator(name, url) for name, url in zip(NAMES, urls)] == [("usable", str(pid))] * 3
@@ -168,10 +133,10 @@ def test_an_emulator_with_other_credentials_is_never_reused(tmp_path, monkeypatc
     # Another data directory's emulators, with another Cordial key, on the configured ports: not reused, and not
     # in the way either: this process gets its own on free ports, and its clients call those.
     with configured_ports(monkeypatch) as ports, \
-            emulators_process(*(f"--{n.replace('_', '-')}-port={p}" for n, p in zip(NAMES, ports)), env=other,
-                              command=[sys.executable, "-m", "emulators", "--state-dir", other["RELAY_DATA_DIR"]]) as foreign:
+            emulators_process(env=other, command=emulator_command(dict(zip(NAMES, ports)), "--state-dir",
+                                                                  other["RELAY_DATA_DIR"])) as foreign:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
-        wait_for(urls, foreign)
+        wait_until_answering(urls, foreign)
         with emulator_process.running_emulators():
             mine = [config.emulator_url(name) for name in NAMES]
             assert set(mine).isdisjoint(urls)
@@ -186,7 +151,7 @@ def test_an_emulator_with_other_credentials_is_never_reused(tmp_path, monkeypatc
     monkeypatch.setenv("RELAY_EMULATOR_BASE_PORT", str(free_ports()[0]))
     urls = [config.emulator_url(name) for name in NAMES]
     with emulators_process(env={"CORDIAL_API_KEY": OTHER_KEY}) as stale:
-        wait_for(urls, stale)
+        wait_until_answering(urls, stale)
         assert emulator_process.probe_emulator("cordial", urls[1]) == ("refuses", "CORDIAL_API_KEY")
         assert emulator_process.probe_emulator("customerio", urls[0])[0] == "usable"
         with pytest.raises(RuntimeError) as refused:
@@ -287,10 +252,9 @@ def test_refused_mid_run_fails_fast_in_emulator_mode_and_retries_live_with_one_l
     import asyncio
     import logging
 
-    from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
     from sinks.http import EmulatorUnreachable, HttpClient, Request, RetriesExhausted
 
-    server = EmulatorServer(create_app(CordialConfig(api_key="k", port=0, rate_limits={"api": RateLimit(0)}))).start()
+    server = start(CordialConfig(api_key="k", port=0, rate_limits={"api": RateLimit(0)}))
     url = server.url
 
     async def send(**kwargs):
@@ -306,7 +270,7 @@ def test_refused_mid_run_fails_fast_in_emulator_mode_and_retries_live_with_one_l
 
     # A live host keeps its retries; the repeated error is logged once, and counted in the final message.
     monkeypatch.setenv("RELAY_DESTINATIONS", "live")
-    server = EmulatorServer(create_app(CordialConfig(api_key="k", port=0, rate_limits={"api": RateLimit(0)}))).start()
+    server = start(CordialConfig(api_key="k", port=0, rate_limits={"api": RateLimit(0)}))
     url = server.url
     with caplog.at_level(logging.DEBUG, logger="relay.http"):
         with pytest.raises(RetriesExhausted, match="failed 4 times; last: ConnectError") as exhausted:

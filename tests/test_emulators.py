@@ -11,11 +11,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import jsonschema
@@ -23,18 +20,22 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from emulators import (
+from support.emulators import (
+    NAMES,
     CordialConfig,
     CustomerIOConfig,
     EmulatorServer,
     RateLimit,
     TalonOneConfig,
     create_app,
+    emulator_command,
+    wait_until_answering,
 )
+from support.ports import free_port
+from support.project import ROOT
 from vendor_schemas import CUSTOMERIO_SPEC as SPEC
 from vendor_schemas import require_customerio_spec, violations
 
-ROOT = Path(__file__).resolve().parents[1]
 SITE, TRACK, APP = "site-0a1b", "trk-SECRET-5d6e7f", "app-SECRET-8a9b0c"
 CORDIAL = "cordial-SECRET-1c2d3e"
 TALON, TALON_MGMT = "talon-SECRET-4f5a6b", "mgmt-SECRET-7c8d9e"
@@ -733,31 +734,16 @@ def test_credentials_never_leave_the_emulators(cio, cordial, talon):
         assert not any(secret in text for text in seen)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_module_entry_point_serves_all_three_and_saves_on_sigterm(tmp_path):
-    ports = [_free_port() for _ in range(3)]
+    ports = {name: free_port() for name in NAMES}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_TRACK_API_KEY": TRACK,
            "CUSTOMERIO_APP_API_KEY": APP, "CORDIAL_API_KEY": CORDIAL, "TALON_ONE_INTEGRATION_KEY": TALON,
            "TALON_ONE_MANAGEMENT_KEY": TALON_MGMT}  # fmt: skip
-    flags = ("--customerio-port", "--cordial-port", "--talon-one-port")
-    command = [sys.executable, "-m", "emulators", "--state-dir", str(tmp_path), "--record-requests"]
-    command += [part for flag, port in zip(flags, ports) for part in (flag, str(port))]
+    command = emulator_command(ports, "--state-dir", str(tmp_path), "--record-requests")
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if all(httpx.get(f"{url}/_emulator/stats").status_code == 200 for url in urls):
-                    break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "emulators did not start"
-                time.sleep(0.1)
+        urls = [f"http://127.0.0.1:{port}" for port in ports.values()]
+        wait_until_answering(urls, process, timeout_s=20)
         assert httpx.put(f"{urls[0]}/api/v1/customers/u1", json={"plan": "pro"}, auth=(SITE, TRACK)).status_code == 200
         assert httpx.get(f"{urls[1]}/v2/accountlists", auth=(CORDIAL, "")).status_code == 200
         talon_auth = {"Authorization": f"ApiKey-v1 {TALON}"}

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import duckdb
 import pytest
 
-from conftest import DBT_DIR, run_dbt
+from support.dbt import run_dbt
+from support.project import DBT_DIR
 from relay import pipeline, sample_data
 from sinks.declarations import DeclarationError, load_specs
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DBT, DBT_DIR, destination_env, run_dbt, serve_emulators
+from support.dbt import run_dbt
+from support.emulators import serve_emulators, served_env
+from support.project import DBT, DBT_DIR
 from relay import sample_data
 
 pytestmark = pytest.mark.slow
@@ -133,7 +135,7 @@ def _drive(work: Path) -> None:
 
     results = {}
     with serve_emulators() as servers:
-        os.environ.update(destination_env(servers))
+        os.environ.update(served_env(servers))
         for name, (seed, _) in SCENARIOS.items():
             shutil.rmtree(project / "models")
             shutil.copytree(pristine / "models", project / "models")

@@ -14,7 +14,7 @@ import json
 import duckdb
 import pytest
 
-from conftest import run_dbt
+from support.dbt import run_dbt
 from relay import sample_data
 
 pytestmark = pytest.mark.slow

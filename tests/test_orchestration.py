@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from conftest import ROOT
+from support.project import ROOT
 
 SNAPSHOT = ROOT / "tests" / "snapshots" / "asset_graph.json"
 

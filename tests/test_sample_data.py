@@ -8,7 +8,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import ROOT
+from support.project import ROOT
 from relay import sample_data
 
 CUSTOMERS = 2000

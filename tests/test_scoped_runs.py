@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from relay import sample_data
-from conftest import run_dbt
+from support.dbt import run_dbt
 
 # Everything a scoped run writes; the int_scope_* models describe the run itself.
 SCHEMAS = ("intermediate", "marts", "syncs")

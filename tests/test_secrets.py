@@ -20,7 +20,7 @@ one sync per destination leaves no key in caplog or the ledger (test_sync_engine
 
 (*) Not the whole job again: dbt need not run twice.
 
-The pipeline runs once per session (by whichever xdist worker gets to it first, see test_bad_input.ARTIFACTS);
+The pipeline runs once per session (by whichever xdist worker gets to it first, see support/shared_builds.py);
 what it left is written to files the tests read.
 """
 
@@ -45,8 +45,10 @@ import duckdb
 import httpx
 import pytest
 
-from conftest import DBT_DIR
-from test_bad_input import artifact, customer, insert, shared, start_emulators
+from support.project import DBT_DIR
+from support.emulators import CordialConfig, RateLimit, destination_env, serve_emulators, start
+from support.raw_rows import customer, insert
+from support.shared_builds import artifact, shared
 
 pytestmark = pytest.mark.slow
 
@@ -177,8 +179,8 @@ def run_pipeline(directory: Path, factory=None) -> None:
     texts: dict[str, str] = {}
     facts: dict = {}
     targets_before = set((DBT_DIR / "target").glob("relay_dbt_models-*"))
-    servers = start_emulators({**KEYS, "CUSTOMERIO_SITE_ID": SITE_ID})
-    with pytest.MonkeyPatch.context() as env, webhook() as (webhook_url, alerts_posted):
+    with serve_emulators(keys={**KEYS, "CUSTOMERIO_SITE_ID": SITE_ID}) as servers, \
+            pytest.MonkeyPatch.context() as env, webhook() as (webhook_url, alerts_posted):
         env.setenv("RELAY_DATA_DIR", str(data))
         env.setenv("RELAY_WAREHOUSE", str(warehouse))
         env.setenv("DAGSTER_HOME", str(directory / "dagster_home"))
@@ -189,66 +191,60 @@ def run_pipeline(directory: Path, factory=None) -> None:
         for var, key in KEYS.items():
             env.setenv(var, key)
         env.setenv("CORDIAL_API_KEY", WRONG_CORDIAL_KEY)  # the first run: refused
-        env.setenv("CUSTOMERIO_TRACK_URL", servers["customerio"].url)
-        env.setenv("CUSTOMERIO_APP_URL", servers["customerio"].url)
-        env.setenv("CORDIAL_API_URL", servers["cordial"].url)
-        env.setenv("TALON_ONE_BASE_URL", servers["talon_one"].url)
+        for var, value in destination_env({name: server.url for name, server in servers.items()}).items():
+            env.setenv(var, value)
         env.setenv("CUSTOMERIO_RATE_LIMIT", "100000")
         env.setenv("CORDIAL_RATE_LIMIT_PER_MIN", "6000000")
         env.setenv("TALON_ONE_RATE_LIMIT", "100000")
         env.setenv("TALON_ONE_MANAGEMENT_RATE_LIMIT", "1000")
+        config.export_environment()
+        sample_data.generate(warehouse, customers=300, seed=5)
+        with duckdb.connect(str(warehouse)) as con:  # Customer.io refuses a 1000+ byte attribute: a rejection
+            insert(con, "shopify.customer", [customer(800001, "long.name@example.com", LONG_NAME)])
+        for name in ("customerio", "talon_one"):
+            httpx.post(f"{servers[name].url}/_emulator/faults", json={"error_rate": 0.25, "seed": 3}).raise_for_status()
+
+        from orchestration.definitions import defs
+        from orchestration.sensors import run_failure_alert
+
+        instance = dg.DagsterInstance.get()
         try:
-            config.export_environment()
-            sample_data.generate(warehouse, customers=300, seed=5)
-            with duckdb.connect(str(warehouse)) as con:  # Customer.io refuses a 1000+ byte attribute: a rejection
-                insert(con, "shopify.customer", [customer(800001, "long.name@example.com", LONG_NAME)])
-            for name in ("customerio", "talon_one"):
-                httpx.post(f"{servers[name].url}/_emulator/faults", json={"error_rate": 0.25, "seed": 3}).raise_for_status()
-
-            from orchestration.definitions import defs
-            from orchestration.sensors import run_failure_alert
-
-            instance = dg.DagsterInstance.get()
-            try:
-                with captured_logging() as records, captured_output() as output:
-                    job = defs.resolve_job_def("daily_full")
-                    first = job.execute_in_process(instance=instance, raise_on_error=False)
-                    failure = next(e for e in first.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-                    context = dg.build_run_status_sensor_context(
-                        sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
-                        dagster_run=first.dagster_run).for_run_failure()
-                    run_failure_alert(context)
-                    facts["first"] = {"success": first.success, "failures": step_failures(first)}
-                    for name in ("customerio", "talon_one"):
-                        facts[f"{name}_stats_after_faults"] = httpx.get(f"{servers[name].url}/_emulator/stats").json()
-                        httpx.post(f"{servers[name].url}/_emulator/faults", json={"error_rate": 0}).raise_for_status()
-                    # The operator fixes the key and re-runs what failed (*): Cordial's syncs, then the stakeholder copy.
-                    env.setenv("CORDIAL_API_KEY", KEYS["CORDIAL_API_KEY"])
-                    failed = [key for key in job.asset_layer.selected_asset_keys
-                              if key.path[:2] == ["destinations", "cordial"] or key.path[0] == "stakeholders"]
-                    second = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=failed)
-                    facts["second"] = {"success": second.success, "failures": step_failures(second)}
-                run_ids = facts["run_ids"] = [first.run_id, second.run_id]
-                texts["python logging (DEBUG)"] = "\n".join(
-                    f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
-                texts["captured stdout and stderr (Python and file descriptors)"] = "\n".join(
-                    f"== {name}\n{text}" for name, text in sorted(output.items()))
-                texts["Dagster event log records"] = "\n".join(
-                    dg.serialize_value(entry) for run_id in run_ids for entry in instance.all_logs(run_id))
-                info = [f"{r.levelname} {r.name} {r.getMessage()}" for r in records if r.levelno >= logging.INFO]
-                info += [entry.user_message for run_id in run_ids for entry in instance.all_logs(run_id)
-                         if entry.level >= logging.INFO]
-                (directory / "info_logs.txt").write_text("\n".join(info))
-            finally:
-                instance.dispose()
-            for name, server in servers.items():
-                for what in ("state", "stats"):
-                    texts[f"emulator {name} /_emulator/{what}"] = httpx.get(f"{server.url}/_emulator/{what}").text
-            texts["alert webhook requests"] = "\n".join(alerts_posted)
-            facts["alerts_posted"] = len(alerts_posted)
+            with captured_logging() as records, captured_output() as output:
+                job = defs.resolve_job_def("daily_full")
+                first = job.execute_in_process(instance=instance, raise_on_error=False)
+                failure = next(e for e in first.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+                context = dg.build_run_status_sensor_context(
+                    sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
+                    dagster_run=first.dagster_run).for_run_failure()
+                run_failure_alert(context)
+                facts["first"] = {"success": first.success, "failures": step_failures(first)}
+                for name in ("customerio", "talon_one"):
+                    facts[f"{name}_stats_after_faults"] = httpx.get(f"{servers[name].url}/_emulator/stats").json()
+                    httpx.post(f"{servers[name].url}/_emulator/faults", json={"error_rate": 0}).raise_for_status()
+                # The operator fixes the key and re-runs what failed (*): Cordial's syncs, then the stakeholder copy.
+                env.setenv("CORDIAL_API_KEY", KEYS["CORDIAL_API_KEY"])
+                failed = [key for key in job.asset_layer.selected_asset_keys
+                          if key.path[:2] == ["destinations", "cordial"] or key.path[0] == "stakeholders"]
+                second = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=failed)
+                facts["second"] = {"success": second.success, "failures": step_failures(second)}
+            run_ids = facts["run_ids"] = [first.run_id, second.run_id]
+            texts["python logging (DEBUG)"] = "\n".join(
+                f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
+            texts["captured stdout and stderr (Python and file descriptors)"] = "\n".join(
+                f"== {name}\n{text}" for name, text in sorted(output.items()))
+            texts["Dagster event log records"] = "\n".join(
+                dg.serialize_value(entry) for run_id in run_ids for entry in instance.all_logs(run_id))
+            info = [f"{r.levelname} {r.name} {r.getMessage()}" for r in records if r.levelno >= logging.INFO]
+            info += [entry.user_message for run_id in run_ids for entry in instance.all_logs(run_id)
+                     if entry.level >= logging.INFO]
+            (directory / "info_logs.txt").write_text("\n".join(info))
         finally:
-            for server in servers.values():
-                server.stop()
+            instance.dispose()
+        for name, server in servers.items():
+            for what in ("state", "stats"):
+                texts[f"emulator {name} /_emulator/{what}"] = httpx.get(f"{server.url}/_emulator/{what}").text
+        texts["alert webhook requests"] = "\n".join(alerts_posted)
+        facts["alerts_posted"] = len(alerts_posted)
 
     # dagster-dbt names each invocation's target (and log) directory after the run: relay_dbt_models-<run id[:7]>-...
     new_targets = sorted(p for p in set((DBT_DIR / "target").glob("relay_dbt_models-*")) - targets_before
@@ -375,7 +371,6 @@ def test_no_one_but_root_can_open_the_published_copy_for_writing(monkeypatch):
 def test_a_contact_write_that_keeps_failing_logs_no_email(tmp_path, monkeypatch, caplog):
     from sinks import destinations
     from sinks.declarations import SyncSpec
-    from emulators import CordialConfig, EmulatorServer, RateLimit, create_app
     from sinks.engine import SyncRun
     from sinks.http import HttpClient
 
@@ -384,8 +379,7 @@ def test_a_contact_write_that_keeps_failing_logs_no_email(tmp_path, monkeypatch,
     spec = SyncSpec(name="sync_test__contacts", relation="syncs.contacts", destination="cordial", object="attributes",
                     primary_key=("customer_key",), identifier="email", on_exit="clear", schedule="frequent",
                     columns={"customer_key": "varchar", "email": "varchar", "vip_tier": "varchar"})
-    server = EmulatorServer(create_app(CordialConfig(api_key=KEYS["CORDIAL_API_KEY"], port=0,
-                                                     rate_limits={"api": RateLimit(0, 60, per_route=True)}))).start()
+    server = start(CordialConfig(api_key=KEYS["CORDIAL_API_KEY"], port=0, rate_limits={"api": RateLimit(0, 60, per_route=True)}))
     try:
         monkeypatch.setenv("CORDIAL_API_URL", server.url)
         monkeypatch.setenv("CORDIAL_API_KEY", KEYS["CORDIAL_API_KEY"])
@@ -422,7 +416,8 @@ def _excerpt_sites(key: str):
     from sinks.destinations.cordial import Cordial, _check as cordial_check
     from sinks.destinations.customerio import CustomerIO, _raise_for
     from sinks.destinations.talon_one import TalonOne, _check as talon_check
-    from sinks.http import Request, _unexpected
+    from sinks.http import Request
+    from sinks.http.retries import _unexpected
 
     def raised(check):
         def run(response):

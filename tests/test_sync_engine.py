@@ -4,271 +4,31 @@ run for Customer.io, Cordial and Talon.One.
 Sync models here are plain tables in a real DuckDB warehouse (no dbt needed to exercise the engine); the
 destination's own state, read back from its emulator, is the oracle. Everything that differs between
 destinations (server, credentials, specs, how to read what it holds, what "cleared" looks like there)
-lives in its harness class; the tests are written once."""
+lives in its harness class (support/harnesses.py); the tests are written once."""
 
 import json
 import logging
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import duckdb
 import httpx
 import pytest
 
-import sinks.destinations.customerio as customerio_adapter
 import sinks.destinations.talon_one as talon_one_adapter
-from sinks import destinations
-from sinks.declarations import SCOPE_LOG, SyncSpec
-from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
-from emulators import CordialConfig, CustomerIOConfig, EmulatorServer, RateLimit, TalonOneConfig, create_app
-from sinks.engine import SyncRefused, SyncRun
-from sinks.http import HttpClient
 import vendor_schemas
-
-TIERS = ("none", "silver", "gold")
-# One table shape for every destination; each sync reads the columns its spec declares.
-PEOPLE_COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar",
-                  "orders_count": "bigint", "last_order_at": "varchar", "vip_tier": "varchar"}
-MEMBER_COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar", "audience": "varchar"}
-
-
-def person(i: int) -> dict:
-    return {"customer_key": f"c{i:06d}", "email": f"person{i}@example.com", "integration_id": f"t-c{i:06d}",
-            "orders_count": i % 7, "last_order_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
-            "vip_tier": TIERS[i % 3]}
-
-
-def people_rows(n: int) -> list[dict]:
-    return [person(i) for i in range(n)]
-
-
-def member(i: int, audience: str) -> dict:
-    return {**{k: person(i)[k] for k in ("customer_key", "email", "integration_id")}, "audience": audience}
-
-
-def write(warehouse, table: str, columns: dict[str, str], rows: list[dict]) -> None:
-    con = duckdb.connect(str(warehouse))
-    con.execute("create schema if not exists syncs")
-    select = ", ".join(f"cast(unnest(${c}) as {t}) as {c}" for c, t in columns.items())
-    con.execute(f"create or replace table syncs.{table} as select {select}",
-                {c: [r[c] for r in rows] for c in columns})
-    con.close()
-
-
-def query(warehouse, sql, params=()):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
-
-
-def sync_spec(name: str, destination: str, obj: str, identifier: str, columns: list[str], meta=None) -> SyncSpec:
-    source = MEMBER_COLUMNS if obj == "membership" else PEOPLE_COLUMNS
-    key = ("customer_key", "audience") if obj == "membership" else ("customer_key",)
-    return SyncSpec(name=f"sync_test__{name}", relation=f"syncs.{name}", destination=destination, object=obj,
-                    primary_key=key, identifier=identifier, on_exit="remove" if obj == "membership" else "clear",
-                    schedule="frequent", columns={c: source[c] for c in columns}, column_meta=meta or {})
-
-
-# ------------------------------------------------------------------------------------------ harnesses
-class Harness:
-    """One destination's emulator, credentials, sync specs and readers of what it holds."""
-
-    name: str
-    people: SyncSpec
-    members: SyncSpec
-    audiences: tuple[str, str]
-    credential_var: str  # the key every data request carries
-    items_route: str  # emulator route that receives people rows, counted per item
-    throttle: dict  # emulator rate limits that force 429s
-    fault_rows: int  # enough rows to meet every injected fault
-    small_batch: tuple | None = None  # (module, constant, value): smaller requests, so faults meet more of them
-    kill: tuple[int, int, float]  # rows, kill after every this many items, latency slow enough to land mid-sync
-    poison: dict  # column values the destination refuses for one row
-    poison_reason: str  # part of its reason
-    unset: object = None  # what a string attribute set to null reads as there (None: gone)
-
-    def __init__(self, monkeypatch) -> None:
-        self.server = EmulatorServer(create_app(replace(self.config(), record_requests=True))).start()
-        for var, value in self.env().items():
-            monkeypatch.setenv(var, value)
-        self.secrets = [v for k, v in self.env().items() if "KEY" in k]
-
-    def __enter__(self) -> "Harness":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.stop()
-        if exc[0] is None:  # every request the test made, judged by the vendor's schema
-            vendor_schemas.assert_judged({self.name: self.server})
-
-    def sync(self, spec, warehouse, **kwargs):
-        return SyncRun(spec, destinations.build(self.name), warehouse, **kwargs).execute()
-
-    def write_people(self, warehouse, rows) -> None:
-        write(warehouse, "people", PEOPLE_COLUMNS, rows)
-
-    def write_members(self, warehouse, rows) -> None:
-        write(warehouse, "members", MEMBER_COLUMNS, rows)
-
-    def state(self) -> dict:
-        return httpx.get(f"{self.server.url}/_emulator/state").json()
-
-    def stats(self) -> dict:
-        return httpx.get(f"{self.server.url}/_emulator/stats").json()
-
-    def faults(self, **settings) -> None:
-        httpx.post(f"{self.server.url}/_emulator/faults", json=settings).raise_for_status()
-
-    def requests(self) -> int:
-        return self.stats()["requests"]
-
-    def items(self) -> int:
-        return self.stats()["items"].get(self.items_route, 0)
-
-    def expected(self, rows) -> dict[str, dict]:
-        """What the destination should hold for these model rows."""
-        attrs = self.people.attribute_columns
-        return {r[self.people.identifier]: {c: r[c] for c in attrs if r[c] is not None} for r in rows}
-
-    def id_of(self, row) -> str:
-        return row[self.people.identifier]
-
-    # Per destination: config(), env(), held(), held_members(), objects(), exited(row).
-
-
-class CustomerIOHarness(Harness):
-    name = "customerio"
-    people = sync_spec("people", "customerio", "attributes", "customer_key",
-                  ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"])
-    members = sync_spec("members", "customerio", "membership", "customer_key", ["customer_key", "audience"])
-    audiences = ("wh_cart_0_4h", "wh_vip")
-    credential_var = "CUSTOMERIO_TRACK_API_KEY"
-    items_route = "POST /api/v2/batch"
-    throttle = {"track": {"limit": 20}}
-    fault_rows = 3000
-    small_batch = (customerio_adapter, "MAX_BATCH_BYTES", 8 * 1024)
-    kill = (20_000, 3000, 40)  # ~4000 rows a request
-    poison = {"vip_tier": "x" * 1500}
-    poison_reason = "1000 bytes"
-
-    def config(self):
-        return CustomerIOConfig(site_id="site-7f3a", track_api_key="trk-SECRET-9c1d2e3f4a5b",
-                                app_api_key="app-SECRET-77aa88bb99cc", port=0,
-                                rate_limits={"track": RateLimit(0), "app": RateLimit(0)})
-
-    def env(self):
-        return {"CUSTOMERIO_TRACK_URL": self.server.url, "CUSTOMERIO_APP_URL": self.server.url,
-                "CUSTOMERIO_SITE_ID": "site-7f3a", "CUSTOMERIO_TRACK_API_KEY": "trk-SECRET-9c1d2e3f4a5b",
-                "CUSTOMERIO_APP_API_KEY": "app-SECRET-77aa88bb99cc", "CUSTOMERIO_RATE_LIMIT": "100000"}
-
-    def held(self):
-        # Customer.io keeps `email` as an identifier of the person, not an attribute.
-        return {p["id"]: {**({"email": p["email"]} if "email" in p else {}), **p["attributes"]}
-                for p in self.state()["people"].values() if "id" in p}
-
-    def held_members(self):
-        state = self.state()
-        ids = {cio_id: p.get("id") for cio_id, p in state["people"].items()}
-        return {s["name"]: {ids[m] for m in s["members"]} for s in state["segments"].values()}
-
-    def objects(self):
-        return Counter(s["name"] for s in self.state()["segments"].values())
-
-    def exited(self, row):
-        return {"email": row["email"]}  # every attribute cleared; the identifier stays
-
-
-class CordialHarness(Harness):
-    name = "cordial"
-    people = sync_spec("people", "cordial", "attributes", "email",
-                  ["customer_key", "email", "orders_count", "last_order_at", "vip_tier"],
-                  meta={"last_order_at": {"cordial_type": "date"}})
-    members = sync_spec("members", "cordial", "membership", "email", ["customer_key", "email", "audience"])
-    audiences = ("wh | cart | 0-4h | no purchase", "wh | vip | gold")
-    credential_var = "CORDIAL_API_KEY"
-    items_route = "POST /v2/contacts"
-    throttle = {"api": {"limit": 20, "window_s": 1}}
-    fault_rows = 80  # one request per contact
-    kill = (1500, 300, 5)
-    poison = {"last_order_at": "yesterday"}
-    poison_reason = "must be a date"
-
-    def config(self):
-        return CordialConfig(api_key="cordial-SECRET-5e6f7a8b", port=0,
-                             rate_limits={"api": RateLimit(0, 60, per_route=True, headers=True)})
-
-    def env(self):
-        # The shared suite drives the per-contact API; bulk imports have tests of their own below.
-        return {"CORDIAL_API_URL": self.server.url, "CORDIAL_API_KEY": "cordial-SECRET-5e6f7a8b",
-                "CORDIAL_RATE_LIMIT_PER_MIN": "6000000", "CORDIAL_IMPORT_MIN_ROWS": "1000000000"}
-
-    def held(self):
-        return {c["email"]: c["attributes"] for c in self.state()["contacts"].values()}
-
-    def held_members(self):
-        state = self.state()
-        return {lst["name"]: {state["contacts"][cid]["email"] for cid in lst["members"]}
-                for lst in state["lists"].values()}
-
-    def objects(self):
-        state = self.state()
-        return Counter([lst["name"] for lst in state["lists"].values()] + list(state["attributes"]))
-
-    def exited(self, row):
-        return {}  # the contact stays, every synced attribute cleared
-
-
-class TalonOneHarness(Harness):
-    name = "talon_one"
-    people = sync_spec("people", "talon_one", "attributes", "integration_id",
-                  ["customer_key", "integration_id", "orders_count", "last_order_at", "vip_tier"],
-                  meta={"last_order_at": {"talon_one_type": "time", "exit_value": "1970-01-01T00:00:00Z"},
-                        "orders_count": {"exit_value": 0}})
-    members = sync_spec("members", "talon_one", "membership", "integration_id", ["customer_key", "integration_id", "audience"])
-    audiences = ("wh_cart_0_4h", "wh_vip_gold")
-    credential_var = "TALON_ONE_INTEGRATION_KEY"
-    items_route = "PUT /v2/customer_profiles"
-    throttle = {"integration": {"limit": 20}}
-    fault_rows = 3000
-    small_batch = (talon_one_adapter, "MAX_ITEMS", 50)
-    kill = (6000, 1500, 300)
-    poison = {"last_order_at": "yesterday"}
-    poison_reason = "must be of type time"
-    unset = ""  # Talon.One refuses null: strings are emptied instead
-
-    def config(self):
-        return TalonOneConfig(integration_key="talon-SECRET-int-1a2b3c", management_key="talon-SECRET-mgmt-4d5e6f",
-                              port=0, rate_limits={"integration": RateLimit(0), "management": RateLimit(0, per_route=True)})
-
-    def env(self):
-        return {"TALON_ONE_BASE_URL": self.server.url, "TALON_ONE_INTEGRATION_KEY": "talon-SECRET-int-1a2b3c",
-                "TALON_ONE_MANAGEMENT_KEY": "talon-SECRET-mgmt-4d5e6f", "TALON_ONE_RATE_LIMIT": "100000",
-                "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1000"}
-
-    def held(self):
-        return {i: p["attributes"] for i, p in self.state()["profiles"].items() if not p.get("hidden")}
-
-    def held_members(self):
-        return {a["name"]: set(a["members"]) for a in self.state()["audiences"].values()}
-
-    def objects(self):
-        state = self.state()
-        return Counter([a["name"] for a in state["audiences"].values()]
-                       + list(state["attributes"].get("CustomerProfile", {})))
-
-    def exited(self, row):
-        # Numbers and times cannot be emptied at Talon.One: they take their declared exit values; the string is.
-        return {"orders_count": 0, "last_order_at": "1970-01-01T00:00:00Z", "vip_tier": ""}
-
-
-HARNESSES = {h.name: h for h in (CustomerIOHarness, CordialHarness, TalonOneHarness)}
+from sinks.declarations import SyncSpec
+from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
+from sinks.engine import SyncRefused
+from sinks.http import HttpClient
+from support.harnesses import (
+    HARNESSES, CordialHarness, CustomerIOHarness, TalonOneHarness, member, people_rows, person,
+)
+from support.sync_process import sync_command
+from support.warehouse import query, write_table
 
 
 @pytest.fixture(params=list(HARNESSES))
@@ -484,17 +244,6 @@ def test_no_secret_reaches_logs_or_ledger(h, warehouse, caplog):
         assert secret not in caplog.text and secret not in dump
 
 
-KILL_SCRIPT = """
-import json, sys
-from sinks import destinations
-from sinks.declarations import SyncSpec
-from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
-from sinks.engine import SyncRefused, SyncRun
-spec = json.loads(sys.argv[1]); spec = SyncSpec(**{**spec, "primary_key": tuple(spec["primary_key"])})
-SyncRun(spec, destinations.build(spec.destination), sys.argv[2]).execute()
-"""
-
-
 def test_killed_sync_resumes_without_loss(h, warehouse, monkeypatch):
     n, step, latency_ms = h.kill
     rows = people_rows(n)
@@ -503,7 +252,7 @@ def test_killed_sync_resumes_without_loss(h, warehouse, monkeypatch):
     monkeypatch.setenv("RELAY_CONCURRENCY", "2")
     kills = 0
     for _ in range(3):
-        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(asdict(h.people)), str(warehouse)])
+        process = subprocess.Popen(sync_command(h.people, warehouse), stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while h.items() < (kills + 1) * step and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.02)
@@ -588,10 +337,10 @@ def test_customerio_clears_its_reserved_timestamp_with_null(customerio, warehous
                     object="attributes", primary_key=("customer_key",), identifier="customer_key", on_exit="clear",
                     schedule="frequent", columns=columns)
     rows = [{"customer_key": f"c{i}", "created_at": 1_700_000_000 + i, "vip_tier": "gold"} for i in range(3)]
-    write(warehouse, "created", columns, rows)
+    write_table(warehouse, "syncs.created", columns, rows)
     customerio.sync(spec, warehouse)
     rows[0]["created_at"] = None
-    write(warehouse, "created", columns, rows[:2])  # c0's created_at becomes null; c2 leaves the model
+    write_table(warehouse, "syncs.created", columns, rows[:2])  # c0's created_at becomes null; c2 leaves the model
     result = customerio.sync(spec, warehouse)
     assert (result.status, result.acked_change, result.acked_remove, result.rejected) == ("succeeded", 1, 1, 0)
     held = customerio.held()
@@ -753,10 +502,10 @@ def test_cordial_sends_subscribe_status_only_from_its_column_and_never_forces_it
     with_status = replace(cordial.people, name="sync_test__consent", relation="syncs.consent",
                           columns={**cordial.people.columns, "subscribe_status": "varchar"})
     rows = [{**person(1), "subscribe_status": "unsubscribed"}, {**person(2), "subscribe_status": None}]
-    write(warehouse, "consent", with_status.columns, rows)
+    write_table(warehouse, "syncs.consent", with_status.columns, rows)
     cordial.sync(with_status, warehouse)
     rows[0]["subscribe_status"] = "subscribed"
-    write(warehouse, "consent", with_status.columns, rows)
+    write_table(warehouse, "syncs.consent", with_status.columns, rows)
     assert cordial.sync(with_status, warehouse).acked_change == 1
     contacts = {c["email"]: c for c in cordial.state()["contacts"].values()}
     # Resubscribing needs forceSubscribe, which is never sent: Cordial keeps the unsubscribe.

@@ -4,7 +4,6 @@ lineage graph is kept in artifacts/ui/."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,8 @@ import dagster as dg
 import httpx
 import pytest
 
-from conftest import ROOT
+from support.ports import free_port
+from support.project import ROOT
 from relay import config, sample_data
 
 pytestmark = pytest.mark.slow
@@ -24,12 +24,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1600,1100", "--virtual-time-budget=20000"]
 LOCATION = "orchestration.definitions"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chromium(tmp_path: Path, *args: str) -> str:

@@ -133,14 +133,14 @@ class Delivery:
 
     def _batches(self, bulk: Bulk | None, changes: list[Change], bulk_rows: list[tuple]):
         """A chunk's batches, after acknowledging the changes that need no request."""
-        for change in [c for c in changes if self._nothing_to_send(c)]:
+        for change in [c for c in changes if self.nothing_to_send(c)]:
             self.acks.ack(change)
-        batches = self.destination.batches(self.spec, [c for c in changes if not self._nothing_to_send(c)])
+        batches = self.destination.batches(self.spec, [c for c in changes if not self.nothing_to_send(c)])
         if bulk_rows:
             batches = itertools.chain(self.reader.bulk_batches(bulk, bulk_rows), batches)
         return batches
 
-    def _nothing_to_send(self, change: Change) -> bool:
+    def nothing_to_send(self, change: Change) -> bool:
         if change.kind == "remove" and not change.internal:
             return self.spec.on_exit == "ignore"  # the destination keeps the record; we only forget it
         return self.spec.object == "attributes" and change.kind == "change" and not change.fields

@@ -24,7 +24,6 @@ from sinks.http.emulator import connection_refused, is_loopback
 from sinks.http.exceptions import EmulatorUnreachable, RetriesExhausted
 from sinks.http.rate import RateLimiter, budget_dir, shared_limiter
 from sinks.http.redaction import REDACT, excerpt
-from sinks.http.retries import _unexpected  # tests/test_secrets.py checks its excerpts
 
 __all__ = [
     "REDACT",

@@ -1,6 +1,6 @@
 """How many profiles read as eligible for winback at a destination while the model says they are not.
 
-    python tests/exit_leaks.py [--customers 3000] [--steps 4] [--hours 12] [--dir DIR]
+    python bench/exit_leaks.py [--customers 3000] [--steps 4] [--hours 12] [--dir DIR]
 
 Sample data, a dbt build and every shipped sync to in-process emulators, then `steps` appends of `hours` of
 activity, each followed by a build and every sync. It prints, as JSON, the profiles Talon.One holds with a
@@ -16,7 +16,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
 
 
 def main() -> None:
@@ -33,7 +33,9 @@ def main() -> None:
 
     import duckdb
 
-    from conftest import DBT_DIR, destination_env, run_dbt, serve_emulators
+    from support.dbt import run_dbt
+    from support.emulators import serve_emulators, served_env
+    from support.project import DBT_DIR
     from relay import pipeline, sample_data
     from sinks.declarations import load_specs
 
@@ -46,7 +48,7 @@ def main() -> None:
             assert result.status == "succeeded", (spec.name, result.message)
 
     with serve_emulators() as servers:
-        os.environ.update(destination_env(servers))
+        os.environ.update(served_env(servers))
         sample_data.generate(warehouse, customers=args.customers, seed=42)
         build_and_sync()
         for _ in range(args.steps):

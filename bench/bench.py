@@ -1,6 +1,6 @@
 """make bench: where the time and memory go, at scale, with the ratios that matter measured in one run.
 
-    .venv/bin/python tests/bench.py [--scales 100000,1000000] [--out artifacts/bench] [--sync-rows 300000]
+    .venv/bin/python bench/bench.py [--scales 100000,1000000] [--out artifacts/bench] [--sync-rows 300000]
                                     [--rss-rows 1000000] [--rounds 3] [--latency-ms 20] [--rate 200]
 
 Per scale (a fresh warehouse each): sample data; a full `dbt build`; the first sync of every model
@@ -19,14 +19,13 @@ request per row at --latency-ms; and a sync under an emulator rate limit of --ra
 
 Writes results.json, results.md and cost_vs_scale.png (if matplotlib is installed) to --out. Every
 emulator runs in its own process, so the client side is measured as it would run against a vendor.
-Not collected by pytest (the file name does not start with test_).
+Not collected by pytest (it lives outside tests/).
 """
 
 import argparse
 import asyncio
 import base64
 import json
-import math
 import os
 import platform
 import subprocess
@@ -40,11 +39,12 @@ import duckdb
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support
 
-from bench_destinations import make_model, naive, spec, start_emulators  # noqa: E402
-from relay.config import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+from bench_destinations import make_model, naive, spec  # noqa: E402
+from support.emulators import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+from support.emulators import EmulatorProcess, destination_env  # noqa: E402
+from support.sync_process import sync_command  # noqa: E402
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 TARGETS = {  # ratio -> (target, "min" or "max")
@@ -74,9 +74,7 @@ def timed(command: list[str], env: dict, log: Path) -> dict:
 
 
 def emulator_env(urls: dict[str, str]) -> dict[str, str]:
-    return {"RELAY_DESTINATIONS": "emulator", "CUSTOMERIO_TRACK_URL": urls["customerio"],
-            "CUSTOMERIO_APP_URL": urls["customerio"], "CORDIAL_API_URL": urls["cordial"],
-            "TALON_ONE_BASE_URL": urls["talon_one"]}
+    return {"RELAY_DESTINATIONS": "emulator", **destination_env(urls)}
 
 
 def admin(url: str, path: str, body: dict | None = None) -> dict:
@@ -160,28 +158,17 @@ def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Pat
 
 
 # ------------------------------------------------------------------------------------------ sync engine
-SYNC_SCRIPT = """
-import json, sys
-from sinks import destinations
-from sinks.declarations import SyncSpec
-from sinks.engine import SyncRun
-spec = SyncSpec(**{**json.loads(sys.argv[1]), "primary_key": ("customer_key",)})
-apply = sys.argv[3] == "apply"
-r = SyncRun(spec, destinations.build(spec.destination), sys.argv[2], apply=apply, allow_large_change=True).execute()
-print(json.dumps({"status": r.status, "message": r.message, "planned": r.planned, "acked": r.acked, "requests": r.requests,
-                  "rows_per_s": r.rows_per_s, "duration_s": r.duration_s}))
-"""
-
-
 def sync_process(destination: str, warehouse: Path, env: dict, apply: bool = True) -> dict:
-    from dataclasses import asdict
-
+    """One sync in a process of its own (python -m sinks.engine): its figures, wall seconds and peak RSS."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-c", SYNC_SCRIPT, json.dumps(asdict(spec(destination))),
-                                str(warehouse), "apply" if apply else "plan"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    command = sync_command(spec(destination), warehouse, "--allow-large-change", *(() if apply else ("--plan",)))
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
-    result = json.loads(process.stdout.read())
+    run = json.loads(process.stdout.read())
+    result = {"status": run["status"], "message": run["message"], "requests": run["requests"],
+              "rows_per_s": run["rows_per_s"], "duration_s": run["duration_s"],
+              **{total: sum(run[f"{total}_{kind}"] for kind in ("add", "change", "remove"))
+                 for total in ("planned", "acked")}}
     if os.waitstatus_to_exitcode(status) != 0 or result["status"] not in ("succeeded", "planned"):
         raise SystemExit(f"{destination} sync failed: {result}")
     return {**result, "seconds": round(time.monotonic() - started, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3)}
@@ -454,19 +441,14 @@ def main() -> int:
                            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                            "load_before": [round(x, 2) for x in os.getloadavg()]},
                "arguments": {k: str(v) for k, v in vars(args).items()}, "scales": {}}
-    emulators, urls = start_emulators(0)
-    try:
-        with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-            work = Path(tmp)
-            for customers in scales:
-                results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
-            print("== sync engine", flush=True)
-            results["diff_and_memory"] = diff_and_memory(args.rss_rows, work, urls)
-            results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
-            results["rate_limit"] = rate_limited(args.rate, work, urls)
-    finally:
-        emulators.terminate()
-        emulators.wait()
+    with EmulatorProcess() as emulators, tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work, urls = Path(tmp), emulators.urls
+        for customers in scales:
+            results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
+        print("== sync engine", flush=True)
+        results["diff_and_memory"] = diff_and_memory(args.rss_rows, work, urls)
+        results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
+        results["rate_limit"] = rate_limited(args.rate, work, urls)
     results["total_s"] = round(time.monotonic() - started, 1)
     results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["ratios"] = ratios(results)

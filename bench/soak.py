@@ -1,6 +1,6 @@
 """Fault soak and crash recovery of the sync engine at scale, against the emulators in a process of their own.
 
-    .venv/bin/python tests/soak.py [--rows 200000] [--kills 24] [--crash-rows 50000] [--failpoints 2]
+    .venv/bin/python bench/soak.py [--rows 200000] [--kills 24] [--crash-rows 50000] [--failpoints 2]
                                    [--only soak|crash] [--seed 7] [--out artifacts/soak]
 
 soak   For each destination (Customer.io people attributes, Cordial contacts, Talon.One customer profiles):
@@ -18,7 +18,7 @@ crash  For each destination: --crash-rows rows, synced by worker processes that 
        points (--kills in all, spread over the destinations): 20% at a random time from start (start-up,
        plan, setup, first requests), the rest once a random number of rows reached the destination, early
        in the run or anywhere in it; plus --failpoints crashes per destination through the engine's
-       failpoint RELAY_FAILPOINT=after_ack:N (the process dies right after a destination acknowledged a
+       failpoint --failpoint after_ack:N (the process dies right after a destination acknowledged a
        batch, before its state is written). Light faults (5% 5xx, 1% drops); the batched APIs run with
        --crash-latency-ms per request and --crash-concurrency, so that a run of a few dozen requests can be
        cut at many points. After every crash: no sync_state row may claim a value the destination does not
@@ -28,7 +28,7 @@ crash  For each destination: --crash-rows rows, synced by worker processes that 
 Cordial's per-contact API is used (one request per contact; bulk imports are off), with the emulator's
 latency at 0 and a client concurrency of --cordial-concurrency so that 200k contacts take minutes.
 Prints a summary table per mode and writes --out/results.json. Exits 1 when any check failed.
-Not collected by pytest (the file name does not start with test_).
+Not collected by pytest (it lives outside tests/).
 """
 
 import argparse
@@ -46,20 +46,21 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
 
-from harness import (  # noqa: E402
-    CRASH_EXIT, NAMES, ROOT, EmulatorProcess, admin, attach, expected_of, finish, mismatched, overclaimed,
-    people_rows, query, start_sync,
-)
+from support.crash_checks import expected_of, mismatched, overclaimed  # noqa: E402
+from support.emulators import NAMES, EmulatorProcess  # noqa: E402
+from support.harnesses import admin, attach, credentials, people_rows  # noqa: E402
+from support.project import ROOT  # noqa: E402
+from support.sync_process import CRASH_EXIT, finish, start_sync  # noqa: E402
+from support.warehouse import query  # noqa: E402
 from sinks import destinations  # noqa: E402
 from sinks.engine import SyncRun, Tuning, connect  # noqa: E402
 from sinks.http import HttpClient  # noqa: E402
 
 CLIENT_TIMEOUT_S = inspect.signature(HttpClient.__init__).parameters["timeout_s"].default  # the adapters keep it
 STALL_S = CLIENT_TIMEOUT_S + 5  # an injected stall outlasts the client's patience; the server applies it after
-# Rows sent in a request of unknown fate are re-sent once a stalled copy can no longer land (sinks/engine.py).
+# Rows sent in a request of unknown fate are re-sent once a stalled copy can no longer land (sinks/engine).
 RESEND_UNCONFIRMED_S = STALL_S + 5
 SERVER_ERRORS = ("500", "502", "503", "504")
 # The emulator's rate-limit group for data writes, and the low limit switched on for 429 bursts.
@@ -103,10 +104,11 @@ def fault_free_requests(h, warehouse: Path) -> dict:
     run = SyncRun(h.people, destination, warehouse, apply=False, allow_large_change=True)
     run.con = connect(warehouse)
     try:
-        run._plan()
-        changes, engine = [], 0  # (run._plan above: the engine's own diff; its _chunks: its own chunking)
-        for chunk, _ in run._chunks(None):  # without the bulk path: every change through batches()
-            chunk = [c for c in chunk if not run._nothing_to_send(c)]
+        run._plan()  # the engine's own diff, and below its own chunking
+        delivery = run._delivery()
+        changes, engine = [], 0
+        for chunk, _ in delivery.reader.chunks(None):  # without the bulk path: every change through batches()
+            chunk = [c for c in chunk if not delivery.nothing_to_send(c)]
             changes += chunk
             engine += sum(b.request is not None for b in destination.batches(h.people, chunk))
         api = sum(b.request is not None for b in destination.batches(h.people, changes))
@@ -205,7 +207,7 @@ def soak_phase(h, warehouse: Path, phase: str, expected: dict, env: dict, args, 
     runs, observed = [], Counter()
     try:
         for attempt in range(args.max_runs):
-            result = finish(start_sync(h, warehouse, env=env, slow_s=faults["spike_ms"] / 1000 * 0.9))
+            result = finish(start_sync(h.people, warehouse, env=env, slow_s=faults["spike_ms"] / 1000 * 0.9))
             observed.update(result.get("observed", {}))
             run = summary(result)
             runs.append(run)
@@ -324,10 +326,10 @@ def crash(destination: str, url: str, work: Path, args, sigkills: int, seed: int
             # Die after a random acknowledged batch, spread like the SIGKILLs over what is left to send.
             batches = fault_free_requests(h, warehouse)["engine_minimum"]
             record["after_ack"] = rng.randint(1, max(1, 2 * batches // (left + 1)))
-            process = start_sync(h, warehouse, env=env, failpoint=f"after_ack:{record['after_ack']}")
+            process = start_sync(h.people, warehouse, "--failpoint", f"after_ack:{record['after_ack']}", env=env)
             outcome = finish(process, timeout=600)
         else:
-            process = start_sync(h, warehouse, env=env)
+            process = start_sync(h.people, warehouse, env=env)
             t0 = time.monotonic()
             draw = rng.random()
             if draw < 0.2:  # a random moment from start: start-up, plan, setup or the first requests
@@ -361,7 +363,7 @@ def crash(destination: str, url: str, work: Path, args, sigkills: int, seed: int
     admin(h, "faults", {"error_rate": 0, "drop_rate": 0, "latency_ms": 0})
     final_runs = []
     for _ in range(args.max_runs):
-        result = finish(start_sync(h, warehouse, env=env))
+        result = finish(start_sync(h.people, warehouse, env=env))
         final_runs.append(summary(result))
         log(f"  {destination} final run: {result.get('status')}, resent {final_runs[-1]['acked']:,} rows")
         if result.get("status") == "succeeded":
@@ -457,11 +459,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="relay-soak-") as tmp:
         work = Path(tmp)
         os.environ.update({"RELAY_DATA_DIR": str(work / "data"), "RELAY_DESTINATIONS": "emulator"})
-        os.environ.pop("RELAY_FAILPOINT", None)
         emulator_log = args.out / "emulators.log"
         emulator_log.unlink(missing_ok=True)
-        with EmulatorProcess("--fault-5xx", "0.1", "--fault-drop", "0.02", "--timeout-s", str(CLIENT_TIMEOUT_S + 5),
-                             "--spike-ms", "2000", "--seed", str(args.seed), log=emulator_log) as emulators:
+        faults = ("--fault-5xx", "0.1", "--fault-drop", "0.02", "--timeout-s", str(CLIENT_TIMEOUT_S + 5),
+                  "--spike-ms", "2000", "--seed", str(args.seed))
+        with EmulatorProcess(*faults, env=credentials(), log=emulator_log) as emulators:
             report["emulator_pid"] = emulators.process.pid
             if args.only in (None, "soak"):
                 report["soak"] = []

@@ -1,6 +1,6 @@
 """Throughput of a first sync per destination, against its emulator in a separate process.
 
-    .venv/bin/python tests/bench_destinations.py [--rows 100000] [--naive-rows 10000] [--concurrency 8]
+    .venv/bin/python bench/bench_destinations.py [--rows 100000] [--naive-rows 10000] [--concurrency 8]
                                                  [--latency-ms 0] [--ceiling]
 
 For each of Customer.io, Cordial and Talon.One: a `--rows` attribute sync through the engine (rows/s and
@@ -8,17 +8,15 @@ requests), then the baseline, a minimal httpx loop sending one identify/upsert p
 other rows (its rows/s holds for any count; a full 100k loop only takes longer). The emulators run with
 rate limits off and the client's rate budgets set out of reach, so the figures are the engine's own.
 `--latency-ms` adds a delay to every emulator answer, as a network and a vendor's servers would.
-`--ceiling` also measures the emulator's own ceiling right after each engine run (tests/bench.py's pre-built
+`--ceiling` also measures the emulator's own ceiling right after each engine run (bench/bench.py's pre-built
 bulk requests, as `make bench` does) and prints engine / ceiling, the ratio the benchmark targets.
-Not collected by pytest (the file name does not start with test_).
+Not collected by pytest (it lives outside tests/).
 """
 
 import argparse
 import asyncio
 import base64
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +25,13 @@ from pathlib import Path
 import duckdb
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
 
 from sinks import destinations  # noqa: E402
 from sinks.declarations import SyncSpec  # noqa: E402
-from relay.config import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
 from sinks.engine import SyncRun  # noqa: E402
+from support.emulators import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
+from support.emulators import EmulatorProcess, destination_env  # noqa: E402
 
 COLUMNS = {"customer_key": "varchar", "email": "varchar", "integration_id": "varchar", "orders_count": "bigint",
            "last_order_at": "varchar", "vip_tier": "varchar"}
@@ -43,35 +42,6 @@ SYNCS = {
     "cordial": ("email", {"last_order_at": {"cordial_type": "date"}}),
     "talon_one": ("integration_id", {"last_order_at": {"talon_one_type": "time"}}),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_emulators(latency_ms: float = 0) -> tuple[subprocess.Popen, dict[str, str]]:
-    ports = {name: free_port() for name in SYNCS}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators", "--customerio-port", str(ports["customerio"]),
-         "--cordial-port", str(ports["cordial"]), "--talon-one-port", str(ports["talon_one"]),
-         "--rate-limit-customerio", "0", "--rate-limit-customerio-app", "0", "--rate-limit-cordial", "0",
-         "--rate-limit-talon-one", "0", "--rate-limit-talon-one-management", "0", "--latency-ms", str(latency_ms)],
-        cwd=Path(__file__).resolve().parents[1], stderr=subprocess.DEVNULL)
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    deadline = time.monotonic() + 30
-    for url in urls.values():
-        while True:
-            try:
-                httpx.get(f"{url}/_emulator/stats").raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    process.kill()
-                    raise RuntimeError("the emulators did not start")
-                time.sleep(0.1)
-    return process, urls
 
 
 def make_model(warehouse: Path, rows: int, start: int = 0) -> None:
@@ -133,11 +103,10 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--ceiling", action="store_true", help="also measure the emulator's ceiling (engine / ceiling)")
     args = parser.parse_args()
-    process, urls = start_emulators(args.latency_ms)
+    emulators = EmulatorProcess("--latency-ms", str(args.latency_ms))
+    urls = emulators.urls
     os.environ.update({
-        "RELAY_DESTINATIONS": "emulator", "RELAY_CONCURRENCY": str(args.concurrency),
-        "CUSTOMERIO_TRACK_URL": urls["customerio"], "CUSTOMERIO_APP_URL": urls["customerio"],
-        "CORDIAL_API_URL": urls["cordial"], "TALON_ONE_BASE_URL": urls["talon_one"],
+        "RELAY_DESTINATIONS": "emulator", "RELAY_CONCURRENCY": str(args.concurrency), **destination_env(urls),
         # Client-side budgets out of reach: this measures the engine, not the vendors' limits.
         "CUSTOMERIO_RATE_LIMIT": "1e9", "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9",
         "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9",
@@ -154,7 +123,7 @@ def main() -> int:
                     raise SystemExit(f"{destination}: {result.status}, {result.acked} acked: {result.message}")
                 ceiling = ""
                 if args.ceiling:
-                    from bench import hammer, prebuilt  # tests/bench.py, which imports this module
+                    from bench import hammer, prebuilt  # bench/bench.py, which imports this module
 
                     rate = asyncio.run(hammer(destination, url, prebuilt(destination, args.rows, 5_000_000, Path(tmp)),
                                               args.concurrency))
@@ -163,8 +132,7 @@ def main() -> int:
                 print(f"{destination:<12} {result.rows_per_s:>14,.0f} {result.requests:>9,} {result.duration_s:>8.1f}"
                       f"   {naive_rate:>13,.0f} {args.naive_rows:>9,}{ceiling}", flush=True)
     finally:
-        process.terminate()
-        process.wait()
+        emulators.stop()
     return 0
 
 
