@@ -33,20 +33,19 @@ browser:
 test: $(STAMP) manifest browser
 	$(BIN)/python -m pytest -n 2 -m "not e2e" --durations=15
 
-# Whole commands side by side (two `relay demo`s in two data directories at once): about 2 minutes on 2
-# cores, so not part of make test; CI runs it after make test.
+# Whole commands side by side (two `relay demo`s in two data directories at once): too heavy for make test;
+# CI runs it after make test.
 test-e2e: $(STAMP) manifest
 	$(BIN)/python -m pytest -n 2 -m e2e
 
-# Not part of make test: about 20 minutes at the default scales (100k and 1M customers) on 2 cores.
-# BENCH_ARGS="--scales 300000" picks others; results in artifacts/bench/.
+# Not part of make test (README: Benchmarks, for what it measures and how long it takes).
+# BENCH_ARGS="--scales 300000" picks other scales; results in artifacts/bench/.
 bench: $(STAMP) manifest
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-# Not part of make test: a 200k-row fault soak per destination, then 24 SIGKILLs and 6 failpoint crashes
-# across 50k-row syncs; 14-21 min on 2 cores, plus ~40 s each time a phase waits for rows sent in requests of
-# unknown fate to be re-asserted. SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
+# Not part of make test: a fault soak per destination, then SIGKILLs and failpoint crashes mid-sync (README
+# lists its duration). SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
