@@ -20,7 +20,7 @@ import pytest
 
 import sinks.destinations.talon_one as talon_one_adapter
 import vendor_schemas
-from sinks.declarations import SyncSpec
+from sinks.declarations import SCOPE_LOG, SyncSpec
 from sinks.destinations.base import Batch, Change, SetupError, SplitBatch
 from sinks.engine import SyncRefused
 from sinks.http import HttpClient

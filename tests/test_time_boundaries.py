@@ -15,7 +15,8 @@ from pathlib import Path
 import duckdb
 
 from relay import sample_data
-from conftest import DBT, DBT_DIR, run_dbt
+from support.dbt import run_dbt
+from support.project import DBT, DBT_DIR
 
 DECLARATION = "macros/time_boundaries.sql"
 SEGMENT_MODEL = """
