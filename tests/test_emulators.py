@@ -470,6 +470,8 @@ def _attributes_and_bulk_profiles(talon):
     duplicate = mgmt.post("/v1/attributes", json=talon_attribute("Ltv", "number", title="LTV 2"))
     assert duplicate.status_code == 409 and talon_error(duplicate)
     assert talon_error(mgmt.post("/v1/attributes", json=talon_attribute("x", "string", entity="Nope")))
+    for odd in ({"entity": ["Customer"]}, {"type": {"string": 1}}):  # not a string: refused, never a 500
+        assert mgmt.post("/v1/attributes", json={**talon_attribute("y", "string"), **odd}).status_code == 400
 
     attributes = {"LoyaltyTier": "gold", "SignupDate": "2024-05-01T00:00:00Z", "Tags": ["a"]}
     good = {"integrationId": "c1", "attributes": attributes}
