@@ -2,7 +2,7 @@
     code on their first order and share a shipping address or a payment card with at least
     var abuse_ring_min_accounts - 1 other such customers. Address fingerprint = lower-cased street +
     postcode + country; card fingerprint = BIN + last four digits. These are deliberately NOT identity
-    links (different accounts stay different people); they only feed the discount_abusers segment. -#}
+    links (different accounts stay different people); they only feed the discount_abusers segment (marts.discount_abuse). -#}
 
 with all_orders as (
     select * from {{ ref('int_orders_attributed') }}

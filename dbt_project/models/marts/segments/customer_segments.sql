@@ -36,7 +36,7 @@ carts as (
 ),
 
 abusers as (
-    select * from {{ ref('discount_abusers') }}
+    select * from {{ ref('discount_abuse') }}
     where {{ in_scope('customer_key') }}
 ),
 

@@ -3,7 +3,7 @@
       recent_purchaser  last valid order within var suppress_recent_purchase_days days; exits at
                         recent_purchase_suppressed_until (last order + that many days);
       unsubscribed      email consent is unsubscribed (int_consents_resolved precedence);
-      serial_refunder   see discount_abusers.
+      serial_refunder   see discount_abuse.
     suppression_reason names the first that applies, in that order. -#}
 
 with lifecycle as (
@@ -12,7 +12,7 @@ with lifecycle as (
 ),
 
 abusers as (
-    select * from {{ ref('discount_abusers') }}
+    select * from {{ ref('discount_abuse') }}
     where {{ in_scope('customer_key') }}
 ),
 

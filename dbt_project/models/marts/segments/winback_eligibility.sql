@@ -22,7 +22,7 @@ suppressions as (
 ),
 
 abusers as (
-    select * from {{ ref('discount_abusers') }}
+    select * from {{ ref('discount_abuse') }}
     where {{ in_scope('customer_key') }}
 ),
 
