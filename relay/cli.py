@@ -66,6 +66,7 @@ def cmd_sample_data(args) -> int:
 
 
 def cmd_build(args) -> int:
+    pipeline.prepare_manifest()
     extra = ["--select", args.select] if args.select else []
     if args.as_of:
         extra += ["--vars", json.dumps({"as_of": args.as_of})]
@@ -195,7 +196,7 @@ def cmd_dev(args) -> int:
     """`dagster dev` on 127.0.0.1, inside running_emulators (so its runs reach them); Ctrl-C or SIGTERM stops
     both."""
     config.export_environment()
-    pipeline.manifest_path(ensure=True)
+    pipeline.prepare_manifest()
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-m", "orchestration.definitions"]
 
@@ -244,7 +245,7 @@ def cmd_demo(args) -> int:
         t = time.monotonic()
         sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed)
         print(f"   {time.monotonic() - t:.1f}s")
-    pipeline.manifest_path(ensure=True)
+    pipeline.prepare_manifest()
     print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy", flush=True)
     code = _run_job("daily_full")
     print("   see the run in the Dagster UI: make dev")
@@ -257,7 +258,7 @@ def cmd_run(args) -> int:
     """One Dagster job on the instance in DAGSTER_HOME (it shows in the UI), against the configured
     destinations: what a schedule tick does, on demand."""
     config.export_environment()
-    pipeline.manifest_path(ensure=True)
+    pipeline.prepare_manifest()
     return _run_job(args.job)
 
 
@@ -314,7 +315,31 @@ def _add_sync_commands(sub) -> None:
         p.set_defaults(func=func)
 
 
+def cmd_segments(args) -> int:
+    from relay import segments
+
+    rows = segments.report(config.warehouse_path(), pipeline.prepare_manifest())
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    for row in rows:
+        size = "not built yet" if row["members"] is None else f"{row['members']:,} members"
+        if row["selected"] is not None and row["members"] is not None and row["selected"] != row["members"]:
+            size += f" ({row['selected'] - row['members']:,} of the {row['selected']:,} it selects removed by the guardrails)"
+        print(f"{row['name']:<32} {row['category']:<15} {row.get('schedule') or 'frequent':<9} {size}")
+        for destination, sync in row["syncs"].items():
+            print(f"    {destination:<11} {sync['audience']:<40} holds {sync['holds']:>7,}   next sync: "
+                  f"+{sync['enter'] or 0:,} enter, -{sync['exit']:,} exit")
+        if not row["syncs"]:
+            print("    not sent to any destination")
+    return 0
+
+
 def _add_read_commands(sub) -> None:
+    p = sub.add_parser("segments", help="every segment: size now, destinations and names, what the next sync changes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_segments)
+
     p = sub.add_parser("status", help="the last sync runs")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -18,11 +18,11 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+def run_dbt(*args: str, check: bool = True, quiet: bool = False, project_dir: Path | None = None) -> subprocess.CompletedProcess:
     config.export_environment()
-    command = [dbt_executable(), *args, "--project-dir", str(config.DBT_PROJECT_DIR),
-               "--profiles-dir", str(config.DBT_PROJECT_DIR)]
-    result = subprocess.run(command, cwd=config.DBT_PROJECT_DIR, text=True,
+    project_dir = project_dir or config.DBT_PROJECT_DIR
+    command = [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(config.DBT_PROJECT_DIR)]
+    result = subprocess.run(command, cwd=project_dir, text=True,
                             capture_output=quiet, env=os.environ.copy())
     if check and result.returncode != 0:
         detail = (result.stdout or "")[-4000:] if quiet else ""
@@ -33,8 +33,19 @@ def run_dbt(*args: str, check: bool = True, quiet: bool = False) -> subprocess.C
 def manifest_path(ensure: bool = True) -> Path:
     path = config.DBT_PROJECT_DIR / "target" / "manifest.json"
     if ensure and not path.exists():
-        run_dbt("parse", "--quiet", quiet=True)
+        from relay import segments  # it parses, and registers the segment models
+
+        segments.refresh_registry()
     return path
+
+
+def prepare_manifest() -> Path:
+    """Parse the dbt project and register its segment models (relay/segments.py): what a build, a run and
+    the UI must start from after an analytics engineer added a model."""
+    from relay import segments
+
+    segments.refresh_registry()
+    return manifest_path(ensure=False)
 
 
 def sync_specs(names: list[str] | None = None, schedule: str | None = None) -> list[SyncSpec]:

@@ -1,7 +1,8 @@
-{#- The segments' time boundaries: the one place that says how long after a moment a person's segment
-    rows change with no new data (a window opens or closes, a stage is reached). The segment models read
-    each boundary through time_boundary(); int_scope_keys puts everyone in scope whose boundary the clock
-    passed since the previous run, so a scoped run sees it. Adding a window = one entry here.
+{#- The time boundaries of the shared models (lifecycle, winback, carts, suppressions): the one place that
+    says how long after a moment a person's rows change with no new data (a window opens or closes, a
+    stage is reached). Those models read each boundary through time_boundary(); int_scope_keys puts
+    everyone in scope whose boundary the clock passed since the previous run, so a scoped run sees it.
+    A window of one segment model belongs in its own meta.segment.window instead (scope_time_boundaries).
       anchor  the moment it counts from: 'order' (an order placed: first, last or a code redemption) or
               'checkout' (a checkout started); a new anchor fails the build until int_scope_keys knows it;
       unit / amount  the dbt.dateadd interval after it (the lengths are vars in dbt_project.yml). -#}
@@ -33,3 +34,17 @@
     {%- set boundary = boundaries[name] -%}
     {{ return(dbt.dateadd(boundary.unit, boundary.amount, anchor_expression) | trim) }}
 {%- endmacro %}
+
+
+{#- Every boundary a scoped run must watch: the declaration above, and the windows the frequent segment
+    models declare in meta.segment.window (macros/segments/segments.sql), named segment:<model>:<n>. -#}
+{% macro scope_time_boundaries() %}
+    {%- set boundaries = {} -%}
+    {%- do boundaries.update(time_boundaries()) -%}
+    {%- for segment in relay_segments() if segment.schedule == 'frequent' -%}
+        {%- for moment in segment.window -%}
+            {%- do boundaries.update({'segment:' ~ segment.name ~ ':' ~ loop.index: moment}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(boundaries) }}
+{% endmacro %}

@@ -4,8 +4,9 @@
       events     people with a new event, or an event whose time the clock just passed;
       tokens     owners of checkouts whose token a changed order carries (guest orders convert carts);
       clock      people a segment's time boundary (macros/time_boundaries.sql: every one, after an order
-                 or a checkout's start) passed between the previous clock and this one, and people whose
-                 refund, checkout start or conversion it passed; everyone when VIP tiers are by
+                 or a checkout's start, and every frequent segment model's meta.segment.window) passed
+                 between the previous clock and this one, people whose membership's member_until it
+                 passed, and people whose refund, checkout start or conversion it passed; everyone when VIP tiers are by
                  percentile (the cut-offs depend on every buyer and re-base monthly);
       rings      accounts sharing a shipping address or card with any of the above (ring sizes change).
     Empty when not scoped. Reads the previous run's commerce tables directly: for people out of scope
@@ -19,14 +20,14 @@
 
 {%- set scoped = relay_scoped() %}
 
-{#- Every declared time boundary as SQL on the column of its anchor (equal ones once). #}
+{#- Every time boundary to watch as SQL on the column of its anchor (equal ones once). #}
 {%- set anchors = {'order': 'previous_orders.created_at', 'checkout': 'checkouts.started_at'} %}
 {%- set boundaries = {'order': [], 'checkout': []} %}
-{%- for name, boundary in time_boundaries().items() %}
+{%- for name, boundary in scope_time_boundaries().items() %}
     {%- if boundary.anchor not in anchors %}
         {{- exceptions.raise_compiler_error("time boundary '" ~ name ~ "': int_scope_keys has no anchor '" ~ boundary.anchor ~ "'") }}
     {%- endif %}
-    {%- set expression = time_boundary(name, anchors[boundary.anchor]) %}
+    {%- set expression = dbt.dateadd(boundary.unit, boundary.amount, anchors[boundary.anchor]) | trim %}
     {%- if expression not in boundaries[boundary.anchor] %}
         {%- do boundaries[boundary.anchor].append(expression) %}
     {%- endif %}
@@ -119,6 +120,17 @@ clock_keys as (
             or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
             {%- endfor %}
         )
+
+    {%- if 'member_until' in adapter.get_columns_in_relation(scope_relation('segment_memberships')) | map(attribute='name') | list %}
+
+    union
+
+    select memberships.customer_key
+    from {{ scope_relation('segment_memberships') }} as memberships
+    cross join clock
+    where memberships.member_until > clock.since
+        and memberships.member_until <= clock.until
+    {%- endif %}
 
     union
 
