@@ -79,6 +79,38 @@ def test_build_passes_and_segments_are_live(sample):
         assert scalar(sample, f"select count(*) from {relation}") == customers, relation
 
 
+# The segments as the macro registry declared them before each became a model of its own (models/segments/):
+# segment -> (condition on marts.customer_segments, category, Customer.io, Cordial, Talon.One name).
+FORMER_CATALOG = {
+    "cart_0_4h": ("cart_window = '0-4h'", "promotional", "wh_cart_0_4h", "wh | cart | 0-4h | no purchase", "wh_cart_0_4h"),
+    "cart_4_24h": ("cart_window = '4-24h'", "promotional", "wh_cart_4_24h", "wh | cart | 4-24h | no purchase", "wh_cart_4_24h"),
+    "winback_eligible": ("winback_eligible", "promotional", "wh_winback_eligible", "wh | winback | eligible",
+                         "wh_winback_eligible"),
+    "vip_gold": ("vip_tier = 'gold'", "classification", "wh_vip_gold", "wh | vip | gold", "wh_vip_gold"),
+    "vip_silver": ("vip_tier = 'silver'", "classification", "wh_vip_silver", "wh | vip | silver", "wh_vip_silver"),
+    "vip_bronze": ("vip_tier = 'bronze'", "classification", "wh_vip_bronze", "wh | vip | bronze", "wh_vip_bronze"),
+    "discount_abusers": ("is_discount_abuser", "guardrail", "wh_discount_abusers", "wh | guardrail | discount abusers",
+                         "wh_discount_abusers"),
+    "suppress_recent_purchasers": ("is_recent_purchaser", "suppression", "wh_suppress_recent_purchasers",
+                                   "wh | suppress | recent purchasers", None),
+    "suppress_unsubscribed": ("is_unsubscribed", "suppression", "wh_suppress_unsubscribed", "wh | suppress | unsubscribed", None),
+    "suppress_serial_refunders": ("is_serial_refunder", "suppression", "wh_suppress_serial_refunders",
+                                  "wh | suppress | serial refunders", None),
+    "suppress_holdout": ("is_holdout", "suppression", "wh_suppress_holdout", "wh | suppress | holdout", None),
+}
+
+
+def test_migrated_segments_keep_the_former_memberships(sample):
+    columns = "customer_key, segment, segment_category, customerio_segment, cordial_list, talon_one_audience"
+    former = set()
+    for segment, (condition, category, *names) in FORMER_CATALOG.items():
+        former |= {(key, segment, category, *names) for (key,) in query(
+            sample, f"select customer_key from marts.customer_segments where {condition}")}
+    now = set(query(sample, f"select {columns} from marts.segment_memberships where segment in "
+                            f"({', '.join(repr(s) for s in FORMER_CATALOG)})"))
+    assert former and now == former
+
+
 def test_identity_on_sample_data(sample):
     # Guest orders typed with an account's email (any case, padded) belong to that account's person.
     mismatched = scalar(sample, """
