@@ -2,6 +2,7 @@
 -- A promotional segment model that selects suppressed or held-out people: segment_memberships leaves
 -- them out whatever the model says, so nobody receives an offer by mistake, but the model's SQL is
 -- careless (its own relation, queried directly, disagrees with what is synced). Warns, naming them.
+-- depends_on: {{ ref('segment_memberships') }}
 {%- set promotional = relay_segments() | selectattr('category', 'equalto', 'promotional') | map(attribute='name') | list %}
 
 with excluded as (
