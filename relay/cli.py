@@ -275,6 +275,12 @@ def _print_summary(since: datetime) -> None:
         print("== marts")
         for (table,) in segments:
             print(f"   marts.{table:<38} {summary['layers']['marts'][table]:>10,}")
+        sizes = con.execute("select definitions.segment, definitions.segment_category, count(memberships.customer_key) "
+                            "from marts.segment_definitions as definitions left join marts.segment_memberships as "
+                            "memberships using (segment) group by all order by 1").fetchall()
+        print("== segments (relay segments: destinations and the next sync's changes)")
+        for segment, category, size in sizes:
+            print(f"   {segment:<38} {category:<15} {size:>8,} members")
         runs = con.execute(
             "select sync_name, status, planned_add + planned_change + planned_remove, acked_add + acked_change + acked_remove, "
             "rejected, requests, rows_per_s from relay.sync_runs "
