@@ -30,6 +30,7 @@ RAW_TABLES = {
     "shopify.abandoned_checkout": "_fivetran_synced",
     "shopify.abandoned_checkout_discount_code": "_fivetran_synced",
     "shopify.shop": "_fivetran_synced",
+    "shopify.product": "_fivetran_synced",
     "segment.tracks": "received_at",
     "segment.identifies": "received_at",
     "salesforce.contact": "_fivetran_synced",

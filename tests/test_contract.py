@@ -19,7 +19,7 @@ def test_contract_covers_the_documented_raw_tables():
     tables = {(t["source"], t["table"]) for t in contract.sources()}
     shopify = {"customer", "customer_tag", "order", "order_line", "order_discount_code", "discount_allocation",
                "refund", "order_line_refund", "transaction", "abandoned_checkout",
-               "abandoned_checkout_discount_code", "shop"}
+               "abandoned_checkout_discount_code", "shop", "product"}
     assert {("shopify", t) for t in shopify} | {("segment", "tracks"), ("segment", "identifies"),
                                                ("salesforce", "contact")} == tables
     for t in contract.sources():
@@ -119,7 +119,8 @@ def test_a_store_with_only_customers_orders_and_lines_builds_and_syncs(emulators
         absent = {row[0] for row in con.execute("select subject from marts.data_health where check_name = 'raw_table_absent'").fetchall()}
     assert absent == {"shopify.customer_tag", "shopify.order_discount_code", "shopify.discount_allocation", "shopify.refund",
                       "shopify.order_line_refund", "shopify.transaction", "shopify.abandoned_checkout",
-                      "shopify.abandoned_checkout_discount_code", "shopify.shop", "segment.tracks", "segment.identifies",
+                      "shopify.abandoned_checkout_discount_code", "shopify.shop", "shopify.product", "segment.tracks",
+                      "segment.identifies",
                       "salesforce.contact"}
     for spec in load_specs(ROOT / "dbt_project" / "target" / "manifest.json"):
         result = pipeline.run_sync(spec, allow_large_change=True)

@@ -6,6 +6,7 @@ delete an order, share an email between two accounts and send an event for a kno
 build's tables must equal a --full-refresh build's, row for row.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -143,3 +144,52 @@ def test_a_build_after_an_incomplete_one_is_not_scoped(warehouse):
     assert scope_of_last_run(warehouse)[0] is False
     run_dbt(warehouse, "run")
     assert scope_of_last_run(warehouse)[0] is True
+
+
+def lifecycle(warehouse: Path, customer_key: str) -> tuple:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select is_replenishment_due, recent_product_views from marts.customer_lifecycle "
+                           "where customer_key = ?", [customer_key]).fetchone()
+
+
+def test_the_clock_passing_intent_and_replenishment_boundaries_scopes_those_people(warehouse, tmp_path):
+    """Nothing but the clock moves: a replenishment falls due (a boundary stored by the previous run), another
+    one's grace ends, and a product view leaves the intent window (a boundary after an event). Each of those
+    people is in the scoped run's scope, their rows change, and the result equals a full rebuild."""
+    sample_data.generate(warehouse, customers=600, seed=13)
+    run_dbt(warehouse, "run")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        clock = con.execute("select as_of from intermediate.int_as_of").fetchone()[0]
+        # The next replenishment to fall due, the next grace to end, and the next view to age out of the window.
+        due, due_at = con.execute("select customer_key, replenishment_due_at from marts.customer_lifecycle "
+                                  "where replenishment_due_at > ? order by 2, 1 limit 1", [clock]).fetchone()
+        ending, ends_at = con.execute("select customer_key, replenishment_due_until from marts.customer_lifecycle "
+                                      "where is_replenishment_due order by 2, 1 limit 1").fetchone()
+        viewer, view_leaves_at = con.execute("""
+            select customer_key, min(occurred_at) + interval 7 day from intermediate.int_product_signals_attributed
+            where signal_type = 'product_viewed' and occurred_at > ? - interval 7 day and occurred_at <= ?
+            group by 1 order by 2, 1 limit 1""", [clock, clock]).fetchone()
+        accounts = [r[0] for r in con.execute("select cast(shopify_customer_id as varchar) from marts.customers "
+                                              "where customer_key in (?, ?, ?)", [due, ending, viewer]).fetchall()]
+    before = {key: lifecycle(warehouse, key) for key in (due, ending, viewer)}
+    assert before[due][0] is False and before[ending][0] is True and before[viewer][1] > 0
+    # The clock moves past all three: someone else's device sends an event.
+    tick = max(due_at, ends_at, view_leaves_at) + timedelta(minutes=1)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("""insert into segment.tracks select * replace ('clock-tick' as id, $t as "timestamp", $t as received_at)
+                       from (select * from segment.tracks where user_id is not null and not list_contains($accounts, user_id)
+                             order by id limit 1)""", {"t": tick, "accounts": accounts})
+    run_dbt(warehouse, "run")
+    assert scope_of_last_run(warehouse)[0] is True
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select as_of from intermediate.int_as_of").fetchone()[0] == tick
+        scoped = {r[0] for r in con.execute("select customer_key from intermediate.int_scope_keys").fetchall()}
+    assert {due, ending, viewer} <= scoped
+    assert lifecycle(warehouse, due)[0] is True
+    assert lifecycle(warehouse, ending)[0] is False
+    assert lifecycle(warehouse, viewer)[1] < before[viewer][1]
+
+    snap = tmp_path / "scoped.duckdb"
+    snapshot(warehouse, snap)
+    run_dbt(warehouse, "run", "--full-refresh")
+    assert differences(warehouse, snap) == {}

@@ -3,7 +3,8 @@ there and nowhere else is what a segment model reads, and a scoped run puts the 
 clock passed in its scope (int_scope_keys), so their rows do not stay stale until the daily rebuild.
 
 The same scoped run is made twice from one warehouse: with a new window declared that passes for one
-person between the two clocks, and without it. Only the first has that person in scope.
+person between the two clocks, and without it. Only the first has that person in scope. Once for a window
+after an order and once for a window after an event (the views ageing out of an intent window).
 """
 
 import os
@@ -13,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from relay import sample_data
 from support.dbt import run_dbt
@@ -22,22 +24,24 @@ DECLARATION = "macros/time_boundaries.sql"
 SEGMENT_MODEL = """
 select
     lifecycle.customer_key,
-    {{ time_boundary('test_window_end', 'lifecycle.most_recent_order_timestamp') }} <= as_of.as_of as has_passed
+    {{ time_boundary('test_window_end', 'lifecycle.MOMENT') }} <= as_of.as_of as has_passed
 from {{ ref('customer_lifecycle') }} as lifecycle
 cross join {{ ref('int_as_of') }} as as_of
 """
+# anchor -> the lifecycle column holding a person's latest moment of that anchor
+ANCHORS = {"order": "most_recent_order_timestamp", "event": "last_seen_at"}
 
 
-def project_declaring(tmp_path: Path, minutes: int) -> Path:
+def project_declaring(tmp_path: Path, minutes: int, anchor: str = "order", moment: str = ANCHORS["order"]) -> Path:
     """A copy of the dbt project with one more window, in the declaration only, and a model reading it."""
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     declaration = project / DECLARATION
     text = declaration.read_text()
-    entry = f"'test_window_end': {{'anchor': 'order', 'unit': 'minute', 'amount': {minutes}}},"
+    entry = f"'test_window_end': {{'anchor': '{anchor}', 'unit': 'minute', 'amount': {minutes}}},"
     assert text.count("return({") == 1
     declaration.write_text(text.replace("return({", "return({\n        " + entry))
-    (project / "models" / "test_window.sql").write_text(SEGMENT_MODEL)
+    (project / "models" / "test_window.sql").write_text(SEGMENT_MODEL.replace("MOMENT", moment))
     return project
 
 
@@ -64,19 +68,20 @@ def in_scope(warehouse: Path, customer_key: str) -> bool:
     return scalar(warehouse, "select count(*) from intermediate.int_scope_keys where customer_key = ?", [customer_key]) == 1
 
 
-def test_a_window_declared_once_moves_both_the_segment_and_the_scope(warehouse, tmp_path):
+@pytest.mark.parametrize("anchor", ANCHORS)
+def test_a_window_declared_once_moves_both_the_segment_and_the_scope(warehouse, tmp_path, anchor):
     sample_data.generate(warehouse, customers=150, seed=21)
     run_dbt(warehouse, "run")
     clock = scalar(warehouse, "select as_of from intermediate.int_as_of")
     loaded_through = scalar(warehouse, "select loaded_through from intermediate.int_scope_watermark")
-    # A buyer whose last order is days old: the new window after it ends a minute after this clock.
-    customer_key, account, last_order = row(warehouse, """
-        select customers.customer_key, cast(customers.shopify_customer_id as varchar), lifecycle.most_recent_order_timestamp
+    # A person whose last order (or event) is days old: the new window after it ends a minute after this clock.
+    customer_key, account, last_moment = row(warehouse, f"""
+        select customers.customer_key, cast(customers.shopify_customer_id as varchar), lifecycle.{ANCHORS[anchor]}
         from marts.customer_lifecycle as lifecycle
         inner join marts.customers as customers using (customer_key)
-        where lifecycle.most_recent_order_timestamp < ? - interval 2 day
+        where lifecycle.{ANCHORS[anchor]} < ? - interval 2 day and customers.shopify_customer_id is not null
         order by customers.customer_key limit 1""", [clock])
-    minutes = int((clock - last_order).total_seconds() // 60) + 1
+    minutes = int((clock - last_moment).total_seconds() // 60) + 1
     # The clock moves ten minutes: another person's device sends an event.
     with duckdb.connect(str(warehouse)) as con:
         con.execute("""insert into segment.tracks select * replace ('clock-tick' as id, $t as "timestamp", $r as received_at)
@@ -86,7 +91,7 @@ def test_a_window_declared_once_moves_both_the_segment_and_the_scope(warehouse, 
     without = tmp_path / "without.duckdb"
     shutil.copyfile(warehouse, without)
 
-    run_dbt_in(project_declaring(tmp_path, minutes), warehouse, "run", "--select", "+int_scope_keys", "test_window")
+    run_dbt_in(project_declaring(tmp_path, minutes, anchor, ANCHORS[anchor]), warehouse, "run", "--select", "+int_scope_keys", "test_window")
     assert scalar(warehouse, "select as_of from intermediate.int_as_of") == clock + timedelta(minutes=10)
     assert scalar(warehouse, "select has_passed from main.test_window where customer_key = ?", [customer_key])
     assert in_scope(warehouse, customer_key)
@@ -95,3 +100,15 @@ def test_a_window_declared_once_moves_both_the_segment_and_the_scope(warehouse, 
     shutil.copyfile(without, warehouse)
     run_dbt(warehouse, "run", "--select", "+int_scope_keys")
     assert not in_scope(warehouse, customer_key)
+
+
+def test_a_window_after_an_anchor_the_scope_does_not_know_fails_the_build(warehouse, tmp_path):
+    """A window int_scope_keys cannot put in scope would leave rows stale until the daily rebuild: it fails."""
+    project = project_declaring(tmp_path, 60, anchor="refund")
+    work = warehouse.parent / "dbt_copy"
+    result = subprocess.run([DBT, "compile", "--select", "int_scope_keys", "--project-dir", str(project),
+                             "--profiles-dir", str(project), "--target-path", str(work / "target"),
+                             "--log-path", str(work / "logs")],
+                            cwd=project, env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, text=True, capture_output=True)
+    assert result.returncode != 0
+    assert "int_scope_keys has no anchor 'refund'" in result.stdout

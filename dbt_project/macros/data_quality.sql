@@ -25,6 +25,7 @@
         'shopify.abandoned_checkout': ['id'],
         'shopify.abandoned_checkout_discount_code': ['checkout_id', 'index'],
         'shopify.shop': ['id'],
+        'shopify.product': ['id'],
         'segment.tracks': ['id'],
         'segment.identifies': ['id'],
         'salesforce.contact': ['id'],

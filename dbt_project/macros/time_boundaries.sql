@@ -1,10 +1,13 @@
-{#- The time boundaries of the shared models (lifecycle, winback, carts, suppressions): the one place that
-    says how long after a moment a person's rows change with no new data (a window opens or closes, a
-    stage is reached). Those models read each boundary through time_boundary(); int_scope_keys puts
-    everyone in scope whose boundary the clock passed since the previous run, so a scoped run sees it.
+{#- The time boundaries of the shared models (lifecycle, winback, carts, suppressions, intent): the one
+    place that says how long after a moment a person's rows change with no new data (a window opens or
+    closes, a stage is reached). Those models read each boundary through time_boundary(); int_scope_keys
+    puts everyone in scope whose boundary the clock passed since the previous run, so a scoped run sees it.
     A window of one segment model belongs in its own meta.segment.window instead (scope_time_boundaries).
-      anchor  the moment it counts from: 'order' (an order placed: first, last or a code redemption) or
-              'checkout' (a checkout started); a new anchor fails the build until int_scope_keys knows it;
+      anchor  the moment it counts from: 'order' (an order placed: first, last or a code redemption),
+              'checkout' (a checkout started), 'event' (a Segment event happened: its occurred_at) or
+              'stored' (a moment a model computed from the person's data, e.g. a due date: `column` names
+              it as '<model>.<column>', a column of that model keyed by customer_key, which int_scope_keys
+              reads from the previous run's table); a new anchor fails the build until int_scope_keys knows it;
       unit / amount  the dbt.dateadd interval after it (the lengths are vars in dbt_project.yml). -#}
 {% macro time_boundaries() %}
     {{ return({
@@ -21,6 +24,13 @@
         'cart_grace_end': {'anchor': 'checkout', 'unit': 'minute', 'amount': var('cart_grace_minutes')},
         'cart_short_window_end': {'anchor': 'checkout', 'unit': 'hour', 'amount': var('cart_short_window_hours')},
         'cart_long_window_end': {'anchor': 'checkout', 'unit': 'hour', 'amount': var('cart_long_window_hours')},
+        'intent_window_end': {'anchor': 'event', 'unit': 'day', 'amount': var('intent_window_days')},
+        'affinity_event_window_end': {'anchor': 'event', 'unit': 'day', 'amount': var('affinity_window_days')},
+        'affinity_order_window_end': {'anchor': 'order', 'unit': 'day', 'amount': var('affinity_window_days')},
+        'replenishment_due_from': {'anchor': 'stored', 'column': 'customer_lifecycle.replenishment_due_at',
+                                   'unit': 'day', 'amount': 0},
+        'replenishment_due_until': {'anchor': 'stored', 'column': 'customer_lifecycle.replenishment_due_at',
+                                    'unit': 'day', 'amount': var('replenishment_grace_days')},
     }) }}
 {% endmacro %}
 

@@ -89,10 +89,10 @@ with s as (
 )
 select sid, anon_id(i * 4 + (rnd(sid, 'device') < 0.25)::integer) as anonymous_id,
     case when rnd(sid, 'device') >= 0.25 and rnd(sid, 'login') < 0.6 and not is_gone(i) then cust_id(i)::varchar end as user_id,
-    started_at
+    started_at, null::bigint as views, null::bigint as adds
 from s
 union all
-select 2000000000000 + key * 2 + 1, anon_id(800000000000 + 100000000000 + key), null, happened_at
+select 2000000000000 + key * 2 + 1, anon_id(800000000000 + 100000000000 + key), null, happened_at, null, null
 from hourly(greatest(3, {{customers}} / 4000), 'visit');
 
 -- New visitors who leave an email (a third of them an existing customer's) and second-device logins.

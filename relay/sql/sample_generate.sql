@@ -96,11 +96,24 @@ with s as (
 )
 select sid, anon_id(i * 4 + second_device::integer) as anonymous_id,
     case when started_at > created_at and not second_device and rnd(sid, 'login') < 0.6 then cust_id(i)::varchar end as user_id,
-    started_at
+    started_at, null::bigint as views, null::bigint as adds
 from s
 union all
-select 1000000000000 + v, anon_id(800000000000 + v), null, days_ago(730 * pow(rnd(v, 'visit_at'), 1.2))
+select 1000000000000 + v, anon_id(800000000000 + v), null, days_ago(730 * pow(rnd(v, 'visit_at'), 1.2)), null, null
 from range(1, ceil({{customers}} * 0.25)::bigint + 1) r(v);
+
+-- Planted intent, logged in on the main device in the last week (session keys i * 16 + 12..13): high intent
+-- (two sessions, 5 views and a cart add, no order for 50+ days or never) and browse abandoners (2-4 views,
+-- no cart, no order for 10+ days or never).
+insert into sessions by name
+select i * 16 + 12 + j as sid, anon_id(i * 4) as anonymous_id, cust_id(i)::varchar as user_id,
+    plus_s(until_ts(), -86400 * (1 + 2.5 * j + 2.4 * rnd(i * 16 + j, 'intent_at'))) as started_at,
+    case when is_high_intent(i) then 3 - j else 2 + hash({{seed}}::bigint, i, 'abandon_views') % 3 end as views,
+    case when is_high_intent(i) then 1 - j else 0 end as adds
+from people, range(case when is_high_intent(i) then 2 else 1 end) r(j)
+where (is_high_intent(i) and (not buyer or days_ago(last_days) < plus_s(until_ts(), -50 * 86400))
+        or is_browse_abandoner(i) and (not buyer or days_ago(last_days) < plus_s(until_ts(), -10 * 86400)))
+    and not is_gone(i) and created_at < plus_s(until_ts(), -8 * 86400);
 
 -- Identify calls beyond the one at signup (sample_insert.sql): logins on a second device, the new address
 -- of email changers, and visitors who leave an email (a third of them an existing customer's, in any case).

@@ -7,18 +7,50 @@
 --                                                              -> order, order_line, codes, allocations, transaction
 -- Only rows that become visible in (since, until] are written.
 
+-- Products 0-199 are what shoppers browse and buy at random; 200-211 are the skincare range that
+-- replenishers (is_replenisher) rebuy at their own rhythm. The category is the product type.
 create or replace temp table catalog as
 with c as (
     select p,
         pick(['Classic', 'Everyday', 'Organic', 'Merino', 'Linen', 'Trail', 'Studio', 'Heritage', 'Cloud', 'Coastal'], 10, p, 'adj')
-            || ' ' || pick(['Tee', 'Hoodie', 'Sock Pack', 'Beanie', 'Tote', 'Water Bottle', 'Candle', 'Mug', 'Notebook', 'Jacket',
-                            'Sneaker', 'Cap', 'Scarf', 'Backpack', 'Blanket'], 15, p, 'noun') || ' ' || (p % 7 + 1) as title,
+            as adjective,
+        pick(['Tee', 'Hoodie', 'Sock Pack', 'Beanie', 'Tote', 'Water Bottle', 'Candle', 'Mug', 'Notebook', 'Jacket',
+              'Sneaker', 'Cap', 'Scarf', 'Backpack', 'Blanket'], 15, p, 'noun') as noun,
         pick(['Relay Basics', 'Northwind', 'Acme Goods', 'Juniper & Co'], 4, p, 'vendor') as vendor,
         -- log-normal unit prices ending in .99
         greatest(round(exp(ln(32) + 0.75 * gauss(p, 'price'))), 5) - 0.01 as price
     from range(200) r(p)
+), t as (
+    select p, adjective || ' ' || noun || ' ' || (p % 7 + 1) as title, vendor, price,
+        case when noun in ('Tee', 'Hoodie', 'Sock Pack', 'Jacket', 'Sneaker') then 'Apparel'
+            when noun in ('Beanie', 'Tote', 'Cap', 'Scarf', 'Backpack') then 'Accessories'
+            else 'Home' end as category
+    from c
+    union all
+    select 200 + j, ['Daily Face Serum', 'Hydrating Cleanser', 'Mineral Sunscreen', 'Night Cream', 'Lip Balm Trio', 'Body Lotion',
+            'Eye Gel', 'Clay Mask', 'Toner Mist', 'Hand Cream', 'Exfoliating Scrub', 'Vitamin C Drops'][j + 1],
+        'Juniper & Co', 18 + 3 * j - 0.01, 'Skincare'
+    from range(12) r(j)
 )
-select *, replace(lower(title), ' ', '-') as handle from c;
+select *, replace(lower(title), ' ', '-') as handle from t;
+
+create or replace temp table category_products as
+select category, list(p order by p) as products, count(*) as n from catalog group by category;
+
+-- The catalog as Fivetran lands it, once (written by the first generate only). A few products have no
+-- product type (the category then comes from the storefront's events), some are archived.
+insert into shopify.product by name
+with p as (
+    select *, plus_s(until_ts(), -1100 * 86400 + 3600 * p) as created_at,
+        plus_s(until_ts(), -1100 * 86400 + 3600 * p + 86400 * 300 * rnd(p, 'product_updated')) as updated_at
+    from catalog
+)
+select 8100000000000 + p as id, title, handle,
+    case when p % 40 = 13 then '' when p % 40 = 27 then ' ' || category || ' ' else category end as product_type,
+    vendor, case when rnd(p, 'archived') < 0.05 then 'archived' else 'active' end as status,
+    created_at, updated_at, synced(updated_at, p) as _fivetran_synced, false as _fivetran_deleted
+from p
+where visible(created_at);
 
 insert into shopify.customer by name
 with c as (
@@ -139,32 +171,46 @@ where code is not null and visible(created_at);
 
 -- Storefront events: browsing sessions, and the add-to-cart / checkout / coupon steps of each checkout.
 insert into segment.tracks by name
-with e as (
-    select s.*, e, cast(floor(200 * pow(rnd(sid * 16 + e, 'product'), 2)) as bigint) as product,
-        plus_s(started_at, e * 50 + 30 * rnd(sid * 16 + e, 'view_gap')) as ts
-    from (select *, 1 + least(floor(-ln(greatest(rnd(sid, 'views'), 1e-9)) * 1.5), 6)::bigint as n_views from sessions) s,
-        -- one more event for the sessions that add something to the cart
-        unnest(range(n_views + (rnd(sid, 'added') < 0.35)::bigint)) t(e)
+with s as (
+    -- planted sessions (views / adds set) browse exactly that much; most devices have a favourite category
+    select *, coalesce(views, 1 + least(floor(-ln(greatest(rnd(sid, 'views'), 1e-9)) * 1.5), 6)::bigint) as n_views,
+        coalesce(adds, (rnd(sid, 'added') < 0.35)::bigint) as n_adds,
+        favourite_category(hash(anonymous_id) % 1000000007) as favourite
+    from sessions
+), e as (
+    select s.*, e, sid * 16 + e as k, plus_s(started_at, e * 50 + 30 * rnd(sid * 16 + e, 'view_gap')) as ts
+    -- the adds are the events after the views
+    from s, unnest(range(n_views + n_adds)) t(e)
+), ep as (
+    select e.*,
+        case when f.category is not null and rnd(k, 'fan_pick') < 0.8 then f.products[1 + (hash({{seed}}::bigint, k, 'fan_product') % f.n)::integer]
+            else cast(floor(200 * pow(rnd(k, 'product'), 2)) as bigint) end as product
+    from e left join category_products f on f.category = e.favourite
 ), checkout_steps as (
     select cseq * 4 + step as k, anonymous_id, customer_id::varchar as user_id,
         ['Product Added', 'Checkout Started', 'Coupon Applied'][step + 1] as event,
         plus_s(created_at, [-90, 0, 30][step + 1]) as ts,
         page(case when step = 0 then '/cart' else '/checkouts/' || checkout_token(cseq) end) as context_page_url,
         case when step = 1 then checkout_token(cseq) end as checkout_id,
-        case when step = 2 then code end as coupon
+        case when step = 2 then code end as coupon,
+        case when step = 0 then cast(floor(200 * pow(rnd(cseq, 'cart_product'), 2)) as bigint) end as product
     from cb, unnest(range(case when code is null then 2 else 3 end)) t(step)
     where anonymous_id is not null
 ), t as (
-    select sid * 16 + e as k, anonymous_id, user_id, case when e < n_views then 'Product Viewed' else 'Product Added' end as event, ts,
-        page('/products/' || c.handle) as context_page_url, null as checkout_id, null as coupon
-    from e join catalog c on c.p = e.product
+    select k, anonymous_id, user_id, case when e < n_views then 'Product Viewed' else 'Product Added' end as event, ts,
+        page('/products/' || c.handle) as context_page_url, null as checkout_id, null as coupon, c.p as product, c.category
+    from ep join catalog c on c.p = ep.product
     union all
-    select k + 8000000000000, anonymous_id, user_id, event, ts, context_page_url, checkout_id, coupon from checkout_steps
+    select k + 8000000000000, anonymous_id, user_id, event, ts, context_page_url, checkout_id, coupon, c.p, c.category
+    from checkout_steps left join catalog c on c.p = checkout_steps.product
 ), r as (
     select *, plus_s(ts, event_lag_s(k, 'track')) as received_at from t
 )
 select 'ajs-next-' || hex32(k, 'track') as id, anonymous_id, user_id, event, event as event_text, ts as "timestamp", received_at,
     plus_s(received_at, -0.15) as sent_at, context_page_url, null as order_id, checkout_id, coupon, null as revenue,
+    -- the storefront has sent the e-commerce properties since a theme update 18 months ago (older rows: null)
+    case when ts > plus_s(until_ts(), -548 * 86400) then (8100000000000 + product)::varchar end as product_id,
+    case when ts > plus_s(until_ts(), -548 * 86400) then category end as category,
     least(plus_s(received_at, 300 + 900 * rnd(k, 'uuid_ts')), until_ts()) as uuid_ts
 from r
 where visible(received_at);
@@ -179,7 +225,10 @@ where visible(plus_s(c.created_at, recover_after_s(c.cseq)));
 
 create or replace temp table ol as
 with l as (
-    select o.oseq, o.code, o.created_at, n as idx, cast(floor(200 * pow(rnd(o.oseq * 16 + n, 'product'), 2)) as bigint) as product,
+    select o.oseq, o.code, o.created_at, n as idx,
+        -- a replenisher's first line is their usual skincare product
+        case when n = 0 and is_replenisher(cust_i(o.customer_id)) then 200 + cust_i(o.customer_id) % 12
+            else cast(floor(200 * pow(rnd(o.oseq * 16 + n, 'product'), 2)) as bigint) end as product,
         case when rnd(o.oseq * 16 + n, 'qty') < 0.85 then 1 when rnd(o.oseq * 16 + n, 'qty') < 0.96 then 2 else 3 end as quantity
     from (select *, unnest(range(n_lines(oseq))) as n from ob where visible(created_at)) o
 )

@@ -252,6 +252,16 @@ end;
 create or replace temp macro recovered_oseq(cseq) as 100000000000 + cseq;
 create or replace temp macro recovered_cseq(oseq) as case when oseq >= 100000000000 and oseq < 200000000000 then oseq - 100000000000 end;
 
+-- Intent. A device's favourite category (k = a hash of its anonymous id): most of its views and adds are
+-- in it. Replenishers rebuy their own skincare product on every order (their first line).
+create or replace temp macro favourite_category(k) as
+    case when rnd(k, 'fan') < 0.6 then pick(['Apparel', 'Accessories', 'Home', 'Skincare'], 4, k, 'fan_category') end;
+create or replace temp macro is_replenisher(i) as coalesce(i % 9 = 4, false);
+-- Planted in the history (every scale has some): shoppers browsing hard in the last week without buying,
+-- and browse abandoners (a few views, no cart).
+create or replace temp macro is_high_intent(i) as i % 47 = 5;
+create or replace temp macro is_browse_abandoner(i) as i % 47 = 29;
+
 -- Orders and their lines.
 create or replace temp macro n_lines(oseq) as 1 + least(floor(ln(greatest(rnd(oseq, 'lines'), 1e-9)) / ln(0.5)), 7)::integer;
 create or replace temp macro is_tracked(order_id, source_name, test) as

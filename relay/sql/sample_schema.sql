@@ -79,10 +79,15 @@ create or replace table shopify.shop (
     created_at timestamp, _fivetran_synced timestamp, _fivetran_deleted boolean
 );
 
+create or replace table shopify.product (
+    id bigint, title varchar, handle varchar, product_type varchar, vendor varchar, status varchar,
+    created_at timestamp, updated_at timestamp, _fivetran_synced timestamp, _fivetran_deleted boolean
+);
+
 create or replace table segment.tracks (
     id varchar, anonymous_id varchar, user_id varchar, event varchar, event_text varchar, "timestamp" timestamp,
     received_at timestamp, sent_at timestamp, context_page_url varchar, order_id varchar, checkout_id varchar,
-    coupon varchar, revenue double, uuid_ts timestamp
+    coupon varchar, revenue double, product_id varchar, category varchar, uuid_ts timestamp
 );
 
 create or replace table segment.identifies (

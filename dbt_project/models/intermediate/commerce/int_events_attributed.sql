@@ -56,6 +56,8 @@ keyed as (
         checkout_token,
         coupon,
         cast(null as {{ dbt.type_numeric() }}) as revenue,
+        product_id,
+        category,
         user_identifier,
         anonymous_identifier
     from {{ this }}
@@ -74,6 +76,8 @@ final as (
         keyed.checkout_token,
         keyed.order_id,
         keyed.coupon,
+        keyed.product_id,
+        keyed.category,
         keyed.user_identifier,
         keyed.anonymous_identifier
     from keyed

@@ -3,10 +3,11 @@
                  away must lose its rows); this covers every changed order, refund, checkout and account;
       events     people with a new event, or an event whose time the clock just passed;
       tokens     owners of checkouts whose token a changed order carries (guest orders convert carts);
-      clock      people a segment's time boundary (macros/time_boundaries.sql: every one, after an order
-                 or a checkout's start, and every frequent segment model's meta.segment.window) passed
-                 between the previous clock and this one, people whose membership's member_until it
-                 passed, and people whose refund, checkout start or conversion it passed; everyone when VIP tiers are by
+      clock      people a segment's time boundary (macros/time_boundaries.sql: every one, after an order,
+                 a checkout's start, an event, or a moment the previous run stored, such as a due date; and
+                 every frequent segment model's meta.segment.window) passed between the previous clock and
+                 this one, people whose membership's member_until it passed, and people whose
+                 refund, checkout start or conversion it passed; everyone when VIP tiers are by
                  percentile (the cut-offs depend on every buyer and re-base monthly);
       rings      accounts sharing a shipping address or card with any of the above (ring sizes change).
     Empty when not scoped. Reads the previous run's commerce tables directly: for people out of scope
@@ -20,16 +21,27 @@
 
 {%- set scoped = relay_scoped() %}
 
-{#- Every time boundary to watch as SQL on the column of its anchor (equal ones once). #}
-{%- set anchors = {'order': 'previous_orders.created_at', 'checkout': 'checkouts.started_at'} %}
-{%- set boundaries = {'order': [], 'checkout': []} %}
+{#- Every time boundary to watch (declared, and the frequent segments' windows) as SQL on the column of its anchor (equal ones once). A 'stored' anchor
+    is a column of a model's previous run: its boundaries are grouped by that model (`stored`). #}
+{%- set anchors = {'order': 'previous_orders.created_at', 'checkout': 'checkouts.started_at', 'event': 'events.occurred_at',
+                   'stored': 'stored.'} %}
+{%- set boundaries = {'order': [], 'checkout': [], 'event': []} %}
+{%- set stored = {} %}
 {%- for name, boundary in scope_time_boundaries().items() %}
     {%- if boundary.anchor not in anchors %}
         {{- exceptions.raise_compiler_error("time boundary '" ~ name ~ "': int_scope_keys has no anchor '" ~ boundary.anchor ~ "'") }}
     {%- endif %}
-    {%- set expression = dbt.dateadd(boundary.unit, boundary.amount, anchors[boundary.anchor]) | trim %}
-    {%- if expression not in boundaries[boundary.anchor] %}
-        {%- do boundaries[boundary.anchor].append(expression) %}
+    {%- if boundary.anchor == 'stored' %}
+        {%- set stored_model, stored_column = boundary.column.split('.') %}
+        {%- if stored_model not in stored %}{%- do stored.update({stored_model: []}) %}{%- endif %}
+        {%- set expression = dbt.dateadd(boundary.unit, boundary.amount, anchors['stored'] ~ stored_column) | trim %}
+        {%- set found = stored[stored_model] %}
+    {%- else %}
+        {%- set expression = dbt.dateadd(boundary.unit, boundary.amount, anchors[boundary.anchor]) | trim %}
+        {%- set found = boundaries[boundary.anchor] %}
+    {%- endif %}
+    {%- if expression not in found %}
+        {%- do found.append(expression) %}
     {%- endif %}
 {%- endfor %}
 
@@ -131,6 +143,36 @@ clock_keys as (
     where memberships.member_until > clock.since
         and memberships.member_until <= clock.until
     {%- endif %}
+
+    union
+
+    select events.customer_key
+    from events
+    cross join clock
+    where events.customer_key is not null
+        and (
+            false
+            {%- for boundary in boundaries['event'] %}
+            or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
+            {%- endfor %}
+        )
+    {%- for stored_model, stored_boundaries in stored.items() %}
+
+    union
+
+    -- Moments {{ stored_model }} computed from a person's data, as the previous run stored them (unchanged
+    -- for everyone out of this run's scope).
+    select stored.customer_key
+    from {{ scope_relation(stored_model) }} as stored
+    cross join clock
+    where stored.customer_key is not null
+        and (
+            false
+            {%- for boundary in stored_boundaries %}
+            or ({{ boundary }} > clock.since and {{ boundary }} <= clock.until)
+            {%- endfor %}
+        )
+    {%- endfor %}
 
     union
 

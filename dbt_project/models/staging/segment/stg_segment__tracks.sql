@@ -41,7 +41,9 @@ cleaned as (
         {{ clean_text('order_id') }} as order_id,
         {{ clean_text('checkout_id') }} as checkout_token,
         upper({{ clean_text('coupon') }}) as coupon,
-        cast({{ clean_double('revenue') }} as {{ dbt.type_numeric() }}) as revenue
+        cast({{ clean_double('revenue') }} as {{ dbt.type_numeric() }}) as revenue,
+        {{ clean_text('product_id') }} as product_id,
+        {{ clean_text('category') }} as category
     from source
 ),
 
@@ -64,6 +66,8 @@ select
     order_id,
     checkout_token,
     coupon,
-    revenue
+    revenue,
+    product_id,
+    category
 from deduplicated
 where delivery_rank = 1
