@@ -75,7 +75,8 @@ def report(warehouse: Path, manifest_path: Path) -> list[dict]:
     manifest = json.loads(manifest_path.read_text())
     membership_syncs = [s for s in load_specs(manifest_path) if s.object == "membership"]
     rows = []
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    # No warehouse yet (nothing built): the declarations, every count "not built yet".
+    with (duckdb.connect(str(warehouse), read_only=True) if warehouse.exists() else duckdb.connect()) as con:
         for segment in declared(manifest):
             row = {**segment, "selected": _count(con, f"select count(*) from {segment['relation']}"),
                    "members": _count(con, "select count(*) from marts.segment_memberships where segment = ?",

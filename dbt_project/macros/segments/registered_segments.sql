@@ -4,9 +4,15 @@
     this list; it fails with instructions when the list is out of date. -#}
 {% macro registered_segments() %}
     {{ return([
+        'aov_high',
+        'browse_abandoners',
         'cart_0_4h',
         'cart_4_24h',
         'discount_abusers',
+        'high_intent_no_purchase',
+        'layered_intent',
+        'repeat_buyers_lapsing',
+        'replenishment_due',
         'suppress_holdout',
         'suppress_recent_purchasers',
         'suppress_serial_refunders',
