@@ -37,7 +37,13 @@
 {%- endmacro %}
 
 
+{#- Whether this model reads only the scope. Not on the first build of an incremental model (a model just
+    added, or a table dropped): a table that starts with only the people in scope would never get the rest. -#}
 {% macro relay_scoped() -%}
+    {%- if execute and model.resource_type == 'model' and model.config.materialized == 'incremental'
+          and not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
     {{ return(relay_previous_run() is not none) }}
 {%- endmacro %}
 
