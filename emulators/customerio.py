@@ -170,7 +170,8 @@ class CustomerIO:
             raise ApiError(400, "body must be a JSON object")
         check_event(body.get("name"), body.get("data"), "data")
         check_timestamp(body.get("timestamp"), "timestamp")
-        self.people.event(body["name"], body.get("id"))
+        self.people.event(body["name"], body.get("id"), request.path_params["identifier"], body.get("timestamp"),
+                          body.get("data"))
         return JSONResponse({})
 
     async def suppress_v1(self, request: Request) -> JSONResponse:
@@ -244,7 +245,8 @@ class CustomerIO:
             self.people.unsuppress(kind, value)
         elif action in ("event", "screen", "page"):
             check_event(entry.get("name"), entry.get("attributes"), "attributes")
-            self.people.event(entry["name"] if action == "event" else f"{action}:{entry['name']}", entry.get("id"))
+            self.people.event(entry["name"] if action == "event" else f"{action}:{entry['name']}", entry.get("id"),
+                              value, timestamp, entry.get("attributes"))
         else:
             self.api.stats.flags[f"person_{action}_not_modelled"] += 1  # accepted; no state for it here
 

@@ -98,7 +98,9 @@ class People:
         for key in self.state.suppressed.pop(identifier_key(kind, value), []):
             self.state.suppressed.pop(key, None)
 
-    def event(self, label: str, event_id: Any) -> None:
+    def event(self, label: str, event_id: Any, person: str | None = None, timestamp: Any = None,
+              attributes: Any = None) -> None:
+        """Record an event; a repeated ULID id is dropped (with 200), as Customer.io does."""
         if event_id is not None:
             if not isinstance(event_id, str) or not ULID.match(event_id):
                 raise ApiError(400, "event id must be a ULID", {"id": "not a ULID"})
@@ -107,3 +109,5 @@ class People:
                 return
             self.state.event_ids.add(event_id)
         self.state.events[label] += 1
+        self.state.event_log.append({"person": person, "name": label, "id": event_id, "timestamp": timestamp,
+                                     "attributes": attributes or {}})

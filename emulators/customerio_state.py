@@ -26,6 +26,7 @@ class CustomerIOState:
         self.suppressed: dict[str, list[str]] = {}  # identifier key -> every key suppressed with it
         self.event_ids: set[str] = set()  # ULIDs seen, for deduplication
         self.events: Counter[str] = Counter()  # accepted events by name
+        self.event_log: list[dict[str, Any]] = []  # accepted events: person (identifier value), name, id, timestamp, attributes
         self.failures: deque[dict[str, str]] = deque(maxlen=1000)  # attribute update failures, latest last
         self.next_person = 1
         self.next_segment = 1
@@ -38,6 +39,7 @@ class CustomerIOState:
             "suppressed": sorted({tuple(group) for group in self.suppressed.values()}),
             "event_ids": list(self.event_ids),
             "events": dict(self.events),
+            "event_log": self.event_log,
             "attribute_failures": list(self.failures),
             "next_person": self.next_person,
             "next_segment": self.next_segment,
@@ -57,6 +59,7 @@ class CustomerIOState:
                 self.suppressed[key] = list(group)
         self.event_ids = set(data["event_ids"])
         self.events = Counter(data["events"])
+        self.event_log = data.get("event_log", [])
         self.failures.extend(data["attribute_failures"])
         self.next_person = data["next_person"]
         self.next_segment = data["next_segment"]

@@ -283,12 +283,12 @@ def _print_summary(since: datetime) -> None:
             print(f"   {segment:<38} {category:<15} {size:>8,} members")
         runs = con.execute(
             "select sync_name, status, planned_add + planned_change + planned_remove, acked_add + acked_change + acked_remove, "
-            "rejected, requests, rows_per_s from relay.sync_runs "
+            "rejected, requests, coalesce(skipped, 0) from relay.sync_runs "
             "where started_at >= ? order by sync_name", [since]).fetchall()
-    print("== syncs in this run (destination now holds)")
-    for name, status, planned, acked, rejected, requests, rate in runs:
+    print("== syncs in this run (destination now holds; skipped: events never to be sent, relay.sync_skipped)")
+    for name, status, planned, acked, rejected, requests, skipped in runs:
         print(f"   {name:<38} {status:<9} changes={planned:<7} acked={acked:<7} rejected={rejected:<5} "
-              f"requests={requests:<5} holds={summary['synced'].get(name, 0):,}")
+              f"requests={requests:<5} holds={summary['synced'].get(name, 0):,}" + (f" skipped={skipped:,}" if skipped else ""))
 
 
 def _add_data_commands(sub) -> None:

@@ -7,9 +7,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DESTINATIONS = ("customerio", "cordial", "talon_one")
-OBJECTS = ("attributes", "membership")
-ON_EXIT = {"attributes": ("clear", "ignore"), "membership": ("remove", "ignore")}
+OBJECTS = ("attributes", "membership", "events")
+# Events are facts: one that leaves the model is not retracted.
+ON_EXIT = {"attributes": ("clear", "ignore"), "membership": ("remove", "ignore"), "events": ("keep",)}
+INTERVAL_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 SCHEDULES = ("frequent", "daily")
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """How an events sync reads its model (meta.sync of object events)."""
+    name_column: str  # the event's name
+    time_column: str  # when it happened
+    max_age_s: float | None  # older than this (by the data clock) when first seen: skipped, never sent
+    backfill_s: float | None  # a first sync skips events older than this; 0 = every one it finds; None = none skipped
+    consent_column: str | None  # a boolean column: an event of a row where it is not true is skipped
 
 
 class DeclarationError(ValueError):
@@ -34,10 +46,16 @@ class SyncSpec:
     # customer_key): the relation holding the last build's people in scope, which the diff may limit
     # itself to (see SyncRun._scope).
     scope_relation: str | None = None
+    events: EventOptions | None = None  # object events only
+    # The data clock (relation, column) event ages are measured against; None: the wall clock.
+    clock: tuple[str, str] | None = None
 
     @property
     def attribute_columns(self) -> list[str]:
+        """What is sent as the record's attributes (an event's properties)."""
         fixed = set(self.primary_key) | {self.identifier}
+        if self.events:
+            fixed |= {self.events.name_column, self.events.time_column, self.events.consent_column}
         return [c for c in self.columns if c not in fixed]
 
     @functools.cached_property
@@ -50,14 +68,17 @@ class SyncSpec:
 SCOPE_MODEL = "int_scope_keys"  # dbt_project/models/intermediate/scope: the people a scoped build rebuilt
 SCOPE_KEY = "customer_key"
 SCOPE_LOG = "relay.dbt_builds"  # one row per dbt build (dbt_project/models/builds/dbt_builds)
+CLOCK_MODEL, CLOCK_COLUMN = "int_as_of", "as_of"  # the data clock (dbt_project/models/intermediate/int_as_of)
 
 
 def load_specs(manifest_path: Path) -> list[SyncSpec]:
     from sinks import destinations  # the adapters import this module
 
     manifest = json.loads(Path(manifest_path).read_text())
-    scope = next((f"{n['schema']}.{n.get('alias') or n['name']}" for n in manifest["nodes"].values()
-                  if n.get("resource_type") == "model" and n["name"] == SCOPE_MODEL), None)
+    relations = {n["name"]: f"{n['schema']}.{n.get('alias') or n['name']}" for n in manifest["nodes"].values()
+                 if n.get("resource_type") == "model"}
+    scope = relations.get(SCOPE_MODEL)
+    clock = (relations[CLOCK_MODEL], CLOCK_COLUMN) if CLOCK_MODEL in relations else None
     specs = []
     for unique_id, node in sorted(manifest["nodes"].items()):
         if node.get("resource_type") != "model":
@@ -66,6 +87,8 @@ def load_specs(manifest_path: Path) -> list[SyncSpec]:
         if "sync" not in meta:
             continue
         spec = _spec(unique_id, node, meta["sync"])
+        if spec.events:
+            spec = replace(spec, clock=clock)
         config = node.get("config") or {}
         problems = destinations.declaration_problems(spec)
         if problems:
@@ -111,6 +134,7 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
     schedule = sync.get("schedule", "daily")
     if schedule not in SCHEDULES:
         raise fail(f"schedule is {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    events = _event_options(sync, columns, fail) if obj == "events" else None
     share = sync.get("max_change_share")
     if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise fail(f"max_change_share is {share!r}; expected a fraction in (0, 1]")
@@ -136,7 +160,41 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
         column_meta=column_meta,
         max_change_share=share,
         unique_id=unique_id,
+        events=events,
     )
+
+
+def _event_options(sync: dict, columns: dict[str, str], fail) -> EventOptions:
+    from sinks.destinations.base import column_kind
+
+    names = {"event_name": sync.get("event_name", "event_name"), "event_time": sync.get("event_time", "occurred_at")}
+    for option, column in names.items():
+        if column not in columns:
+            raise fail(f"{option} names column {column!r}, which the model does not declare (columns: {', '.join(columns)})")
+    if column_kind(columns[names["event_time"]]) not in ("timestamp", "number"):
+        raise fail(f"event_time column {names['event_time']!r} is {columns[names['event_time']]!r}; expected a "
+                   "timestamp or Unix seconds")
+    consent = sync.get("consent")
+    if consent is not None and (consent not in columns or column_kind(columns[consent]) != "boolean"):
+        raise fail(f"consent is {consent!r}; expected a boolean column of the model")
+    backfill = sync.get("backfill", "none")
+    return EventOptions(
+        name_column=names["event_name"], time_column=names["event_time"],
+        max_age_s=_interval(sync.get("max_event_age"), "max_event_age", fail),
+        backfill_s=0.0 if backfill == "none" else None if backfill == "all" else _interval(backfill, "backfill", fail),
+        consent_column=consent)
+
+
+def _interval(value, option: str, fail) -> float | None:
+    """'45 minutes', '2 hours', '30 days' as seconds."""
+    if value is None:
+        return None
+    parts = str(value).split()
+    unit = parts[1].rstrip("s") if len(parts) == 2 else ""
+    if len(parts) != 2 or not parts[0].isdigit() or unit not in INTERVAL_UNITS:
+        expected = "'<n> minutes|hours|days'" + (", none or all" if option == "backfill" else "")
+        raise fail(f"{option} is {value!r}; expected {expected}")
+    return float(int(parts[0]) * INTERVAL_UNITS[unit])
 
 
 # The JSON values a column's exit_value may take, by the column's kind (sinks.destinations.base.column_kind).

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from sinks import destinations
-from sinks.declarations import SyncSpec
+from sinks.declarations import EventOptions, SyncSpec
 from sinks.engine import SyncRun, Tuning
 
 
@@ -31,7 +31,9 @@ def spec_from_json(text: str) -> SyncSpec:
     if text.startswith("@"):
         text = Path(text[1:]).read_text()
     fields = json.loads(text)
-    return SyncSpec(**{**fields, "primary_key": tuple(fields["primary_key"])})
+    return SyncSpec(**{**fields, "primary_key": tuple(fields["primary_key"]),
+                       "events": EventOptions(**fields["events"]) if fields.get("events") else None,
+                       "clock": tuple(fields["clock"]) if fields.get("clock") else None})
 
 
 def crash_after_acks(n: int):

@@ -7,6 +7,8 @@ date, and each run's row in relay.sync_runs.
   relay.sync_deliveries   what each destination was told and when (key, kind, fields)
   relay.destination_objects  ids of lists/audiences/segments created at destinations
   relay.sync_unconfirmed  (sync, key, identifier) a write of unknown fate may still reach, until when
+  relay.sync_skipped      events an events sync will never send (too old when first seen, before its
+                          backfill window, no consent), and why
 """
 
 import json
@@ -60,6 +62,17 @@ create table if not exists relay.sync_runs (
 );
 alter table relay.sync_runs add column if not exists resent bigint;
 alter table relay.sync_runs add column if not exists unconfirmed bigint;
+alter table relay.sync_runs add column if not exists skipped bigint;
+create table if not exists relay.sync_skipped (
+    sync_name varchar not null,
+    record_key varchar not null,
+    identifier varchar,
+    event_name varchar,
+    occurred_at timestamp,
+    reason varchar,
+    run_id varchar,
+    skipped_at timestamp
+);
 create table if not exists relay.sync_unconfirmed (
     sync_name varchar not null,
     record_key varchar not null,
@@ -104,8 +117,8 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     con = duckdb.connect(str(warehouse), read_only=read_only)
     if not read_only:
         try:  # the ledger's newest parts exist: the DDL has nothing to do
-            con.execute("select resent, unconfirmed from relay.sync_runs limit 0; "
-                        "select resend_after from relay.sync_unconfirmed limit 0")
+            con.execute("select resent, unconfirmed, skipped from relay.sync_runs limit 0; "
+                        "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0")
         except duckdb.Error:
             con.execute(DDL)
         if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "
@@ -154,7 +167,7 @@ def insert_run(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
 RUN_COLUMNS = [
     "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "acked_add",
     "acked_change", "acked_remove", "rejected", "unsent", "requests", "retries", "throttled", "resent",
-    "unconfirmed", "duration_s", "rows_per_s", "message",
+    "unconfirmed", "skipped", "duration_s", "rows_per_s", "message",
 ]
 
 

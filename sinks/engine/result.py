@@ -30,6 +30,7 @@ class RunResult:
     throttled: int = 0
     resent: int = 0  # rows re-asserted because a write of unknown fate may have undone them
     unconfirmed: int = 0  # rows this run wrote with a request of unknown fate: re-asserted later
+    skipped: int = 0  # events this run recorded as never to be sent (relay.sync_skipped)
     duration_s: float = 0.0
     rows_per_s: float = 0.0
     message: str = ""
@@ -64,6 +65,8 @@ class RunResult:
             self.status = "failed" if self.unsent and not self.acked else "partial"
         if self.rejected and not self.message:
             self.message = f"{self.rejected} rows refused by {self.destination}; see relay.sync_rejections"
+        if self.skipped and not self.message:
+            self.message = f"{self.skipped} events skipped, never to be sent; see relay.sync_skipped"
         if self.unconfirmed and not self.message:
             self.message = (f"{self.unconfirmed} rows were sent in requests of unknown fate (timeouts, lost "
                             f"connections); they are re-sent by the first run after {resend_after_s:.0f} s")

@@ -10,7 +10,7 @@ from typing import Callable
 
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Destination, DestinationAuthError
-from sinks.engine import ledger, state
+from sinks.engine import events, ledger, state
 from sinks.engine.changes import to_change
 from sinks.engine.chunks import ChangeReader
 from sinks.engine.delivery import Delivery
@@ -106,8 +106,12 @@ class SyncRun:
         return self.result
 
     def _plan(self) -> None:
-        self.plan = make_plan(self.con, self.spec, self.destination, self.result, full_resync=self.full_resync,
-                              samples_per_kind=self.tuning.samples_per_kind)
+        if self.spec.events:
+            self.plan = events.make_plan(self.con, self.spec, self.destination, self.result, apply=self.apply,
+                                         full_resync=self.full_resync, samples_per_kind=self.tuning.samples_per_kind)
+        else:
+            self.plan = make_plan(self.con, self.spec, self.destination, self.result, full_resync=self.full_resync,
+                                  samples_per_kind=self.tuning.samples_per_kind)
         if self.plan.unaddressable and self.apply:
             self.acks.set_aside(self.plan.unaddressable, f"identifier column {self.spec.identifier!r} is null; "
                                                          f"the row cannot be addressed at {self.spec.destination}")

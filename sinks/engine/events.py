@@ -1,0 +1,96 @@
+"""Planning an events sync. Events are facts, so the plan differs from an attribute sync's (plan.py):
+  - append only: an event the destination acknowledged is never sent again, and one that leaves the model
+    is not retracted;
+  - an event whose row changed after it was acknowledged is recorded in relay.sync_rejections (once, kind
+    'change') and counted in the plan, not resent;
+  - an event too old when first seen (max_event_age, by the data clock), older than the backfill window of
+    the sync's first run, or without consent is recorded in relay.sync_skipped and never sent;
+  - the diff always covers the whole model (new events can be anyone's)."""
+
+from pathlib import Path
+
+import duckdb
+
+from sinks.declarations import SyncSpec
+from sinks.destinations.base import Destination
+from sinks.engine import scope
+from sinks.engine.changes import key_sql, payload_sql, quote
+from sinks.engine.ledger import now
+from sinks.engine.plan import Plan, samples
+from sinks.engine.result import RunResult, SyncRefused
+
+EVENTS_DIFF_SQL = Path(__file__).with_name("events_diff.sql").read_text()
+CHANGED = ("event changed after {destination} acknowledged it: events are facts, so it is not sent again "
+           "(a changed event needs a new event_id)")
+
+
+def diff_sql(spec: SyncSpec) -> list[str]:
+    """The two statements of events_diff.sql: _events (which takes the parameters), then _changes."""
+    options = spec.events
+    column = f"m.{quote(options.time_column)}"
+    numeric = spec.columns[options.time_column].split("(")[0] not in ("timestamp", "timestamptz", "datetime")
+    clock = f"select cast(max({quote(spec.clock[1])}) as timestamp) from {spec.clock[0]}" if spec.clock else "null"
+    return EVENTS_DIFF_SQL.format(
+        key=key_sql(spec), identifier=f"cast(m.{quote(spec.identifier)} as varchar)", payload=payload_sql(spec),
+        relation=spec.relation,
+        occurred_at=f"cast(to_timestamp({column}) as timestamp)" if numeric else f"cast({column} as timestamp)",
+        consented=f"m.{quote(options.consent_column)}" if options.consent_column else "true",
+        name=f"m.{quote(options.name_column)}", clock=clock,
+        max_age_s="null" if options.max_age_s is None else options.max_age_s,
+        backfill_s="null" if options.backfill_s is None else options.backfill_s,
+    ).split(";\n\n")
+
+
+def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination, r: RunResult, *,
+              apply: bool, full_resync: bool, samples_per_kind: int) -> Plan:
+    """The events to send into _changes; in an apply, the skipped and changed ones recorded in the ledger."""
+    if full_resync:
+        raise SyncRefused(f"{spec.name} is an events sync: events are sent once, so it cannot be resynced in full")
+    r.state_rows = con.execute("select count(*) from relay.sync_state where sync_name = ?", [spec.name]).fetchone()[0]
+    planned_at = now()
+    first = not r.state_rows and not con.execute(
+        "select count(*) from relay.sync_skipped where sync_name = ?", [spec.name]).fetchone()[0]
+    try:
+        events, changes = diff_sql(spec)
+        con.execute(events, {"sync": spec.name, "now": planned_at, "first": first})
+        con.execute(changes)
+    except duckdb.ConversionException as exc:
+        raise SyncRefused(f"sync model {spec.relation}: column {spec.events.time_column!r} does not read as a time: {exc}") from exc
+    r.planned_add = con.execute("select count(*) from _changes").fetchone()[0]
+    skipped = dict(con.execute("select skip_reason, count(*) from _events where sent_hash is null "
+                               "and skip_reason is not null group by 1").fetchall())
+    r.skipped = sum(skipped.values())
+    changed = con.execute(
+        "select record_key, identifier from _events e where sent_hash is not null and not exists "
+        "(select 1 from relay.sync_rejections j where j.sync_name = $sync and j.record_key = e.record_key "
+        "and j.kind = 'change') order by record_key", {"sync": spec.name}).fetchall()
+    unaddressable = [k for (k,) in con.execute(
+        "select record_key from _changes where identifier is null order by rn").fetchall()]
+    r.plan = {
+        "counts": {"add": r.planned_add, "change": 0, "remove": 0},
+        "events": dict(con.execute("select event_name, count(*) from _events where sent_hash is null and "
+                                   "skip_reason is null group by 1 order by 1").fetchall()),
+        "skipped": skipped, "changed_after_sent": len(changed), "first_sync": first,
+        "on_exit": spec.on_exit, "null_identifier_rows": len(unaddressable),
+        "samples": samples(con, spec, destination, frozenset(), False, samples_per_kind),
+        "diff": "everything: events are append-only", "build": None, "spec": scope.fingerprint(spec),
+    }
+    if apply:
+        _record(con, spec, r, changed, destination.name, planned_at)
+    return Plan(planned_at, frozenset(), unaddressable)
+
+
+def _record(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult, changed: list, destination: str, at) -> None:
+    """Skipped events, and events that changed after they were sent, written before anything is sent."""
+    con.execute("begin")
+    con.execute("""
+        insert into relay.sync_skipped
+        select $sync, record_key, identifier, event_name, occurred_at, skip_reason, $run, $now
+        from _events where sent_hash is null and skip_reason is not null""",
+                {"sync": spec.name, "run": r.run_id, "now": at})
+    if changed:
+        con.execute("insert into relay.sync_rejections select $run, $sync, unnest($keys), unnest($ids), 'change', "
+                    "null, $reason, $now",
+                    {"run": r.run_id, "sync": spec.name, "keys": [k for k, _ in changed], "ids": [i for _, i in changed],
+                     "reason": CHANGED.format(destination=destination), "now": at})
+    con.execute("commit")

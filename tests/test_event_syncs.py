@@ -1,0 +1,164 @@
+"""Event syncs (object `events`): facts delivered once. Against Customer.io's emulator over real HTTP, with a
+plain table as the sync model (as in test_sync_engine): a first sync honours its backfill window, a rerun
+sends nothing, an event too old when first seen or without consent is recorded in relay.sync_skipped and
+never sent, an event changed after it was acknowledged is recorded (once) and not resent, and a resend after
+a crash between acknowledgement and the state write is dropped by Customer.io (deterministic ULID ids).
+Declarations an events sync cannot have fail when they load, naming the model and the field."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sinks.declarations import DeclarationError, EventOptions, SyncSpec, load_specs
+from support.harnesses import CustomerIOHarness
+from support.sync_process import finish, start_sync
+from support.warehouse import query, write_table
+
+COLUMNS = {"event_id": "varchar", "customer_key": "varchar", "event_name": "varchar", "occurred_at": "timestamp",
+           "consented": "boolean", "order_total": "double", "recovery_url": "varchar"}
+CLOCK = datetime(2026, 11, 1, 12, 0, 0)
+
+
+def spec(**options) -> SyncSpec:
+    settings = {"name_column": "event_name", "time_column": "occurred_at", "max_age_s": 2 * 86400.0,
+                "backfill_s": 0.0, "consent_column": "consented", **options}
+    return SyncSpec(name="sync_test__events", relation="syncs.events", destination="customerio", object="events",
+                    primary_key=("event_id",), identifier="customer_key", on_exit="keep", schedule="frequent",
+                    columns=COLUMNS, events=EventOptions(**settings), clock=("syncs.clock", "as_of"))
+
+
+def event(i: int, at: datetime, name: str = "Order Completed", consented: bool = True, total: float = 10.0) -> dict:
+    return {"event_id": f"order_completed:{i}", "customer_key": f"c{i % 7}", "event_name": name, "occurred_at": at,
+            "consented": consented, "order_total": total, "recovery_url": None if name != "Checkout Abandoned" else f"https://shop/r/{i}"}
+
+
+def write(warehouse, rows: list[dict], clock: datetime) -> None:
+    write_table(warehouse, "syncs.events", COLUMNS, rows)
+    write_table(warehouse, "syncs.clock", {"as_of": "timestamp"}, [{"as_of": clock}])
+
+
+@pytest.fixture
+def cio(monkeypatch):
+    with CustomerIOHarness(monkeypatch) as harness:
+        yield harness
+
+
+def delivered(cio) -> list[dict]:
+    return cio.state()["event_log"]
+
+
+def skipped(warehouse) -> dict[str, str]:
+    return dict(query(warehouse, "select record_key, reason from relay.sync_skipped"))
+
+
+def test_a_first_sync_sends_its_backfill_window_then_each_new_event_once(cio, warehouse):
+    history = [event(i, CLOCK - timedelta(hours=i + 1)) for i in range(10)]
+    write(warehouse, history, CLOCK)
+    first = cio.sync(spec(backfill_s=0.0), warehouse)  # backfill: none
+    assert (first.status, first.planned_add, first.skipped, first.requests) == ("succeeded", 0, 10, 0)
+    assert set(skipped(warehouse).values()) == {"before the backfill window of the first sync"}
+    assert delivered(cio) == []
+
+    new = [event(100 + i, CLOCK + timedelta(minutes=i + 1), "Checkout Abandoned", total=5.0 + i) for i in range(5)]
+    write(warehouse, history + new, CLOCK + timedelta(minutes=10))
+    second = cio.sync(spec(backfill_s=0.0), warehouse)
+    assert (second.status, second.acked_add, second.skipped) == ("succeeded", 5, 0)
+    log = delivered(cio)
+    assert sorted(e["attributes"]["recovery_url"] for e in log) == [f"https://shop/r/{100 + i}" for i in range(5)]
+    first_event = next(e for e in log if e["attributes"]["recovery_url"] == "https://shop/r/100")
+    assert first_event["person"] == "c2" and first_event["name"] == "Checkout Abandoned"
+    assert first_event["timestamp"] == int((CLOCK + timedelta(minutes=1)).replace(tzinfo=timezone.utc).timestamp())
+    assert first_event["attributes"] == {"order_total": 5.0, "recovery_url": "https://shop/r/100"}
+
+    before = cio.requests()
+    third = cio.sync(spec(backfill_s=0.0), warehouse)
+    assert (third.planned_add, third.skipped, third.requests) == (0, 0, 0) and cio.requests() == before
+    assert len(delivered(cio)) == 5
+    assert query(warehouse, "select count(*), count(distinct record_key) from relay.sync_deliveries") == [(5, 5)]
+
+
+def test_a_backfill_window_sends_the_recent_history_only(cio, warehouse):
+    write(warehouse, [event(i, CLOCK - timedelta(hours=6 * i + 1)) for i in range(8)], CLOCK)
+    result = cio.sync(spec(backfill_s=86400.0), warehouse)  # backfill: 1 day -> 1, 7, 13, 19 hours ago
+    assert (result.acked_add, result.skipped) == (4, 4)
+    hours_ago = sorted((CLOCK.replace(tzinfo=timezone.utc).timestamp() - e["timestamp"]) / 3600 for e in delivered(cio))
+    assert hours_ago == [1, 7, 13, 19]
+
+
+def test_late_and_unconsented_events_are_skipped_and_recorded_never_sent(cio, warehouse):
+    rows = [event(1, CLOCK - timedelta(minutes=5))]
+    write(warehouse, rows, CLOCK)
+    assert cio.sync(spec(backfill_s=None), warehouse).acked_add == 1
+    late = event(2, CLOCK - timedelta(days=3))  # landed now, happened 3 days ago: max_event_age is 2 days
+    unconsented = event(3, CLOCK + timedelta(minutes=1), "Segment Entered", consented=False)
+    fresh = event(4, CLOCK + timedelta(minutes=2))
+    write(warehouse, rows + [late, unconsented, fresh], CLOCK + timedelta(minutes=5))
+    result = cio.sync(spec(backfill_s=None), warehouse)
+    assert (result.acked_add, result.skipped) == (1, 2)
+    assert "2 events skipped" in result.message and result.status == "succeeded"
+    assert skipped(warehouse) == {"order_completed:2": "older than max_event_age when first seen",
+                                  "order_completed:3": "no consent"}
+    assert sorted(e["person"] for e in delivered(cio)) == ["c1", "c4"]
+    # Skipped is final: consent given later does not send the past trigger.
+    unconsented["consented"] = True
+    write(warehouse, rows + [late, unconsented, fresh], CLOCK + timedelta(minutes=6))
+    again = cio.sync(spec(backfill_s=None), warehouse)
+    assert (again.planned_add, again.skipped) == (0, 0) and len(delivered(cio)) == 2
+
+
+def test_an_event_changed_after_it_was_sent_is_recorded_once_and_not_resent(cio, warehouse):
+    rows = [event(1, CLOCK - timedelta(minutes=5)), event(2, CLOCK - timedelta(minutes=4))]
+    write(warehouse, rows, CLOCK)
+    cio.sync(spec(backfill_s=None), warehouse)
+    rows[0]["order_total"] = 99.0
+    write(warehouse, rows, CLOCK)
+    for _ in range(2):
+        result = cio.sync(spec(backfill_s=None), warehouse)
+        assert (result.planned_add, result.requests) == (0, 0)
+    assert result.plan["changed_after_sent"] == 0  # recorded by the first of the two runs
+    rejections = query(warehouse, "select record_key, kind, reason from relay.sync_rejections")
+    assert [(k, kind) for k, kind, _ in rejections] == [("order_completed:1", "change")]
+    assert "events are facts" in rejections[0][2]
+    assert [e["attributes"]["order_total"] for e in delivered(cio) if e["person"] == "c1"] == [10.0]
+
+
+def test_a_resend_after_a_crash_before_the_state_write_lands_once(cio, warehouse):
+    rows = [event(i, CLOCK - timedelta(minutes=i)) for i in range(50)]
+    write(warehouse, rows, CLOCK)
+    # The process exits (137) right after the first acknowledgement, before its state write.
+    crashed = finish(start_sync(spec(backfill_s=None), warehouse, "--failpoint", "after_ack:1"), timeout=60)
+    assert crashed["exit"] == 137, crashed
+    assert len(delivered(cio)) == 50
+    assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    rerun = cio.sync(spec(backfill_s=None), warehouse)
+    assert (rerun.status, rerun.acked_add) == ("succeeded", 50)
+    log = delivered(cio)
+    assert len(log) == 50 and len({e["id"] for e in log}) == 50
+    assert cio.stats()["flags"]["duplicate_events_dropped"] == 50
+
+
+def manifest(tmp_path, sync: dict, columns: dict[str, str], destination: str = "customerio"):
+    node = {"resource_type": "model", "name": "sync_x__events", "schema": "syncs",
+            "config": {"meta": {"sync": {"destination": destination, "object": "events", "primary_key": "event_id",
+                                         "identifier": "customer_key", **sync}}},
+            "columns": {c: {"data_type": t} for c, t in columns.items()}}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"nodes": {"model.relay.sync_x__events": node}}))
+    return path
+
+
+@pytest.mark.parametrize("sync, columns, destination, message", [
+    ({"max_event_age": "two days"}, COLUMNS, "customerio",
+     "meta.sync.max_event_age is 'two days'; expected '<n> minutes|hours|days'"),
+    ({"backfill": "forever"}, COLUMNS, "customerio", "meta.sync.backfill is 'forever'; expected '<n> minutes|hours|days', none or all"),
+    ({"event_time": "happened_at"}, COLUMNS, "customerio", "meta.sync.event_time names column 'happened_at'"),
+    ({"consent": "order_total"}, COLUMNS, "customerio", "meta.sync.consent is 'order_total'; expected a boolean column"),
+    ({}, {**COLUMNS, "occurred_at": "varchar"}, "customerio", "event_time column 'occurred_at' is 'varchar'"),
+    ({"on_exit": "remove"}, COLUMNS, "customerio", "on_exit is 'remove'; for object events expected one of keep"),
+    ({}, COLUMNS, "cordial", "Cordial contact activities are not built yet"),
+])
+def test_a_wrong_events_declaration_fails_naming_the_model_and_field(tmp_path, sync, columns, destination, message):
+    with pytest.raises(DeclarationError, match="sync model sync_x__events") as failure:
+        load_specs(manifest(tmp_path, sync, columns, destination))
+    assert message in str(failure.value)
