@@ -35,6 +35,7 @@ from .talon_one_state import TalonOneState
 from .talon_one_validation import (
     MAX_ITEMS,
     audience_actions,
+    custom_event,
     new_attribute,
     new_audience,
     profile_items,
@@ -63,6 +64,11 @@ def _profile_ids(request: Request, body: Any) -> list[str]:
     """Integration ids a bulk profile request touches; tolerant, since validation comes later."""
     items = body.get("customerProfiles") if isinstance(body, dict) else None
     return [i["integrationId"] for i in items or () if isinstance(i, dict) and valid_id(i.get("integrationId"))]
+
+
+def _event_profile_id(request: Request, body: Any) -> list[str]:
+    profile = body.get("profileId") if isinstance(body, dict) else None
+    return [profile] if valid_id(profile) else []
 
 
 def _audience_profile_ids(request: Request, body: Any) -> list[str]:
@@ -94,6 +100,7 @@ class TalonOne:
             Endpoint("DELETE", "/v2/audiences/{audienceId}/memberships", self.clear_audience, I, I),
             Endpoint("POST", "/v2/customer_audiences", self.change_audiences, I, I,
                      claims=_audience_profile_ids, items=lambda body: len(body["data"])),
+            Endpoint("POST", "/v2/events", self.track_event, I, I, claims=_event_profile_id, items=lambda body: 1),
             Endpoint("GET", "/v1/attributes", self.list_attributes, M, M),
             Endpoint("POST", "/v1/attributes", self.create_attribute, M, M),
             Endpoint("GET", "/v1/audiences", self.list_audiences, M, M),
@@ -184,6 +191,18 @@ class TalonOne:
             for i in items
         ]
         return JSONResponse({"integrationStates": states})
+
+    # --- custom events (no id: a repeat is a second event) ---
+
+    async def track_event(self, request: Request) -> JSONResponse:
+        event = self.state.add_event(custom_event(await json_body(request), self.state))
+        profile = event["profileId"]
+        if profile:
+            self.state.profile(profile)
+        state = {"event": {**event, "applicationId": 1, "effects": []}, "effects": []}
+        if profile:
+            state["customerProfile"] = self._profile_json(profile, self.state.profiles[profile])
+        return JSONResponse(state)
 
     # --- audiences ---
 

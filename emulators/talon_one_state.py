@@ -17,6 +17,7 @@ class TalonOneState:
         # A profile is {"id", "created", "attributes"} plus "hidden": true while only an audience add knows it.
         self.profiles: dict[str, dict[str, Any]] = {}  # by integrationId
         self.audiences: dict[int, dict[str, Any]] = {}  # members is a set of profile integrationIds
+        self.events: list[dict[str, Any]] = []  # custom events, as received (Talon.One keeps every one)
         self.next_attribute = 1
         self.next_profile = 1
         self.next_audience = 1
@@ -26,6 +27,7 @@ class TalonOneState:
             "attributes": self.attributes,
             "profiles": self.profiles,
             "audiences": {str(i): {**a, "members": sorted(a["members"])} for i, a in self.audiences.items()},
+            "events": self.events,
             "next_attribute": self.next_attribute,
             "next_profile": self.next_profile,
             "next_audience": self.next_audience,
@@ -35,6 +37,7 @@ class TalonOneState:
         self.attributes = data["attributes"]
         self.profiles = data["profiles"]
         self.audiences = {int(i): {**a, "members": set(a["members"])} for i, a in data["audiences"].items()}
+        self.events = data.get("events", [])
         self.next_attribute = data["next_attribute"]
         self.next_profile = data["next_profile"]
         self.next_audience = data["next_audience"]
@@ -97,7 +100,19 @@ class TalonOneState:
             "description": body["description"],
             "suggestions": body["suggestions"],
             "editable": body["editable"],
+            **({"eventType": body["eventType"]} if body.get("eventType") else {}),
         }
         self.next_attribute += 1
-        self.attributes.setdefault(body["entity"], {})[body["name"]] = attribute
+        self.attributes.setdefault(body["entity"], {})[attribute_key(body)] = attribute
         return attribute
+
+    def add_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        event = {"id": len(self.events) + 1, "created": utc_now(), "profileId": body.get("profileId"),
+                 "type": body["type"], "attributes": body.get("attributes") or {}}
+        self.events.append(event)
+        return event
+
+
+def attribute_key(body: dict[str, Any]) -> str:
+    """Attributes are unique by name within their entity; an Event attribute within its event type."""
+    return f"{body['eventType']}:{body['name']}" if body.get("entity") == "Event" and body.get("eventType") else body["name"]

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .api import ApiError
-from .talon_one_state import TalonOneState
+from .talon_one_state import TalonOneState, attribute_key
 
 ENTITIES = {  # as talon-one-sdk 26.2's NewAttribute has them (no LoyaltyCard)
     "Application", "Campaign", "CustomerProfile", "CustomerSession", "CartItem", "Coupon", "Event",
@@ -105,6 +105,16 @@ PROFILE_ITEM = {  # MultipleCustomerProfileIntegrationRequestItem
     "integrationId": (True, valid_id, "1 to 1000 characters"),
     "attributes": (False, _OBJECT, "an object"),
 }
+EVENT_V2 = {  # IntegrationEventV2Request
+    "profileId": (False, valid_id, "1 to 1000 characters"),
+    "storeIntegrationId": (False, _STR, "a string"),
+    "evaluableCampaignIds": (False, _ints, "a list of campaign ids"),
+    "type": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "attributes": (False, _OBJECT, "an object"),
+    "loyaltyCards": (False, lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v), "a list of strings"),
+    "responseContent": (False, lambda v: isinstance(v, list) and all(i in RESPONSE_CONTENT for i in v),
+                        f"a list of {sorted(RESPONSE_CONTENT)}"),
+}  # fmt: skip
 AUDIENCE_ACTION = {  # CustomerProfileAudienceRequestItem
     "action": (True, ("add", "delete").__contains__, "add or delete"),
     "profileIntegrationId": (True, valid_id, "1 to 1000 characters"),
@@ -140,17 +150,21 @@ def _object(body: Any, model: dict[str, tuple]) -> dict[str, Any]:
     return body
 
 
-def _attribute_problems(attributes: Any, state: TalonOneState, pointer: str) -> dict[str, str]:
+def _attribute_problems(attributes: Any, state: TalonOneState, pointer: str, event_type: str | None = None
+                        ) -> dict[str, str]:
     if attributes is None:
         return {}
     if not isinstance(attributes, dict):
         return {pointer: "attributes must be an object"}
-    defined = state.attributes.get("CustomerProfile", {})
+    entity = "Event" if event_type else "CustomerProfile"
+    defined = state.attributes.get(entity, {})
     problems = {}
     for name, value in attributes.items():
-        spec = defined.get(name)
+        spec = defined.get(attribute_key({"entity": entity, "eventType": event_type, "name": name})) or (
+            defined.get(name) if event_type else None)
         if spec is None:
-            problems[f"{pointer}/{name}"] = f"attribute {name!r} is not defined for CustomerProfile"
+            owner = f"events of type {event_type!r}" if event_type else "CustomerProfile"
+            problems[f"{pointer}/{name}"] = f"attribute {name!r} is not defined for {owner}"
         elif not type_ok(spec["type"], value):
             problems[f"{pointer}/{name}"] = f"attribute {name!r} must be of type {spec['type']}"
     return problems
@@ -238,11 +252,22 @@ def new_audience(body: Any, state: TalonOneState) -> dict[str, Any]:
     return body
 
 
+def custom_event(body: Any, state: TalonOneState) -> dict[str, Any]:
+    """An IntegrationEventV2Request whose attributes are defined for its event type."""
+    body = _object(body, EVENT_V2)
+    problems = _attribute_problems(body.get("attributes"), state, "/attributes", body["type"])
+    if problems:
+        raise _invalid(problems)
+    return body
+
+
 def new_attribute(body: Any, state: TalonOneState) -> dict[str, Any]:
-    """A NewAttribute whose name and title are free for its entity."""
+    """A NewAttribute whose name and title are free for its entity (an Event attribute: for its event type)."""
     body = _object(body, NEW_ATTRIBUTE)
-    same_entity = state.attributes.get(body["entity"], {})
-    if body["name"] in same_entity or any(a["title"] == body["title"] for a in same_entity.values()):
+    same_entity = {k: a for k, a in state.attributes.get(body["entity"], {}).items()
+                   if a.get("eventType") == body.get("eventType")}
+    if attribute_key(body) in state.attributes.get(body["entity"], {}) or any(
+            a["title"] == body["title"] for a in same_entity.values()):
         message = "an attribute with this name or title already exists for this entity"
         raise ApiError(409, message, {"/name": "taken"})
     return body

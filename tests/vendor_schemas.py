@@ -164,6 +164,7 @@ def _talon_operations() -> dict[tuple[str, str], tuple[Any, dict]]:
         ("DELETE", "/v2/audiences/{audienceId}"): (None, {}),
         ("DELETE", "/v2/audiences/{audienceId}/memberships"): (None, {}),
         ("POST", "/v2/customer_audiences"): (body(models.CustomerProfileAudienceRequest), {}),
+        ("POST", "/v2/events"): (body(models.IntegrationEventV2Request), {}),
         ("POST", "/v1/attributes"): (body(models.NewAttribute), {}),
         ("GET", "/v1/attributes"): (None, {**paging, **attribute_filters}),
         ("GET", "/v1/audiences"): (None, {**paging, "withTotalResultSize": boolean}),

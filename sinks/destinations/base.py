@@ -127,6 +127,9 @@ class Destination:
     account: str = ""
     concurrency: int = 8
     credential_hint: str = ""
+    # Whether the API drops a repeated event (by an id it takes): a resend is then harmless. Where it does
+    # not, the engine journals events before sending and never resends one of unknown fate.
+    deduplicates_events: bool = False
 
     @staticmethod
     def declaration_problems(spec) -> list[str]:

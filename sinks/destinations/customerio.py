@@ -27,6 +27,7 @@ IDENTIFIER_ATTRIBUTES = ("email", "phone")
 
 class CustomerIO(Destination):
     name = "customerio"
+    deduplicates_events = True  # by the event's ULID id
     credential_hint = "CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY (and CUSTOMERIO_APP_API_KEY for segments)"
 
     def __init__(self, *, track_url: str, app_url: str, site_id: str, track_api_key: str, app_api_key: str | None,

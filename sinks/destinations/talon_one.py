@@ -76,7 +76,13 @@ class TalonOne(Destination):
     @staticmethod
     def declaration_problems(spec) -> list[str]:
         if spec.object == "events":
-            return ["object events: Talon.One custom events are not built yet (issue: event syncs)"]
+            problems = []
+            for column in spec.attribute_columns:
+                try:
+                    _type(spec, column)
+                except SetupError as exc:
+                    problems.append(str(exc))
+            return problems
         if spec.object != "attributes":
             return []
         problems = []
@@ -99,6 +105,9 @@ class TalonOne(Destination):
 
     # ---------------------------------------------------------------- setup
     async def setup(self, spec, client, registry, audiences) -> None:
+        if spec.object == "events":  # `audiences`: the event types the plan sends
+            await self._event_attributes(spec, client, registry, audiences)
+            return
         if spec.object == "membership":
             for name in audiences:
                 if registry.get("audience", name) is None:
@@ -121,6 +130,29 @@ class TalonOne(Destination):
             create=lambda name, kind: client.send(self._management("POST", "/v1/attributes", {
                 "entity": "CustomerProfile", "name": name, "title": name, "type": kind,
                 "description": f"Synced by relay from {spec.name}", "suggestions": [], "editable": True})))
+
+    async def _event_attributes(self, spec, client, registry, event_types: list[str]) -> None:
+        """Each event type's attributes (the sync's property columns), defined for entity Event."""
+        wanted = {(t, c): _type(spec, c) for t in event_types for c in spec.attribute_columns}
+        missing = {k: v for k, v in wanted.items() if registry.get("event_attribute", "/".join(k)) != v}
+        if not missing:
+            return
+        if not self._management_key:
+            log.warning("%s: TALON_ONE_MANAGEMENT_KEY is not set, so event attributes %s cannot be checked or "
+                        "created; events are rejected if they are not defined", spec.name, sorted(missing))
+            return
+        listed = await self._listed(client, "/v1/attributes")
+        have = {(a.get("eventType"), a["name"]): a["type"] for a in listed if a.get("entity") == "Event"}
+        for (event_type, column), kind in missing.items():
+            if (event_type, column) not in have:
+                created = await client.send(self._management("POST", "/v1/attributes", {
+                    "entity": "Event", "eventType": event_type, "name": column, "title": column, "type": kind,
+                    "description": f"Synced by relay from {spec.name}", "suggestions": [], "editable": True}))
+                _check(created, f"creating attribute {column!r} of event {event_type!r}")
+            elif have[(event_type, column)] != kind:
+                raise SetupError(f"Talon.One attribute {column!r} of event {event_type!r} exists with type "
+                                 f"{have[(event_type, column)]!r}, but {spec.name} sends {kind!r}")
+            registry.put("event_attribute", f"{event_type}/{column}", kind)
 
     async def _attributes(self, client) -> dict[str, str]:
         listed = await self._listed(client, "/v1/attributes")
@@ -160,6 +192,12 @@ class TalonOne(Destination):
 
     # ---------------------------------------------------------------- delivery
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        if spec.events:  # one custom event a request; no id, so Talon.One keeps a repeat (see the engine's journal)
+            for c in changes:
+                yield Batch(Request("POST", "/v2/events", json={
+                    "profileId": c.identifier, "type": c.row[spec.events.name_column],
+                    "attributes": {f: c.row[f] for f in spec.attribute_columns if c.row.get(f) is not None}}), [c])
+            return
         # Changes arrive in identifier order; one profile's items always share a request.
         packs = pack(changes, max_items=MAX_ITEMS, group=lambda c: c.identifier)
         if spec.object == "membership":

@@ -2,6 +2,7 @@
 request entries the warehouse builds (Destination.bulk) so that Python handles their values only when an
 answer blames some."""
 
+import json
 import bisect
 import itertools
 from typing import Callable, Iterator
@@ -99,8 +100,10 @@ class ChangeReader:
         return batch.items
 
     def audiences(self) -> list[str]:
-        """The audiences a membership sync's plan addresses (its setup makes sure each exists)."""
+        """The audiences a membership sync's plan addresses, or the event names an events sync's sends (its
+        setup makes sure each exists)."""
+        column = self.spec.events.name_column if self.spec.events else "audience"
         rows = self.con.execute(
-            "select distinct json_extract_string(coalesce(payload, prev_payload), '$.audience') from _changes order by 1"
-        ).fetchall()
+            "select distinct json_extract_string(coalesce(payload, prev_payload), ?) from _changes order by 1",
+            ["$." + json.dumps(column)]).fetchall()
         return [a for (a,) in rows if a is not None]

@@ -18,6 +18,7 @@ from sinks.declarations import SyncSpec
 from sinks.destinations.base import Bulk, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError
 from sinks.engine import state
 from sinks.engine.chunks import ChangeReader
+from sinks.engine.events import journal_in_flight
 from sinks.engine.sender import BatchSender
 from sinks.engine.settings import Tuning
 from sinks.http import REDACT, RetriesExhausted
@@ -43,7 +44,7 @@ class Delivery:
         from the plan, so it runs alongside (a first sync's attribute definitions are round trips, slow where an
         API allows a few requests a second). A run the blast-radius guard then refuses may have defined a new
         attribute at the destination, never a row."""
-        cursor = self.con.cursor() if self.spec.object != "membership" else None  # before the plan's thread runs
+        cursor = self.con.cursor() if self.spec.object == "attributes" else None  # before the plan's thread runs
         planning = asyncio.get_running_loop().run_in_executor(None, plan)
         try:
             client = self.destination.open_client()
@@ -72,7 +73,7 @@ class Delivery:
         if lowered:
             self.con.execute(f"set threads = {int(self.tuning.delivery_threads)}")
         try:
-            if setup is None and self.acks.total:  # a membership sync's: the audiences come from the plan
+            if setup is None and self.acks.total:  # a membership or events sync's: the names come from the plan
                 setup = asyncio.create_task(self._setup(client, self.reader.audiences(), self.con.cursor()))
             bulk = self.destination.bulk(self.spec)
             chunks = self.reader.chunks(bulk)
@@ -111,7 +112,10 @@ class Delivery:
         failures = 0
         while failures < STOP_AFTER_FAILED_BATCHES and (chunk := await ahead.popleft()) is not None:
             ahead.append(self._in_db(next, chunks, None))
-            for batch in self._batches(bulk, *chunk):
+            for batch in self._journaled(self._batches(bulk, *chunk)):
+                if isinstance(batch, asyncio.Future):  # the journal of the window of batches that follows
+                    await batch
+                    continue
                 await sem.acquire()
                 task = asyncio.create_task(self.sender.send(client, batch))
                 task.add_done_callback(lambda _t: sem.release())
@@ -130,6 +134,18 @@ class Delivery:
             for t in done:
                 self._settle(t)
             self._flush_if_due(eager=len(tasks) == 1)
+
+    def _journaled(self, batches):
+        """The batches, each window of them preceded by the write (a future to await) that journals its events
+        as in flight, where the destination does not deduplicate events: a crash then leaves a record of what
+        may have landed, which the next run holds instead of sending twice (sinks/engine/events.py)."""
+        if not (self.spec.events and not self.destination.deduplicates_events):
+            yield from batches
+            return
+        while window := list(itertools.islice(batches, self.tuning.journal_window)):
+            yield self._in_db(journal_in_flight, self.con, self.spec.name, self.acks.result.run_id,
+                              [c.rn for b in window for c in b.items])
+            yield from window
 
     def _batches(self, bulk: Bulk | None, changes: list[Change], bulk_rows: list[tuple]):
         """A chunk's batches, after acknowledging the changes that need no request."""

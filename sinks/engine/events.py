@@ -20,6 +20,8 @@ from sinks.engine.plan import Plan, samples
 from sinks.engine.result import RunResult, SyncRefused
 
 EVENTS_DIFF_SQL = Path(__file__).with_name("events_diff.sql").read_text()
+UNKNOWN_FATE = ("unknown fate: a request carrying it may have reached {destination}, which does not deduplicate "
+                "events, and was not acknowledged; held, not resent")
 CHANGED = ("event changed after {destination} acknowledged it: events are facts, so it is not sent again "
            "(a changed event needs a new event_id)")
 
@@ -48,6 +50,8 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         raise SyncRefused(f"{spec.name} is an events sync: events are sent once, so it cannot be resynced in full")
     r.state_rows = con.execute("select count(*) from relay.sync_state where sync_name = ?", [spec.name]).fetchone()[0]
     planned_at = now()
+    if apply and not destination.deduplicates_events:
+        r.plan["unknown_fate"] = hold_unknown(con, spec, r, destination.name, planned_at)
     first = not r.state_rows and not con.execute(
         "select count(*) from relay.sync_skipped where sync_name = ?", [spec.name]).fetchone()[0]
     try:
@@ -59,7 +63,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
     r.planned_add = con.execute("select count(*) from _changes").fetchone()[0]
     skipped = dict(con.execute("select skip_reason, count(*) from _events where sent_hash is null "
                                "and skip_reason is not null group by 1").fetchall())
-    r.skipped = sum(skipped.values())
+    r.skipped += sum(skipped.values())
     changed = con.execute(
         "select record_key, identifier from _events e where sent_hash is not null and not exists "
         "(select 1 from relay.sync_rejections j where j.sync_name = $sync and j.record_key = e.record_key "
@@ -67,6 +71,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
     unaddressable = [k for (k,) in con.execute(
         "select record_key from _changes where identifier is null order by rn").fetchall()]
     r.plan = {
+        **r.plan,
         "counts": {"add": r.planned_add, "change": 0, "remove": 0},
         "events": dict(con.execute("select event_name, count(*) from _events where sent_hash is null and "
                                    "skip_reason is null group by 1 order by 1").fetchall()),
@@ -94,3 +99,31 @@ def _record(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult, change
                     {"run": r.run_id, "sync": spec.name, "keys": [k for k, _ in changed], "ids": [i for _, i in changed],
                      "reason": CHANGED.format(destination=destination), "now": at})
     con.execute("commit")
+
+
+def journal_in_flight(con: duckdb.DuckDBPyConnection, sync: str, run_id: str, rns: list[int]) -> None:
+    """Events about to be sent (steps of _changes), committed before their requests go out."""
+    con.execute("insert into relay.sync_in_flight select $sync, record_key, $run, $now from _changes "
+                "where rn in (select unnest($rns))", {"sync": sync, "run": run_id, "now": now(), "rns": rns})
+
+
+def hold_unknown(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult, destination: str, at) -> int:
+    """Events a run journaled as in flight that were neither acknowledged nor refused (it crashed, or their
+    request's fate is unknown): they may have landed, and the destination would not drop a second copy, so
+    they are recorded as skipped instead of sent again. Their marks are settled either way."""
+    con.execute("begin")
+    held = con.execute(f"""
+        insert into relay.sync_skipped
+        select distinct on (f.record_key) $sync, f.record_key, cast(m.{quote(spec.identifier)} as varchar),
+               cast(m.{quote(spec.events.name_column)} as varchar), null, $reason, $run, $now
+        from relay.sync_in_flight f
+        left join {spec.relation} m on {key_sql(spec)} = f.record_key
+        where f.sync_name = $sync
+          and f.record_key not in (select record_key from relay.sync_state where sync_name = $sync)
+          and f.record_key not in (select record_key from relay.sync_skipped where sync_name = $sync)""",
+                       {"sync": spec.name, "reason": UNKNOWN_FATE.format(destination=destination), "run": r.run_id,
+                        "now": at}).fetchone()[0]
+    con.execute("delete from relay.sync_in_flight where sync_name = ?", [spec.name])
+    con.execute("commit")
+    r.skipped += held
+    return held

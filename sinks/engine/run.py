@@ -128,7 +128,7 @@ class SyncRun:
 
     def _write(self, taken: state.Taken, then: Callable[[], None] | None = None) -> None:
         state.write(self.con, taken, sync=self.spec.name, run_id=self.result.run_id,
-                    resend_after_s=resend_unconfirmed_s(), then=then)
+                    resend_after_s=resend_unconfirmed_s(), then=then, events=self.spec.events is not None)
 
     def _failed(self, message: str, started: float) -> None:
         """A run that could not finish: what was acknowledged is kept, the rest counts as unsent."""

@@ -21,6 +21,10 @@ class Tuning:
     # local emulator, the destination): one thread does that work in less CPU time, and sooner.
     delivery_threads: int = 1
     samples_per_kind: int = 3  # example changes of each kind the plan shows
+    # Events to a destination that does not deduplicate them are journaled as in flight this many batches at a
+    # time, before they are sent (one warehouse write each): a crash leaves at most this many batches of
+    # events of unknown fate, which are held, not resent.
+    journal_window: int = 16
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,10 @@ class Acks:
 
 
 def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: str, resend_after_s: float,
-          then: Callable[[], None] | None = None) -> None:
+          then: Callable[[], None] | None = None, events: bool = False) -> None:
     """Write acknowledged rows to the state and the rest of `taken` to the ledger, and run `then`, in one
-    transaction."""
+    transaction. `events`: an events sync's, whose unknown fates are settled by its next plan (events.py),
+    not re-asserted, and whose in-flight marks an answer settles."""
     if not taken and then is None:
         return
     at = now()
@@ -118,8 +119,13 @@ def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: st
                         {"sync": sync, "rns": taken.removes})
         if taken.upserts or taken.removes:
             _write_deliveries(con, taken, sync, run_id, at)
-        if taken.unconfirmed:
+        if taken.unconfirmed and not events:
             _write_unconfirmed(con, taken.unconfirmed, sync, at + timedelta(seconds=resend_after_s))
+        answered = taken.upserts + [c.rn for c, _, _ in taken.rejections if c.rn is not None]
+        if events and answered:  # acknowledged, or refused: either way it did not land twice
+            con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in "
+                        "(select record_key from _changes where rn in (select unnest($rns)))",
+                        {"sync": sync, "rns": answered})
         if taken.rejections:
             _write_rejections(con, taken.rejections, sync, run_id, at)
         if then is not None:
