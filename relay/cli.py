@@ -95,6 +95,9 @@ def _deliver(args, specs, apply: bool) -> int:
         if not args.json:
             _print_run(result)
             if not apply:
+                for title in ("events", "skipped"):  # an events sync's: by event name, by skip reason
+                    if result.plan.get(title):
+                        print(f"      {title}: " + ", ".join(f"{k} {n:,}" for k, n in result.plan[title].items()))
                 for kind, samples in result.plan.get("samples", {}).items():
                     for sample in samples:
                         print(f"      {kind}: {json.dumps(sample, default=str)[:300]}")
