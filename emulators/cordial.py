@@ -36,7 +36,7 @@ from .api import ApiError, Endpoint, basic_credentials, json_body, same, utc_now
 from .base import Emulator, EmulatorConfig
 from .cordial_imports import run_import
 from .cordial_state import CordialState
-from .cordial_validation import contact_change, new_attribute, new_import, new_list
+from .cordial_validation import contact_activity, contact_change, new_attribute, new_import, new_list
 from .rate_limit import RateLimit
 
 
@@ -85,6 +85,7 @@ class Cordial:
             Endpoint("PUT", "/v2/accountlists/{list_id}/clear", self.clear_list, "api", "api"),
             Endpoint("DELETE", "/v2/accountlists/{list_id}", self.delete_list, "api", "api"),
             Endpoint("POST", "/v2/contactimports", self.create_import, "api", "api"),
+            Endpoint("POST", "/v2/contactactivities", self.create_activity, "api", "api", items=one),
             Endpoint("GET", "/v2/jobs/{job_id}", self.get_job, "api", "api"),
         ])  # fmt: skip
 
@@ -136,6 +137,21 @@ class Cordial:
         if cid is None:
             raise ApiError(404, "contact not found", {"key": "no contact has this key"}, reason="not_found")
         return cid
+
+    async def create_activity(self, request: Request) -> JSONResponse:
+        """A contact activity (rudder-transformer's Cordial destination: email or cID, a, properties, ats),
+        for a contact that exists."""
+        if soft := self._soft_error():
+            return soft
+        body = contact_activity(await json_body(request))
+        key = f"cID:{body['cID']}" if "cID" in body else f"email:{body['email']}"
+        cid = self.state.find(key)
+        if cid is None:
+            raise ApiError(404, "contact not found", {"email" if "email" in body else "cID": "no contact has this key"},
+                           reason="not_found")
+        self.state.activities.append({"cID": cid, "a": body["a"], "ats": body.get("ats"),
+                                      "properties": body.get("properties") or {}})
+        return JSONResponse({"success": True})
 
     async def create_contact(self, request: Request) -> JSONResponse:
         if soft := self._soft_error():

@@ -34,6 +34,7 @@ class CordialState:
         self.lists: dict[int, dict[str, Any]] = {}  # id -> {"id", "name", "enhanced", "members": {cID: joined}}
         self.list_ids: dict[str, int] = {}  # name -> id
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.activities: list[dict[str, Any]] = []  # contact activities, as received (no id: a repeat is another)
         self.next_contact = 1
         self.next_list = 1
         self.next_job = 1
@@ -44,6 +45,7 @@ class CordialState:
             "attributes": self.attributes,
             "lists": {str(i): lst for i, lst in self.lists.items()},
             "jobs": self.jobs,
+            "activities": self.activities,
             "next_contact": self.next_contact,
             "next_list": self.next_list,
             "next_job": self.next_job,
@@ -58,6 +60,7 @@ class CordialState:
         self.lists = {int(i): lst for i, lst in data["lists"].items()}
         self.list_ids = {lst["name"]: i for i, lst in self.lists.items()}
         self.jobs = data["jobs"]
+        self.activities = data.get("activities", [])
         self.next_contact, self.next_list, self.next_job = data["next_contact"], data["next_list"], data["next_job"]
 
     def _index(self, cid: str, contact: dict[str, Any], add: bool) -> None:

@@ -168,3 +168,29 @@ def new_import(body: Any) -> tuple[str, bool]:
     if not isinstance(subscribe, bool):
         raise ApiError(400, "invalid import", {"subscribe": "must be true or false"})
     return url, subscribe
+
+
+ACTIVITY_KEYS = {"email", "cID", "a", "properties", "ats"}
+
+
+def contact_activity(body: Any) -> dict[str, Any]:
+    """A contact activity: exactly one of email / cID, an action name `a`, optional `properties` (an object)
+    and `ats` (when it happened, ISO 8601)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid contact activity", {"": "must be a JSON object"})
+    problems = {k: "unknown field" for k in body.keys() - ACTIVITY_KEYS}
+    if ("email" in body) == ("cID" in body):
+        problems["email"] = "exactly one of email and cID is required"
+    elif "email" in body and not (isinstance(body["email"], str) and EMAIL.match(body["email"])):
+        problems["email"] = "must be an email address"
+    elif "cID" in body and not isinstance(body["cID"], str):
+        problems["cID"] = "must be a string"
+    if not (isinstance(body.get("a"), str) and body["a"].strip()):
+        problems["a"] = "the action name is required"
+    if not isinstance(body.get("properties", {}), dict):
+        problems["properties"] = "must be an object"
+    if "ats" in body and not (isinstance(body["ats"], str) and _is_date(body["ats"].replace("Z", "+00:00"))):
+        problems["ats"] = "must be an ISO 8601 time"
+    if problems:
+        raise ApiError(400, "invalid contact activity", problems)
+    return body

@@ -23,12 +23,15 @@ def sync_asset_key(spec: SyncSpec) -> dg.AssetKey:
     return dg.AssetKey(["destinations", spec.destination, spec.name])
 
 
-def _sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
+def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
     key = sync_asset_key(spec)
+    # An events sync runs after the destination's attribute syncs: a person's events follow the person.
+    people = [sync_asset_key(s) for s in specs if spec.events and s.destination == spec.destination
+              and s.object == "attributes"]
 
     @dg.asset(
         key=key,
-        deps=[get_asset_key_for_model([relay_dbt_models], spec.name)],
+        deps=[get_asset_key_for_model([relay_dbt_models], spec.name), *people],
         group_name="destinations",
         kinds={spec.destination, "python"},
         tags={"schedule": spec.schedule},
@@ -48,6 +51,7 @@ def _sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
             "rows_changed": result.acked_change,
             "rows_removed": result.acked_remove,
             "rows_rejected": result.rejected,
+            "rows_skipped": result.skipped,
             "rows_unsent": result.unsent,
             "requests": result.requests,
             "retries": result.retries,
@@ -57,6 +61,9 @@ def _sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
             "plan": dg.MetadataValue.json(result.plan.get("counts", {})),
             "run_id": result.run_id,
         }
+        if spec.events:  # by event name, and by why an event will never be sent
+            metadata["events"] = dg.MetadataValue.json(result.plan.get("events", {}))
+            metadata["skipped_by_reason"] = dg.MetadataValue.json(result.plan.get("skipped", {}))
         if result.status == "refused":
             yield dg.AssetCheckResult(check_name="blast_radius", passed=False, metadata={"message": result.message})
             raise dg.Failure(description=result.message, metadata=metadata)
@@ -79,4 +86,4 @@ def _sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
 
 
 SYNC_SPECS = load_specs(relay_dbt_project().manifest_path)
-sync_assets = [_sync_asset(spec) for spec in SYNC_SPECS]
+sync_assets = [_sync_asset(spec, SYNC_SPECS) for spec in SYNC_SPECS]

@@ -14,34 +14,38 @@ import pytest
 
 from sinks.declarations import DeclarationError, EventOptions, SyncSpec, load_specs
 from sinks.engine import Tuning
-from support.harnesses import CustomerIOHarness, TalonOneHarness
+from support.harnesses import CordialHarness, CustomerIOHarness, TalonOneHarness, people_rows
 from support.sync_process import finish, start_sync
 from support.warehouse import query, write_table
 
 COLUMNS = {"event_id": "varchar", "customer_key": "varchar", "event_name": "varchar", "occurred_at": "timestamp",
            "consented": "boolean", "order_total": "double", "recovery_url": "varchar"}
+TABLE = {**COLUMNS, "email": "varchar"}  # Cordial addresses contacts by email
 CLOCK = datetime(2026, 11, 1, 12, 0, 0)
 
 
-DESTINATION = {"customerio": CustomerIOHarness, "talon_one": TalonOneHarness}
+DESTINATION = {"customerio": CustomerIOHarness, "talon_one": TalonOneHarness, "cordial": CordialHarness}
 ACTIVE = ["customerio"]  # the destination of the test running (the fixture sets it)
 
 
 def spec(**options) -> SyncSpec:
     settings = {"name_column": "event_name", "time_column": "occurred_at", "max_age_s": 2 * 86400.0,
                 "backfill_s": 0.0, "consent_column": "consented", **options}
+    identifier = "email" if ACTIVE[0] == "cordial" else "customer_key"
+    columns = {(identifier if c == "customer_key" else c): t for c, t in COLUMNS.items()}
     return SyncSpec(name="sync_test__events", relation="syncs.events", destination=ACTIVE[0], object="events",
-                    primary_key=("event_id",), identifier="customer_key", on_exit="keep", schedule="frequent",
-                    columns=COLUMNS, events=EventOptions(**settings), clock=("syncs.clock", "as_of"))
+                    primary_key=("event_id",), identifier=identifier, on_exit="keep", schedule="frequent",
+                    columns=columns, events=EventOptions(**settings), clock=("syncs.clock", "as_of"))
 
 
 def event(i: int, at: datetime, name: str = "Order Completed", consented: bool = True, total: float = 10.0) -> dict:
-    return {"event_id": f"order_completed:{i}", "customer_key": f"c{i % 7}", "event_name": name, "occurred_at": at,
+    return {"event_id": f"order_completed:{i}", "customer_key": f"c{i % 7}", "email": f"person{i % 7}@example.com",
+            "event_name": name, "occurred_at": at,
             "consented": consented, "order_total": total, "recovery_url": None if name != "Checkout Abandoned" else f"https://shop/r/{i}"}
 
 
 def write(warehouse, rows: list[dict], clock: datetime) -> None:
-    write_table(warehouse, "syncs.events", COLUMNS, rows)
+    write_table(warehouse, "syncs.events", TABLE, rows)
     write_table(warehouse, "syncs.clock", {"as_of": "timestamp"}, [{"as_of": clock}])
 
 
@@ -52,12 +56,25 @@ def cio(request, monkeypatch):
         yield harness
 
 
+@pytest.fixture(autouse=True)
+def contacts(cio, warehouse):
+    """Cordial records activities of contacts that exist: the people c0-c6 are synced first."""
+    if cio.name == "cordial":
+        cio.write_people(warehouse, people_rows(7))
+        assert cio.sync(cio.people, warehouse).acked_add == 7
+
+
 def delivered(h) -> list[dict]:
     """Every event the destination holds (repeats included): person, name, attributes (and its id and
     timestamp where the destination takes them)."""
+    state = h.state()
     if h.name == "talon_one":
-        return [{"person": e["profileId"], "name": e["type"], "attributes": e["attributes"]} for e in h.state()["events"]]
-    return h.state()["event_log"]
+        return [{"person": e["profileId"], "name": e["type"], "attributes": e["attributes"]} for e in state["events"]]
+    if h.name == "cordial":  # person<n>@example.com is c<n>
+        person = {cid: "c" + c["email"].removeprefix("person").split("@")[0] for cid, c in state["contacts"].items()}
+        return [{"person": person[a["cID"]], "name": a["a"], "attributes": a["properties"], "ats": a["ats"]}
+                for a in state["activities"]]
+    return state["event_log"]
 
 
 def skipped(warehouse) -> dict[str, str]:
@@ -83,12 +100,15 @@ def test_a_first_sync_sends_its_backfill_window_then_each_new_event_once(cio, wa
     assert first_event["attributes"] == {"order_total": 5.0, "recovery_url": "https://shop/r/100"}
     if cio.name == "customerio":
         assert first_event["timestamp"] == int((CLOCK + timedelta(minutes=1)).replace(tzinfo=timezone.utc).timestamp())
+    if cio.name == "cordial":
+        assert first_event["ats"] == "2026-11-01T12:01:00Z"
 
     before = cio.requests()
     third = cio.sync(spec(backfill_s=0.0), warehouse)
     assert (third.planned_add, third.skipped, third.requests) == (0, 0, 0) and cio.requests() == before
     assert len(delivered(cio)) == 5
-    assert query(warehouse, "select count(*), count(distinct record_key) from relay.sync_deliveries") == [(5, 5)]
+    assert query(warehouse, "select count(*), count(distinct record_key) from relay.sync_deliveries "
+                            "where sync_name = 'sync_test__events'") == [(5, 5)]
 
 
 def test_a_backfill_window_sends_the_recent_history_only(cio, warehouse):
@@ -142,7 +162,7 @@ def test_a_crash_before_the_state_write_never_lands_an_event_twice(cio, warehous
     crashed = finish(start_sync(spec(backfill_s=None), warehouse, "--failpoint", "after_ack:1"), timeout=60)
     assert crashed["exit"] == 137, crashed
     landed = len(delivered(cio))
-    assert landed >= 1 and query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+    assert landed >= 1 and query(warehouse, "select count(*) from relay.sync_state where sync_name = 'sync_test__events'") == [(0,)]
     rerun = cio.sync(spec(backfill_s=None), warehouse)
     totals = sorted(e["attributes"]["order_total"] for e in delivered(cio))
     assert len(totals) == len(set(totals)), "an event landed twice"
@@ -176,7 +196,6 @@ def manifest(tmp_path, sync: dict, columns: dict[str, str], destination: str = "
     ({"consent": "order_total"}, COLUMNS, "customerio", "meta.sync.consent is 'order_total'; expected a boolean column"),
     ({}, {**COLUMNS, "occurred_at": "varchar"}, "customerio", "event_time column 'occurred_at' is 'varchar'"),
     ({"on_exit": "remove"}, COLUMNS, "customerio", "on_exit is 'remove'; for object events expected one of keep"),
-    ({}, COLUMNS, "cordial", "Cordial contact activities are not built yet"),
 ])
 def test_a_wrong_events_declaration_fails_naming_the_model_and_field(tmp_path, sync, columns, destination, message):
     with pytest.raises(DeclarationError, match="sync model sync_x__events") as failure:

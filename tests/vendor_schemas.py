@@ -295,6 +295,13 @@ CORDIAL = {  # (method, path template): (check of the body or None, query parame
             "required": ["email"], "properties": {"email": {"required": ["address"]}}}}},
         {"required": ["identifyBy"]}]}), {}),
     ("PUT", "/v2/contacts/{key}"): (_json_schema(_CONTACT), {}),
+    # rudder-transformer's Cordial destination (CordialTrackConfig.json, procWorkflow.yaml): email or cID, a
+    # (required), properties, ats.
+    ("POST", "/v2/contactactivities"): (_json_schema({
+        "type": "object", "additionalProperties": False, "required": ["a"],
+        "oneOf": [{"required": ["email"]}, {"required": ["cID"]}],
+        "properties": {"email": {"type": "string"}, "cID": {"type": "string"}, "a": {"type": "string", "minLength": 1},
+                       "properties": {"type": "object"}, "ats": {"type": "string", "format": "date-time"}}}), {}),
     ("GET", "/v2/contacts/{key}"): (None, {}),
     ("DELETE", "/v2/contacts/{key}"): (None, {}),
     ("PUT", "/v2/contacts/{key}/unsubscribe/{channel}"): (None, {}),

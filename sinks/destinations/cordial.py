@@ -37,6 +37,7 @@ import os
 import time
 import logging
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote, urlsplit
@@ -62,12 +63,6 @@ log = logging.getLogger(__name__)
 class Cordial(Destination):
     name = "cordial"
     credential_hint = "CORDIAL_API_KEY (and that this address is on the key's IP allowlist)"
-
-    @staticmethod
-    def declaration_problems(spec) -> list[str]:
-        if spec.object == "events":
-            return ["object events: Cordial contact activities are not built yet (issue: event syncs)"]
-        return []
 
     def __init__(self, *, base_url: str, api_key: str, rate_per_min: float = 6000, concurrency: int = 8,
                  import_dir: str | None = None, import_url: str | None = None, import_min_rows: int = 1000,
@@ -135,6 +130,10 @@ class Cordial(Destination):
 
     # ---------------------------------------------------------------- delivery
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
+        if spec.events:  # a contact activity each (no id: Cordial is not known to drop a repeat)
+            for c in changes:
+                yield Batch(Request("POST", "/v2/contactactivities", json=_activity(spec, c)), [c])
+            return
         # A contact's changes (its lists, or a record leaving an email another record arrives at) travel
         # together, in one request or one import row, so they are never in flight in parallel.
         by_contact: dict[str, list[Change]] = {}
@@ -168,7 +167,8 @@ class Cordial(Destination):
         if status == 404 and batch.request.method == "PUT":
             return [(c, None) for c in batch.items]  # the contact is gone: nothing is left to unset
         detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
-        reason = f"Cordial refused the contact (HTTP {status}): {detail or REDACT.excerpt(response.text, 300)}"
+        what = "contact activity" if spec.events else "contact"
+        reason = f"Cordial refused the {what} (HTTP {status}): {detail or REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
 
     def bulk(self, spec) -> Bulk | None:
@@ -357,3 +357,14 @@ def _check(response, doing: str) -> None:
                                    f"check {Cordial.credential_hint}")
     if response.status_code >= 300 or _errors(response):
         raise SetupError(f"Cordial answered HTTP {response.status_code} while {doing}: {REDACT.excerpt(response.text, 300)}")
+
+
+def _activity(spec, change: Change) -> dict:
+    """A contact activity: `a` the action, `ats` when it happened (RFC 3339, UTC), addressed by email."""
+    row = change.row
+    at = row[spec.events.time_column]
+    moment = (datetime.fromtimestamp(at, timezone.utc) if isinstance(at, (int, float))
+              else datetime.fromisoformat(at).replace(tzinfo=timezone.utc))
+    return {"email": change.identifier, "a": row[spec.events.name_column],
+            "ats": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "properties": {c: row[c] for c in spec.attribute_columns if row.get(c) is not None}}

@@ -7,7 +7,9 @@
       Checkout Abandoned  one per checkout that entered a cart window: after the grace delay, never for
                           someone who bought in between, never for the suppressed or the holdout
       Segment Entered / Segment Exited  one per membership spell's start and end (marts.segment_membership_history),
-                          id from (segment, person, entry time): leaving and re-entering fires again, a rerun never does
+                          id from (segment, person, entry time): leaving and re-entering fires again, a rerun never does.
+                          The memberships the history's first build found are a baseline, not entries: a
+                          first deploy does not fire an entry for every current member (their exits do fire)
     Scoped runs recompute the people in scope (macros/scope/). -#}
 
 with orders as (
@@ -32,6 +34,10 @@ carts as (
 spells as (
     select * from {{ ref('segment_membership_history') }}
     where {{ in_scope('customer_key') }}
+),
+
+baseline as (
+    select min(entered_at) as first_build_at from {{ ref('segment_membership_history') }}
 ),
 
 order_completed as (
@@ -96,6 +102,8 @@ segment_changes as (
         entered_at as occurred_at,
         segment
     from spells
+    cross join baseline
+    where spells.entered_at > baseline.first_build_at
 
     union all
 
