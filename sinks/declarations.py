@@ -138,15 +138,7 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
     share = sync.get("max_change_share")
     if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise fail(f"max_change_share is {share!r}; expected a fraction in (0, 1]")
-    column_meta = {
-        c: {**(spec.get("meta") or {}), **((spec.get("config") or {}).get("meta") or {})}
-        for c, spec in node.get("columns", {}).items()
-    }
-    for column, meta in column_meta.items():
-        if "exit_value" in meta:
-            problem = _exit_value_problem(meta["exit_value"], column, columns[column], obj, [*key, identifier])
-            if problem:
-                raise DeclarationError(f"sync model {name}: column {column}: meta.exit_value {problem}")
+    column_meta = _column_meta(name, node, columns, obj, [*key, identifier])
     return SyncSpec(
         name=name,
         relation=f"{node['schema']}.{node.get('alias') or name}",
@@ -162,6 +154,20 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
         unique_id=unique_id,
         events=events,
     )
+
+
+def _column_meta(name: str, node: dict, columns: dict[str, str], obj: str, fixed: list[str]) -> dict[str, dict]:
+    """Each column's meta, its exit_value checked."""
+    column_meta = {
+        c: {**(spec.get("meta") or {}), **((spec.get("config") or {}).get("meta") or {})}
+        for c, spec in node.get("columns", {}).items()
+    }
+    for column, meta in column_meta.items():
+        if "exit_value" in meta:
+            problem = _exit_value_problem(meta["exit_value"], column, columns[column], obj, fixed)
+            if problem:
+                raise DeclarationError(f"sync model {name}: column {column}: meta.exit_value {problem}")
+    return column_meta
 
 
 def _event_options(sync: dict, columns: dict[str, str], fail) -> EventOptions:

@@ -97,7 +97,7 @@ print(asyncio.run(main()))
 
 def test_processes_drawing_on_one_account_share_one_budget():
     rate, seconds = 50.0, 2.0
-    start = time.time() + 1.5  # both processes are up by then
+    start = time.time() + 4.0  # both processes are up by then, also on a loaded 2-core machine
     processes = [subprocess.Popen([sys.executable, "-c", BUDGET_SCRIPT, str(rate), str(start), str(seconds)],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     taken = [int(p.communicate(timeout=30)[0]) for p in processes]

@@ -125,6 +125,7 @@ def test_a_store_with_only_customers_orders_and_lines_builds_and_syncs(emulators
     for spec in load_specs(ROOT / "dbt_project" / "target" / "manifest.json"):
         result = pipeline.run_sync(spec, allow_large_change=True)
         assert result.status == "succeeded" and not result.rejected and not result.unsent, (spec.name, result.message)
-        assert result.plan["counts"].get("add", 0) > 0 or spec.name.endswith("list_members"), spec.name
+        # Events: a store without checkouts or Segment has none in the first sync's backfill window to send.
+        assert result.plan["counts"].get("add", 0) > 0 or spec.name.endswith("list_members") or spec.events, spec.name
     assert emulators["customerio"].state.to_json()["people"]
 

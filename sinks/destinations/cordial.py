@@ -167,7 +167,7 @@ class Cordial(Destination):
         if status == 404 and batch.request.method == "PUT":
             return [(c, None) for c in batch.items]  # the contact is gone: nothing is left to unset
         detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict))
-        what = "contact activity" if spec.events else "contact"
+        what = "contact activity" if batch.request.url.endswith("/contactactivities") else "contact"
         reason = f"Cordial refused the {what} (HTTP {status}): {detail or REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
 
