@@ -27,8 +27,7 @@ final as (
         customers.cordial_email as email,
         events.event_name,
         events.occurred_at,
-        events.event_name in ('Order Completed', 'Order Refunded')
-            or coalesce(lifecycle.email_marketing_consent, 'not_subscribed') <> 'unsubscribed' as marketing_allowed,
+        {{ event_marketing_allowed('events.event_name', 'lifecycle.email_marketing_consent') }} as marketing_allowed,
         events.order_id,
         cast(events.order_total as decimal(18, 2)) as order_total,
         events.discount_code,

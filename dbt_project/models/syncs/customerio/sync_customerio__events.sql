@@ -19,8 +19,7 @@ final as (
         events.customer_key,
         events.event_name,
         {{ to_unix_seconds('events.occurred_at') }} as occurred_at,
-        events.event_name in ('Order Completed', 'Order Refunded')
-            or coalesce(lifecycle.email_marketing_consent, 'not_subscribed') <> 'unsubscribed' as marketing_allowed,
+        {{ event_marketing_allowed('events.event_name', 'lifecycle.email_marketing_consent') }} as marketing_allowed,
         events.order_id,
         cast(events.order_total as decimal(18, 2)) as order_total,
         cast(events.order_discount as decimal(18, 2)) as order_discount,
