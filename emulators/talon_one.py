@@ -20,7 +20,9 @@ silent:
 - A request whose profile ids overlap another in-flight request's gets 409 (base.Emulator claims).
 """
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -40,6 +42,7 @@ from .talon_one_validation import (
     new_audience,
     profile_items,
     profile_update,
+    type_ok,
     valid_id,
 )
 
@@ -50,6 +53,7 @@ class TalonOneConfig(EmulatorConfig):
     management_key: str = field(repr=False)
     port: int = 8703
     account_id: int = 1
+    application_id: int = 1  # the Application the integration key belongs to
     # Integration API: no published number; ~300 rps is the partner figure. Management: ~3 rps per endpoint.
     rate_limits: dict[str, RateLimit] = field(
         default_factory=lambda: {"integration": RateLimit(300), "management": RateLimit(3, per_route=True)}
@@ -104,6 +108,7 @@ class TalonOne:
             Endpoint("GET", "/v1/attributes", self.list_attributes, M, M),
             Endpoint("POST", "/v1/attributes", self.create_attribute, M, M),
             Endpoint("GET", "/v1/audiences", self.list_audiences, M, M),
+            Endpoint("GET", "/v1/applications/{applicationId}/events/no_total", self.list_events, M, M),
         ])  # fmt: skip
 
     # --- auth and errors ---
@@ -199,7 +204,7 @@ class TalonOne:
         profile = event["profileId"]
         if profile:
             self.state.profile(profile)
-        state = {"event": {**event, "applicationId": 1, "effects": []}, "effects": []}
+        state = {"event": {**event, "applicationId": self.config.application_id, "effects": []}, "effects": []}
         if profile:
             state["customerProfile"] = self._profile_json(profile, self.state.profiles[profile])
         return JSONResponse(state)
@@ -242,9 +247,30 @@ class TalonOne:
         body = new_attribute(await json_body(request), self.state)
         return JSONResponse(self.state.add_attribute(body, self.config.account_id), 201)
 
+    async def list_events(self, request: Request) -> JSONResponse:
+        """The Application's events, oldest first, filtered by profile, type and creation time (RFC 3339)."""
+        if request.path_params["applicationId"] != str(self.config.application_id):
+            raise ApiError(404, "application not found", {"applicationId": "no such application"})
+        query = request.query_params
+        after = query.get("createdAfter")
+        if after is not None and not type_ok("time", after):
+            raise ApiError(400, "createdAfter must be an RFC 3339 time", {"createdAfter": "an RFC 3339 time"})
+        events = [{**e, "applicationId": self.config.application_id, "effects": []} for e in self.state.events
+                  if query.get("profile") in (None, e["profileId"]) and query.get("type") in (None, e["type"])
+                  and (after is None or _moment(e["created"]) > _moment(after))]
+        page = self._page(request, events)
+        body = json.loads(page.body)
+        return JSONResponse({"hasMore": body["totalResultSize"] > int(query.get("skip", "0")) + len(body["data"]),
+                             "data": body["data"]})
+
     async def list_audiences(self, request: Request) -> JSONResponse:
         return self._page(request, [self._audience_json(a) for a in self.state.audiences.values()])
 
 
 def create_app(config: TalonOneConfig) -> Starlette:
     return TalonOne(config).app()
+
+
+def _moment(value: str) -> datetime:
+    """An RFC 3339 time, comparable whatever its offset."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))

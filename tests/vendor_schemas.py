@@ -168,6 +168,10 @@ def _talon_operations() -> dict[tuple[str, str], tuple[Any, dict]]:
         ("POST", "/v1/attributes"): (body(models.NewAttribute), {}),
         ("GET", "/v1/attributes"): (None, {**paging, **attribute_filters}),
         ("GET", "/v1/audiences"): (None, {**paging, "withTotalResultSize": boolean}),
+        # ManagementApi.get_application_events_without_total_count
+        ("GET", "/v1/applications/{applicationId}/events/no_total"): (None, {
+            **paging, "profile": text, "type": text, "createdAfter": {"type": "string", "format": "date-time"},
+            "createdBefore": {"type": "string", "format": "date-time"}, "session": text}),
     }
 
 

@@ -104,5 +104,7 @@ def build(name: str) -> Destination:
             rate_per_s=float(os.environ.get("TALON_ONE_RATE_LIMIT", "300")),
             management_rate_per_s=float(os.environ.get("TALON_ONE_MANAGEMENT_RATE_LIMIT", "3")),
             concurrency=concurrency,
+            # The Application the integration key belongs to: lets a run check which events of unknown fate landed.
+            application_id=int(os.environ.get("TALON_ONE_APPLICATION_ID") or (0 if config.live() else 1)) or None,
         )
     raise ConfigError(f"unknown destination {name!r}")

@@ -22,10 +22,15 @@ attribute definitions (and audience look-ups) through the Management API.
   `talon_one_type` (e.g. "time" for RFC 3339 string columns). Without one it cannot look, and rows with
   undefined attributes are rejected with Talon.One's reason. The Management API allows about 3
   requests/s, so its requests draw from a rate budget of their own.
+- Custom events (`POST /v2/events`, one per request) carry Relay's event id as the attribute `relay_event_id`;
+  their attributes are defined per event type (entity Event). Talon.One keeps a repeated event, so the engine
+  journals events before sending, and `landed_events` looks unanswered ones up in the Application's event list
+  (Management API; needs TALON_ONE_APPLICATION_ID).
 """
 
 import logging
 import re
+from datetime import timedelta
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -45,6 +50,9 @@ TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
 ITEM_POINTER = re.compile(r"^/(?:customerProfiles|data)/(\d+)(?:/|$)")
 # How the data routes answer success: bulk profile and audience writes 204 (silent) or 200.
 SUCCESS = (200, 201, 204)
+# An event attribute carrying Relay's event id: Talon.One has no event id of its own, and a run checks by it
+# which events of unknown fate landed.
+EVENT_ID = "relay_event_id"
 
 
 class TalonOne(Destination):
@@ -52,8 +60,10 @@ class TalonOne(Destination):
     credential_hint = "TALON_ONE_INTEGRATION_KEY (and TALON_ONE_MANAGEMENT_KEY for setup)"
 
     def __init__(self, *, base_url: str, integration_key: str, management_key: str | None,
-                 rate_per_s: float = 300, management_rate_per_s: float = 3, concurrency: int = 8) -> None:
+                 rate_per_s: float = 300, management_rate_per_s: float = 3, concurrency: int = 8,
+                 application_id: int | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.application_id = application_id
         self._integration_key, self._management_key = integration_key, management_key
         self.account = f"talon_one:{urlsplit(self.base_url).netloc}"  # the deployment
         self.rate_per_s, self.management_rate_per_s = rate_per_s, management_rate_per_s
@@ -134,6 +144,7 @@ class TalonOne(Destination):
     async def _event_attributes(self, spec, client, registry, event_types: list[str]) -> None:
         """Each event type's attributes (the sync's property columns), defined for entity Event."""
         wanted = {(t, c): _type(spec, c) for t in event_types for c in spec.attribute_columns}
+        wanted.update({(t, EVENT_ID): "string" for t in event_types})
         missing = {k: v for k, v in wanted.items() if registry.get("event_attribute", "/".join(k)) != v}
         if not missing:
             return
@@ -154,19 +165,35 @@ class TalonOne(Destination):
                                  f"{have[(event_type, column)]!r}, but {spec.name} sends {kind!r}")
             registry.put("event_attribute", f"{event_type}/{column}", kind)
 
+    async def landed_events(self, spec, client, unknown):
+        """Looked up in the Application's event list by profile, type and time, then by the event id Relay
+        sends as an attribute. Needs the management key and the Application's id."""
+        if not (self._management_key and self.application_id):
+            return None
+        landed = set()
+        for key, profile, event_type, journaled_at in unknown:
+            since = (journaled_at - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            path = f"/v1/applications/{self.application_id}/events/no_total"
+            for event in await self._listed(client, path, {"profile": profile, "type": event_type, "createdAfter": since}):
+                if (event.get("attributes") or {}).get(EVENT_ID) == key:
+                    landed.add(key)
+        return landed
+
     async def _attributes(self, client) -> dict[str, str]:
         listed = await self._listed(client, "/v1/attributes")
         return {a["name"]: a["type"] for a in listed if a.get("entity") == "CustomerProfile"}
 
-    async def _listed(self, client, path: str) -> list[dict]:
-        """Every item of a paged Management API list."""
+    async def _listed(self, client, path: str, filters: dict | None = None) -> list[dict]:
+        """Every item of a paged Management API list (that says its total, or whether it has more)."""
         items: list[dict] = []
         while True:
-            response = await client.send(self._management("GET", path, params={"pageSize": 1000, "skip": len(items)}))
+            response = await client.send(self._management("GET", path, params={
+                **(filters or {}), "pageSize": 1000, "skip": len(items)}))
             _check(response, f"listing {path}")
             body = response.json()
             items += body.get("data") or []
-            if not body.get("data") or len(items) >= body.get("totalResultSize", 0):
+            more = body["hasMore"] if "hasMore" in body else len(items) < body.get("totalResultSize", 0)
+            if not body.get("data") or not more:
                 return items
 
     async def _audience_id(self, spec, client, name: str) -> int:
@@ -194,9 +221,10 @@ class TalonOne(Destination):
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
         if spec.events:  # one custom event a request; no id, so Talon.One keeps a repeat (see the engine's journal)
             for c in changes:
+                attributes = {f: c.row[f] for f in spec.attribute_columns if c.row.get(f) is not None}
                 yield Batch(Request("POST", "/v2/events", json={
                     "profileId": c.identifier, "type": c.row[spec.events.name_column],
-                    "attributes": {f: c.row[f] for f in spec.attribute_columns if c.row.get(f) is not None}}), [c])
+                    "attributes": {**attributes, EVENT_ID: c.key}}), [c])
             return
         # Changes arrive in identifier order; one profile's items always share a request.
         packs = pack(changes, max_items=MAX_ITEMS, group=lambda c: c.identifier)

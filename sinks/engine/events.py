@@ -107,6 +107,43 @@ def journal_in_flight(con: duckdb.DuckDBPyConnection, sync: str, run_id: str, rn
                 "where rn in (select unnest($rns))", {"sync": sync, "run": run_id, "now": now(), "rns": rns})
 
 
+async def settle_unknown(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination,
+                         r: RunResult) -> None:
+    """Before planning: ask the destination which events of unknown fate (journaled, never answered) it holds.
+    Those it holds are acknowledged by the answer; the rest never landed, and are planned like new ones. A
+    destination that cannot tell leaves them to hold_unknown."""
+    unknown = con.execute(f"""
+        select f.record_key, cast(m.{quote(spec.identifier)} as varchar), cast(m.{quote(spec.events.name_column)} as varchar),
+               min(f.sent_at)
+        from relay.sync_in_flight f
+        join {spec.relation} m on {key_sql(spec)} = f.record_key
+        where f.sync_name = $sync and f.record_key not in (select record_key from relay.sync_state where sync_name = $sync)
+        group by all order by 1""", {"sync": spec.name}).fetchall()
+    if not unknown:
+        return
+    async with destination.open_client() as client:
+        landed = await destination.landed_events(spec, client, unknown)
+    if landed is None:
+        return
+    at = now()
+    con.execute("begin")
+    con.execute(f"""
+        insert into relay.sync_state by name
+        select $sync as sync_name, record_key, identifier, md5(payload) as row_hash, payload,
+               $now as first_synced_at, $now as last_synced_at, $run as last_run_id
+        from (select {key_sql(spec)} as record_key, cast(m.{quote(spec.identifier)} as varchar) as identifier,
+                     {payload_sql(spec)} as payload from {spec.relation} m)
+        where record_key in (select unnest($landed))""",
+                {"sync": spec.name, "now": at, "run": r.run_id, "landed": sorted(landed)})
+    con.execute("insert into relay.sync_deliveries select $run, $sync, record_key, identifier, 'add', null, $now "
+                "from relay.sync_state where sync_name = $sync and last_run_id = $run",
+                {"run": r.run_id, "sync": spec.name, "now": at})
+    con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in (select unnest($keys))",
+                {"sync": spec.name, "keys": [k for k, *_ in unknown]})
+    con.execute("commit")
+    r.plan["unknown_fate_checked"] = {"landed": len(landed), "not_landed": len(unknown) - len(landed)}
+
+
 def hold_unknown(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult, destination: str, at) -> int:
     """Events a run journaled as in flight that were neither acknowledged nor refused (it crashed, or their
     request's fate is unknown): they may have landed, and the destination would not drop a second copy, so
