@@ -52,7 +52,7 @@ class RunResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def conclude(self, resend_after_s: float) -> None:
+    def conclude(self, resend_after_s: float, events: bool = False) -> None:
         """The status and message of a delivery that ended: rows the destination refused are data problems,
         recorded and retried, so the run itself worked; it failed only when rows went unacknowledged and
         nothing got through."""
@@ -67,6 +67,9 @@ class RunResult:
             self.message = f"{self.rejected} rows refused by {self.destination}; see relay.sync_rejections"
         if self.skipped and not self.message:
             self.message = f"{self.skipped} events skipped, never to be sent; see relay.sync_skipped"
+        if self.unconfirmed and not self.message and events:
+            self.message = (f"{self.unconfirmed} events were sent in requests of unknown fate: the next run resends "
+                            "them where the destination drops repeats, else looks them up or holds them")
         if self.unconfirmed and not self.message:
             self.message = (f"{self.unconfirmed} rows were sent in requests of unknown fate (timeouts, lost "
                             f"connections); they are re-sent by the first run after {resend_after_s:.0f} s")

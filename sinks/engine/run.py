@@ -141,7 +141,7 @@ class SyncRun:
         ledger.update_run(self.con, r, started)
 
     def _finish(self, started: float) -> None:
-        self.result.conclude(resend_unconfirmed_s())
+        self.result.conclude(resend_unconfirmed_s(), events=self.spec.events is not None)
         if self.acks.clean and self.result.status == "succeeded":  # every re-assertion landed
             self.con.execute("delete from relay.sync_unconfirmed where sync_name = ? and resend_after <= ?",
                              [self.spec.name, self.plan.planned_at])
