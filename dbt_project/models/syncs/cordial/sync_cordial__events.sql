@@ -6,18 +6,15 @@
 
 with events as (
     select * from {{ ref('customer_events') }}
-    where {{ in_scope('customer_key') }}
 ),
 
 customers as (
     select * from {{ ref('customers') }}
-    where {{ in_scope('customer_key') }}
-        and cordial_email is not null
+    where cordial_email is not null
 ),
 
 lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
-    where {{ in_scope('customer_key') }}
 ),
 
 final as (
