@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Awaitable, Callable, Iterable, Iterator
 
 import duckdb
@@ -209,6 +209,19 @@ def pack(items: Iterable[Change], *, max_items: int, max_bytes: int | None = Non
         i = j
     if pack_:
         yield pack_
+
+
+def event_time(spec, change: Change) -> datetime:
+    """When an events sync's event happened (UTC), from its payload: a timestamp (text) or Unix seconds."""
+    value = change.row[spec.events.time_column]
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+
+
+def event_properties(spec, change: Change) -> dict:
+    """An event's properties: the sync model's other columns that are set."""
+    return {c: change.row[c] for c in spec.attribute_columns if change.row.get(c) is not None}
 
 
 def sql_string(text: str) -> str:

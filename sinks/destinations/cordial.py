@@ -37,14 +37,13 @@ import os
 import time
 import logging
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote, urlsplit
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, column_kind, ensure_attributes, json_path,
-    sql_string,
+    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, column_kind, ensure_attributes, event_properties,
+    event_time, json_path, sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -361,10 +360,6 @@ def _check(response, doing: str) -> None:
 
 def _activity(spec, change: Change) -> dict:
     """A contact activity: `a` the action, `ats` when it happened (RFC 3339, UTC), addressed by email."""
-    row = change.row
-    at = row[spec.events.time_column]
-    moment = (datetime.fromtimestamp(at, timezone.utc) if isinstance(at, (int, float))
-              else datetime.fromisoformat(at).replace(tzinfo=timezone.utc))
-    return {"email": change.identifier, "a": row[spec.events.name_column],
-            "ats": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "properties": {c: row[c] for c in spec.attribute_columns if row.get(c) is not None}}
+    return {"email": change.identifier, "a": change.row[spec.events.name_column],
+            "ats": event_time(spec, change).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "properties": event_properties(spec, change)}

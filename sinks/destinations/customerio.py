@@ -3,11 +3,11 @@ manual-segment membership through Track's add_customers/remove_customers (segmen
 
 import base64
 import hashlib
-from datetime import datetime, timezone
 from typing import Iterator
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, pack, sql_string,
+    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, event_properties, event_time, pack,
+    sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -166,18 +166,10 @@ def _identify(change: Change, fields: list[str]) -> dict:
 
 def _event(spec, change: Change) -> dict:
     """A person event. Its id is a ULID derived from the event id, so Customer.io drops a resend."""
-    row, options = change.row, spec.events
-    at = _epoch(row[options.time_column])
+    at = event_time(spec, change).timestamp()
     return {"type": "person", "identifiers": {"id": change.identifier}, "action": "event",
-            "name": row[options.name_column], "id": event_ulid(change.key, at), "timestamp": int(at),
-            "attributes": {c: row[c] for c in spec.attribute_columns if row.get(c) is not None}}
-
-
-def _epoch(value) -> float:
-    """Unix seconds from a payload's timestamp (text, UTC) or number."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).timestamp()
+            "name": change.row[spec.events.name_column], "id": event_ulid(change.key, at), "timestamp": int(at),
+            "attributes": event_properties(spec, change)}
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

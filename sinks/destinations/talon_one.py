@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from sinks.destinations.base import (
     Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, SplitBatch, attributes_sql, column_kind,
-    ensure_attributes, pack,
+    ensure_attributes, event_properties, pack,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -221,10 +221,9 @@ class TalonOne(Destination):
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
         if spec.events:  # one custom event a request; no id, so Talon.One keeps a repeat (see the engine's journal)
             for c in changes:
-                attributes = {f: c.row[f] for f in spec.attribute_columns if c.row.get(f) is not None}
                 yield Batch(Request("POST", "/v2/events", json={
                     "profileId": c.identifier, "type": c.row[spec.events.name_column],
-                    "attributes": {**attributes, EVENT_ID: c.key}}), [c])
+                    "attributes": {**event_properties(spec, c), EVENT_ID: c.key}}), [c])
             return
         # Changes arrive in identifier order; one profile's items always share a request.
         packs = pack(changes, max_items=MAX_ITEMS, group=lambda c: c.identifier)

@@ -2,9 +2,9 @@
 request entries the warehouse builds (Destination.bulk) so that Python handles their values only when an
 answer blames some."""
 
-import json
 import bisect
 import itertools
+import json
 from typing import Callable, Iterator
 
 import duckdb

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from sinks.declarations import SyncSpec
-from sinks.destinations.base import Destination
+from sinks.destinations.base import Destination, column_kind
 from sinks.engine import scope
 from sinks.engine.changes import key_sql, payload_sql, quote
 from sinks.engine.ledger import now
@@ -30,7 +30,7 @@ def diff_sql(spec: SyncSpec) -> list[str]:
     """The two statements of events_diff.sql: _events (which takes the parameters), then _changes."""
     options = spec.events
     column = f"m.{quote(options.time_column)}"
-    numeric = spec.columns[options.time_column].split("(")[0] not in ("timestamp", "timestamptz", "datetime")
+    numeric = column_kind(spec.columns[options.time_column]) == "number"  # Unix seconds
     clock = f"select cast(max({quote(spec.clock[1])}) as timestamp) from {spec.clock[0]}" if spec.clock else "null"
     return EVENTS_DIFF_SQL.format(
         key=key_sql(spec), identifier=f"cast(m.{quote(spec.identifier)} as varchar)", payload=payload_sql(spec),
