@@ -9,13 +9,16 @@ once. Cordial can be neither deduplicated nor asked: its unanswered events are h
 cannot have fail when they load, naming the model and the field."""
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from sinks.declarations import DeclarationError, EventOptions, SyncSpec, load_specs
+from sinks.destinations import talon_one
 from sinks.destinations.customerio import event_ulid
 from sinks.engine import Tuning
+from sinks.http import HttpClient
 from support.harnesses import CordialHarness, CustomerIOHarness, TalonOneHarness, people_rows
 from support.sync_process import finish, start_sync
 from support.warehouse import query, write_table
@@ -162,7 +165,9 @@ def test_an_event_changed_after_it_was_sent_is_recorded_once_and_not_resent(cio,
     assert [e["attributes"]["order_total"] for e in delivered(cio) if e["person"] == "c1"] == [10.0]
 
 
-def test_a_crash_before_the_state_write_never_lands_an_event_twice(cio, warehouse):
+def test_a_crash_before_the_state_write_never_lands_an_event_twice(cio, warehouse, monkeypatch):
+    monkeypatch.setenv("RELAY_RESEND_UNCONFIRMED_S", "0")  # no stalled copy can land later: look up at once
+    monkeypatch.setattr(talon_one, "PROFILE_LOOKUPS", 0)  # Talon.One: by type and time (a lost answer: by profile)
     rows = [event(i, CLOCK - timedelta(minutes=i), total=float(i)) for i in range(50)]
     write(warehouse, rows, CLOCK)
     # The process exits (137) right after the first acknowledgement, before its state write.
@@ -188,6 +193,47 @@ def test_a_crash_before_the_state_write_never_lands_an_event_twice(cio, warehous
         assert rerun.acked_add == 50 - len(held) and len(totals) == landed + rerun.acked_add
         # At most one journal window of requests (one event each) was at risk.
         assert len(held) <= Tuning().journal_window
+
+
+@pytest.mark.parametrize("fault", ["stall", "drop"])
+def test_an_event_whose_answer_was_lost_lands_once_or_is_held(cio, warehouse, monkeypatch, fault):
+    """stall: the server applies the request after the client gave up on it; drop: the connection closes
+    before it is handled. Customer.io: retried, a repeat dropped by its id. Talon.One: not retried; the first
+    run once no stalled copy can land (RELAY_RESEND_UNCONFIRMED_S) looks it up and sends only what did not
+    land. Cordial: not retried, and held (it cannot be asked)."""
+    for name, value in (("timeout_s", 0.3), ("max_attempts", 2), ("backoff_base_s", 0.01)):
+        monkeypatch.setitem(HttpClient.__init__.__kwdefaults__, name, value)
+    monkeypatch.setenv("RELAY_RESEND_UNCONFIRMED_S", "3")
+    warm = [event(99, CLOCK - timedelta(minutes=30), total=99.0)]  # setup done: only events meet the fault
+    write(warehouse, warm, CLOCK)
+    assert cio.sync(spec(backfill_s=None), warehouse).acked_add == 1
+    write(warehouse, warm + [event(i, CLOCK - timedelta(minutes=i), total=float(i)) for i in range(3)], CLOCK)
+    cio.faults(**({"timeout_rate": 1, "timeout_s": 1.0} if fault == "stall" else {"drop_rate": 1}))
+    started = time.monotonic()
+    first = cio.sync(spec(backfill_s=None), warehouse)
+    cio.faults(timeout_rate=0, drop_rate=0)
+    time.sleep(max(0.0, started + 1.5 - time.monotonic()))  # every stalled copy has landed
+    landed = 3 if fault == "stall" else 0
+    assert len(delivered(cio)) == 1 + landed
+    second = cio.sync(spec(backfill_s=None), warehouse)
+    if cio.name == "customerio":  # retried until the tries ran out, then resent: a landed copy is dropped
+        assert (first.status, first.unsent, second.acked_add) == ("failed", 3, 3)
+        assert cio.stats()["flags"].get("duplicate_events_dropped", 0) == 2 * landed
+    else:  # never retried: its fate is settled by a later run
+        assert (first.status, first.unconfirmed, first.unsent) == ("succeeded", 3, 0)
+        assert "unknown fate" in first.message
+    if cio.name == "talon_one":
+        assert (second.planned_add, second.plan["unknown_fate_waiting"]) == (0, 3)  # a copy could still land
+        time.sleep(max(0.0, started + 3.5 - time.monotonic()))
+        third = cio.sync(spec(backfill_s=None), warehouse)
+        assert third.plan["unknown_fate_checked"] == {"landed": landed, "not_landed": 3 - landed}
+        assert (third.status, third.acked_add) == ("succeeded", 3 - landed)
+    if cio.name == "cordial":
+        assert (second.planned_add, second.skipped, second.plan["unknown_fate"]) == (0, 3, 3)
+        assert all(r.startswith("unknown fate") for r in skipped(warehouse).values())
+    totals = [e["attributes"]["order_total"] for e in delivered(cio)]
+    assert sorted(totals) == ([0.0, 1.0, 2.0] if cio.name != "cordial" or fault == "stall" else []) + [99.0], \
+        "lost or doubled"
 
 
 def manifest(tmp_path, sync: dict, columns: dict[str, str], destination: str = "customerio"):

@@ -153,10 +153,14 @@ class Destination:
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
         raise NotImplementedError
 
-    async def landed_events(self, spec, client: HttpClient, unknown: list[tuple[str, str, str, datetime]]) -> set[str] | None:
-        """Of events whose requests had no answer ((event id, identifier, event name, journaled at)), the ids of
-        those the destination holds; None when it cannot tell (the engine then holds them all)."""
-        return None
+    def can_look_up_events(self) -> bool:
+        """Whether landed_events can tell which events landed (else the engine holds those of unknown fate)."""
+        return False
+
+    async def landed_events(self, spec, client: HttpClient, unknown: list[tuple[str, str, str, datetime]]) -> set[str]:
+        """Of events whose requests had no answer ((event id, identifier, event name, journaled at)), the ids
+        of those the destination holds. Only called when can_look_up_events()."""
+        raise NotImplementedError
 
     def interpret(self, spec, batch: Batch, response) -> list[Outcome]:
         raise NotImplementedError

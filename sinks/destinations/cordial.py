@@ -26,6 +26,9 @@
   safe because a file never holds one email twice. In a first sync most rows are adds alone at their
   email: their CSV lines are made in the warehouse (see `bulk`), `MAX_IMPORT_ROWS` to a file. Everything
   else is one request per contact, with concurrency within the account's per-minute rate budget.
+- Events are contact activities (`POST /v2/contactactivities`), one per request. They carry no id Cordial
+  is known to drop a repeat by, and there is no confirmed way to list them, so a request of unknown fate is
+  not retried (`once`) and the engine holds its event instead of sending it again (sinks/engine/events.py).
 """
 
 import asyncio
@@ -131,7 +134,7 @@ class Cordial(Destination):
     def batches(self, spec, changes: list[Change]) -> Iterator[Batch]:
         if spec.events:  # a contact activity each (no id: Cordial is not known to drop a repeat)
             for c in changes:
-                yield Batch(Request("POST", "/v2/contactactivities", json=_activity(spec, c)), [c])
+                yield Batch(Request("POST", "/v2/contactactivities", json=_activity(spec, c), once=True), [c])
             return
         # A contact's changes (its lists, or a record leaving an email another record arrives at) travel
         # together, in one request or one import row, so they are never in flight in parallel.

@@ -23,9 +23,9 @@ attribute definitions (and audience look-ups) through the Management API.
   undefined attributes are rejected with Talon.One's reason. The Management API allows about 3
   requests/s, so its requests draw from a rate budget of their own.
 - Custom events (`POST /v2/events`, one per request) carry Relay's event id as the attribute `relay_event_id`;
-  their attributes are defined per event type (entity Event). Talon.One keeps a repeated event, so the engine
-  journals events before sending, and `landed_events` looks unanswered ones up in the Application's event list
-  (Management API; needs TALON_ONE_APPLICATION_ID).
+  their attributes are defined per event type (entity Event). Talon.One keeps a repeated event, so a request
+  of unknown fate is not retried (`once`), the engine journals events before sending, and `landed_events`
+  looks unanswered ones up in the Application's event list (Management API; needs TALON_ONE_APPLICATION_ID).
 """
 
 import logging
@@ -53,6 +53,7 @@ SUCCESS = (200, 201, 204)
 # An event attribute carrying Relay's event id: Talon.One has no event id of its own, and a run checks by it
 # which events of unknown fate landed.
 EVENT_ID = "relay_event_id"
+PROFILE_LOOKUPS = 20  # events of unknown fate looked up one profile at a time; more: by type and time
 
 
 class TalonOne(Destination):
@@ -165,18 +166,25 @@ class TalonOne(Destination):
                                  f"{have[(event_type, column)]!r}, but {spec.name} sends {kind!r}")
             registry.put("event_attribute", f"{event_type}/{column}", kind)
 
+    def can_look_up_events(self) -> bool:
+        return bool(self._management_key and self.application_id)
+
     async def landed_events(self, spec, client, unknown):
-        """Looked up in the Application's event list by profile, type and time, then by the event id Relay
-        sends as an attribute. Needs the management key and the Application's id."""
-        if not (self._management_key and self.application_id):
-            return None
+        """Looked up in the Application's event list (Management API: about 3 requests/s) by type and time, and
+        by profile when there are few, then matched by the event id Relay sends as an attribute."""
+        path = f"/v1/applications/{self.application_id}/events/no_total"
+        wanted = {key for key, *_ in unknown}
+        if len(unknown) <= PROFILE_LOOKUPS:
+            queries = [{"profile": profile, "type": name, "createdAfter": _since(at)} for _, profile, name, at in unknown]
+        else:  # a page of a thousand of the type's events beats a request per event
+            first: dict[str, object] = {}
+            for _, _, name, at in unknown:
+                first[name] = min(at, first.get(name, at))
+            queries = [{"type": name, "createdAfter": _since(at)} for name, at in first.items()]
         landed = set()
-        for key, profile, event_type, journaled_at in unknown:
-            since = (journaled_at - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            path = f"/v1/applications/{self.application_id}/events/no_total"
-            for event in await self._listed(client, path, {"profile": profile, "type": event_type, "createdAfter": since}):
-                if (event.get("attributes") or {}).get(EVENT_ID) == key:
-                    landed.add(key)
+        for query in queries:
+            landed |= {key for event in await self._listed(client, path, query)
+                       if (key := (event.get("attributes") or {}).get(EVENT_ID)) in wanted}
         return landed
 
     async def _attributes(self, client) -> dict[str, str]:
@@ -223,7 +231,7 @@ class TalonOne(Destination):
             for c in changes:
                 yield Batch(Request("POST", "/v2/events", json={
                     "profileId": c.identifier, "type": c.row[spec.events.name_column],
-                    "attributes": {**event_properties(spec, c), EVENT_ID: c.key}}), [c])
+                    "attributes": {**event_properties(spec, c), EVENT_ID: c.key}}, once=True), [c])
             return
         # Changes arrive in identifier order; one profile's items always share a request.
         packs = pack(changes, max_items=MAX_ITEMS, group=lambda c: c.identifier)
@@ -329,3 +337,8 @@ def _check(response, doing: str) -> None:
                                    f"check {TalonOne.credential_hint}")
     if response.status_code >= 300:
         raise SetupError(f"Talon.One answered HTTP {response.status_code} while {doing}: {REDACT.excerpt(response.text, 300)}")
+
+
+def _since(journaled_at) -> str:
+    """createdAfter for an event journaled at this time: a margin for clocks that disagree."""
+    return (journaled_at - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")

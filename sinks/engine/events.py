@@ -7,6 +7,7 @@
     the sync's first run, or without consent is recorded in relay.sync_skipped and never sent;
   - the diff always covers the whole model (new events can be anyone's)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -50,8 +51,6 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         raise SyncRefused(f"{spec.name} is an events sync: events are sent once, so it cannot be resynced in full")
     r.state_rows = con.execute("select count(*) from relay.sync_state where sync_name = ?", [spec.name]).fetchone()[0]
     planned_at = now()
-    if apply and not destination.deduplicates_events:
-        r.plan["unknown_fate"] = hold_unknown(con, spec, r, destination.name, planned_at)
     first = not r.state_rows and not con.execute(
         "select count(*) from relay.sync_skipped where sync_name = ?", [spec.name]).fetchone()[0]
     try:
@@ -103,28 +102,37 @@ def _record(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult, change
 
 def journal_in_flight(con: duckdb.DuckDBPyConnection, sync: str, run_id: str, rns: list[int]) -> None:
     """Events about to be sent (steps of _changes), committed before their requests go out."""
-    con.execute("insert into relay.sync_in_flight select $sync, record_key, $run, $now from _changes "
+    con.execute("insert into relay.sync_in_flight select $sync, record_key, $run, $now, null from _changes "
                 "where rn in (select unnest($rns))", {"sync": sync, "run": run_id, "now": now(), "rns": rns})
 
 
 async def settle_unknown(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination,
-                         r: RunResult) -> None:
-    """Before planning: ask the destination which events of unknown fate (journaled, never answered) it holds.
-    Those it holds are acknowledged by the answer; the rest never landed, and are planned like new ones. A
-    destination that cannot tell leaves them to hold_unknown."""
+                         r: RunResult, window_s: float) -> None:
+    """Before planning, for a destination that keeps repeated events: settle the events of unknown fate
+    (journaled, never answered). Once no stalled copy can land any more (`window_s` after the lost answer,
+    or after the journal entry when the run died first), the destination is asked which it holds: those are acknowledged by the answer, the rest
+    never landed and are planned like new ones. Younger ones wait, out of the plan. A destination that cannot
+    be asked gets them held at once (hold_unknown)."""
     unknown = con.execute(f"""
         select f.record_key, cast(m.{quote(spec.identifier)} as varchar), cast(m.{quote(spec.events.name_column)} as varchar),
-               min(f.sent_at)
+               min(f.sent_at), max(coalesce(f.unknown_at, f.sent_at))
         from relay.sync_in_flight f
         join {spec.relation} m on {key_sql(spec)} = f.record_key
         where f.sync_name = $sync and f.record_key not in (select record_key from relay.sync_state where sync_name = $sync)
         group by all order by 1""", {"sync": spec.name}).fetchall()
     if not unknown:
         return
+    if not destination.can_look_up_events():
+        r.plan["unknown_fate"] = hold_unknown(con, spec, r, destination.name, now())
+        return
+    due = now() - timedelta(seconds=window_s)
+    waiting = [u for u in unknown if u[4] > due]
+    unknown = [u[:4] for u in unknown if u[4] <= due]
+    r.plan["unknown_fate_waiting"] = len(waiting)
+    if not unknown:
+        return
     async with destination.open_client() as client:
         landed = await destination.landed_events(spec, client, unknown)
-    if landed is None:
-        return
     at = now()
     con.execute("begin")
     con.execute(f"""

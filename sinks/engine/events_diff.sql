@@ -28,6 +28,7 @@ from hashed h
 cross join clock
 left join sent s using (record_key)
 where h.record_key not in (select record_key from relay.sync_skipped where sync_name = $sync)
+  and h.record_key not in (select record_key from relay.sync_in_flight where sync_name = $sync)  -- fate unknown
   and (s.record_key is null or s.row_hash <> h.row_hash);
 
 -- Every event to send is an add; a person's events go in time order (one identifier's steps never run in

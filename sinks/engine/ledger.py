@@ -9,8 +9,9 @@ date, and each run's row in relay.sync_runs.
   relay.sync_unconfirmed  (sync, key, identifier) a write of unknown fate may still reach, until when
   relay.sync_skipped      events an events sync will never send (too old when first seen, before its
                           backfill window, no consent, of unknown fate), and why
-  relay.sync_in_flight    events journaled just before a request to a destination that does not deduplicate
-                          them; one not acknowledged by the next run's plan is of unknown fate
+  relay.sync_in_flight    events journaled (sent_at) just before a request to a destination that does not
+                          deduplicate them; unknown_at: when its answer was lost. One neither acknowledged nor
+                          refused is of unknown fate (sinks/engine/events.py settles it)
 """
 
 import json
@@ -71,6 +72,7 @@ create table if not exists relay.sync_in_flight (
     run_id varchar,
     sent_at timestamp
 );
+alter table relay.sync_in_flight add column if not exists unknown_at timestamp;
 create table if not exists relay.sync_skipped (
     sync_name varchar not null,
     record_key varchar not null,
@@ -127,7 +129,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
         try:  # the ledger's newest parts exist: the DDL has nothing to do
             con.execute("select resent, unconfirmed, skipped from relay.sync_runs limit 0; "
                         "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0; "
-                        "select sent_at from relay.sync_in_flight limit 0")
+                        "select unknown_at from relay.sync_in_flight limit 0")
         except duckdb.Error:
             con.execute(DDL)
         if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "

@@ -56,7 +56,8 @@ class RunResult:
         """The status and message of a delivery that ended: rows the destination refused are data problems,
         recorded and retried, so the run itself worked; it failed only when rows went unacknowledged and
         nothing got through."""
-        self.unsent = self.unacknowledged
+        # Events of unknown fate are not resent: the next run looks them up, or holds them (events.py).
+        self.unsent = self.unacknowledged - (self.unconfirmed if events else 0)
         if self.unsent and not self.message:
             self.message = f"{self.unsent} rows were not acknowledged and will be resent next run"
         if not (self.rejected or self.unsent):
@@ -68,8 +69,9 @@ class RunResult:
         if self.skipped and not self.message:
             self.message = f"{self.skipped} events skipped, never to be sent; see relay.sync_skipped"
         if self.unconfirmed and not self.message and events:
-            self.message = (f"{self.unconfirmed} events were sent in requests of unknown fate: the next run resends "
-                            "them where the destination drops repeats, else looks them up or holds them")
+            self.message = (f"{self.unconfirmed} events met answers of unknown fate and were not retried: a run "
+                            f"{resend_after_s:.0f} s later looks them up at {self.destination}, or holds them where "
+                            "it cannot be asked")
         if self.unconfirmed and not self.message:
             self.message = (f"{self.unconfirmed} rows were sent in requests of unknown fate (timeouts, lost "
                             f"connections); they are re-sent by the first run after {resend_after_s:.0f} s")

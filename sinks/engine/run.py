@@ -87,7 +87,7 @@ class SyncRun:
             check_model(self.con, self.spec, self.result)
             if self.apply:
                 if self.spec.events and not self.destination.deduplicates_events:
-                    asyncio.run(events.settle_unknown(self.con, self.spec, self.destination, self.result))
+                    asyncio.run(events.settle_unknown(self.con, self.spec, self.destination, self.result, resend_unconfirmed_s()))
                 asyncio.run(self._delivery().run(self._plan))
                 # The last acknowledgements, the run's outcome and its row commit together (one WAL sync).
                 self._write(self.acks.take(), then=lambda: self._finish(started))

@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Batch, Change, Destination, DestinationAuthError, SplitBatch
 from sinks.engine.state import Acks
-from sinks.http import REDACT, RetriesExhausted, excerpt, watch_ambiguity
+from sinks.http import REDACT, FateUnknown, RetriesExhausted, excerpt, watch_ambiguity
 
 
 class BatchSender:
@@ -22,8 +22,14 @@ class BatchSender:
         with watch_ambiguity() as ambiguous:
             try:
                 await self._send(client, batch)
+            except FateUnknown:
+                # An event the destination would keep twice was not retried: it stays journaled as in flight,
+                # and the next run looks it up or holds it (sinks/engine/events.py).
+                self.acks.unconfirmed([c.rn for c in batch.items])
             finally:
-                if ambiguous:  # acknowledged or not, a copy of this write may still land
+                # Acknowledged or not, a copy of this write may still land: re-asserted later. Events are
+                # not re-asserted: a destination that deduplicates them drops the copy.
+                if ambiguous and not self.spec.events:
                     self.acks.unconfirmed(batch.bulk or [c.rn for c in batch.items])
 
     async def _send(self, client, batch: Batch) -> None:

@@ -121,6 +121,10 @@ def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: st
             _write_deliveries(con, taken, sync, run_id, at)
         if taken.unconfirmed and not events:
             _write_unconfirmed(con, taken.unconfirmed, sync, at + timedelta(seconds=resend_after_s))
+        if taken.unconfirmed and events:  # unanswered: a stalled copy may land until this time + the window
+            con.execute("update relay.sync_in_flight set unknown_at = $now where sync_name = $sync and record_key in "
+                        "(select record_key from _changes where rn in (select unnest($rns)))",
+                        {"sync": sync, "rns": taken.unconfirmed, "now": at})
         answered = taken.upserts + [c.rn for c, _, _ in taken.rejections if c.rn is not None]
         if events and answered:  # acknowledged, or refused: either way it did not land twice
             con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in "

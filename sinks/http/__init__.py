@@ -8,7 +8,9 @@ Retryable vs permanent is decided here and nowhere else:
   * unexpected, retried like a 5xx: answers no JSON API gives, which come from something between us
     and the API (a proxy, a captive portal): a redirect, or a 2xx whose body is not JSON, or, for a
     write, not a JSON object. Acting on them could mark rows delivered that never arrived;
-  * not retried at all: a refused connection to this machine in emulator mode (see sinks.http.emulator).
+  * not retried at all: a refused connection to this machine in emulator mode (see sinks.http.emulator),
+    and an answer of unknown fate (a timeout, a dropped connection, 502/504) to a `Request(once=True)`: a
+    write the destination would apply twice. It raises FateUnknown, and the caller finds out what landed.
 
 A retried error is logged once, and again only when it changes; the final error says how many times it came.
 
@@ -21,13 +23,14 @@ emulators are not running). What other packages use is importable from sinks.htt
 from sinks.http.ambiguity import watch_ambiguity
 from sinks.http.client import HttpClient, Request
 from sinks.http.emulator import connection_refused, is_loopback
-from sinks.http.exceptions import EmulatorUnreachable, RetriesExhausted
+from sinks.http.exceptions import EmulatorUnreachable, FateUnknown, RetriesExhausted
 from sinks.http.rate import RateLimiter, budget_dir, shared_limiter
 from sinks.http.redaction import REDACT, excerpt
 
 __all__ = [
     "REDACT",
     "EmulatorUnreachable",
+    "FateUnknown",
     "HttpClient",
     "RateLimiter",
     "Request",

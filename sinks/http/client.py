@@ -13,6 +13,7 @@ import httpx
 
 from sinks.http.ambiguity import AMBIGUOUS_ERRORS, AMBIGUOUS_STATUS, note_ambiguous
 from sinks.http.emulator import check_listening, check_refused
+from sinks.http.exceptions import FateUnknown
 from sinks.http.rate import RateLimiter, shared_limiter
 from sinks.http.redaction import REDACT, excerpt
 from sinks.http.retries import Attempts, _unexpected, backoff_delay, read_retry_after
@@ -46,6 +47,9 @@ class Request:
     group: str = "default"  # which rate budget it draws from
     # None: the client's `retry_conflicts`; False for a request whose 409 means "already exists", not "busy".
     retry_conflicts: bool | None = None
+    # True for a write the destination applies every time it receives it (no id it drops repeats by): after an
+    # answer of unknown fate it raises FateUnknown instead of being tried again.
+    once: bool = False
 
     @property
     def label(self) -> str:
@@ -119,6 +123,8 @@ class HttpClient:
                 response = await self._request(request)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 self._network_error(request, exc)
+                if request.once and isinstance(exc, AMBIGUOUS_ERRORS):
+                    raise FateUnknown(f"{request.label}: {type(exc).__name__}, so it may have landed") from exc
                 attempts.failed("network error", f"{type(exc).__name__}: {REDACT(exc)}")
                 retry_after = None
             else:
@@ -169,6 +175,8 @@ class HttpClient:
             self.stats.server_errors += 1
             if response.status_code in AMBIGUOUS_STATUS:
                 note_ambiguous(request.method, request.label)
+                if request.once:
+                    raise FateUnknown(f"{request.label}: HTTP {response.status_code}, so it may have landed")
         elif not (response.status_code == 409 and retry_conflicts):
             return None
         return "retryable answer", f"HTTP {response.status_code}: {excerpt(response)}"
