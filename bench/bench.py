@@ -241,7 +241,7 @@ async def hammer(destination: str, url: str, requests, concurrency: int) -> floa
             method, path, body, _ = queue.pop()
             response = await client.request(method, path, content=body)
             response.raise_for_status()
-            if destination == "cordial":  # an import is done when its job is
+            if path == "/v2/contactimports":  # an import is done when its job is
                 job = response.json()["jobID"]
                 while (await client.get(f"/v2/jobs/{job}")).json()["status"] not in ("complete", "failed"):
                     await asyncio.sleep(0.05)

@@ -50,7 +50,7 @@ class SyncSpec:
     # The data clock (relation, column) event ages are measured against; None: the wall clock.
     clock: tuple[str, str] | None = None
 
-    @property
+    @functools.cached_property
     def attribute_columns(self) -> list[str]:
         """What is sent as the record's attributes (an event's properties)."""
         fixed = set(self.primary_key) | {self.identifier}

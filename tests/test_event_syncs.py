@@ -104,8 +104,8 @@ def test_a_first_sync_sends_its_backfill_window_then_each_new_event_once(cio, wa
     first_event = next(e for e in log if e["attributes"]["recovery_url"] == "https://shop/r/100")
     assert first_event["person"] == "c2" and first_event["name"] == "Checkout Abandoned"
     # The id the destination dedupes by (Customer.io: a ULID of the event) or Relay looks it up by (Talon.One).
-    expected_id = {"customerio": event_ulid("order_completed:100", (CLOCK + timedelta(minutes=1)).replace(
-        tzinfo=timezone.utc).timestamp()), "talon_one": "order_completed:100"}
+    expected_id = {"customerio": event_ulid("order_completed:100", int((CLOCK + timedelta(minutes=1)).replace(
+        tzinfo=timezone.utc).timestamp() * 1000)), "talon_one": "order_completed:100"}
     assert first_event.get("id") == expected_id.get(cio.name)
     assert first_event["attributes"] == {"order_total": 5.0, "recovery_url": "https://shop/r/100"}
     if cio.name == "customerio":
@@ -259,3 +259,4 @@ def test_a_wrong_events_declaration_fails_naming_the_model_and_field(tmp_path, s
     with pytest.raises(DeclarationError, match="sync model sync_x__events") as failure:
         load_specs(manifest(tmp_path, sync, columns, destination))
     assert message in str(failure.value)
+

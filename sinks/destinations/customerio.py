@@ -6,8 +6,8 @@ import hashlib
 from typing import Iterator
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, event_properties, event_time, pack,
-    sql_string,
+    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, column_kind, dumps, event_properties,
+    event_ms, event_ms_sql, json_path, pack, sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -95,12 +95,14 @@ class CustomerIO(Destination):
             yield Batch(Request("POST", "/api/v2/batch", content=body), group)
 
     def bulk(self, spec) -> Bulk | None:
-        attributes = attributes_sql(spec) if spec.object == "attributes" else None
+        attributes = attributes_sql(spec) if spec.object in ("attributes", "events") else None
         if attributes is None:
             return None
-        # The entry _identify makes for an add.
-        head, tail = '{"type":"person","identifiers":{"id":', '},"action":"identify","attributes":'
-        entry = f"{sql_string(head)} || to_json(c.identifier) || {sql_string(tail)} || {attributes} || '}}'"
+        if spec.events:
+            entry = _event_sql(spec, attributes)
+        else:  # the entry _identify makes for an add
+            head, tail = '{"type":"person","identifiers":{"id":', '},"action":"identify","attributes":'
+            entry = f"{sql_string(head)} || to_json(c.identifier) || {sql_string(tail)} || {attributes} || '}}'"
         return Bulk(entry, max_items=MAX_BATCH_ENTRIES, max_bytes=MAX_BATCH_BYTES - 64, max_entry_bytes=MAX_ENTRY_BYTES)
 
     def bulk_batch(self, spec, entries: list[str]) -> Batch:
@@ -166,20 +168,40 @@ def _identify(change: Change, fields: list[str]) -> dict:
 
 def _event(spec, change: Change) -> dict:
     """A person event. Its id is a ULID derived from the event id, so Customer.io drops a resend."""
-    at = event_time(spec, change).timestamp()
+    ms = event_ms(spec, change)
     return {"type": "person", "identifiers": {"id": change.identifier}, "action": "event",
-            "name": change.row[spec.events.name_column], "id": event_ulid(change.key, at), "timestamp": int(at),
+            "name": change.row[spec.events.name_column], "id": event_ulid(change.key, ms), "timestamp": ms // 1000,
             "attributes": event_properties(spec, change)}
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
 
 
-def event_ulid(key: str, at: float) -> str:
+def event_ulid(key: str, ms: int) -> str:
     """A ULID (48-bit milliseconds + 80 bits) that is the same for the same event every time: the event's
-    time, and a hash of its key in place of the random part."""
-    value = (max(0, int(at * 1000)) & (2**48 - 1)) << 80 | int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    time, and a hash of its key in place of the random part. (_event_sql computes the same in SQL.)"""
+    value = (max(0, ms) & (2**48 - 1)) << 80 | int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
+    # 26 base-32 digits are 130 bits, the value's 128 after two zero bits: shifted into 17 bytes, base 32
+    # reads them in the first 26 digits.
+    return base64.b32encode((value << 6).to_bytes(17, "big"))[:26].decode().translate(_FROM_RFC4648)
+
+
+def _event_sql(spec, attributes: str) -> str:
+    """SQL over _changes (alias c) for the entry _event makes for an event: its ULID from the same time and
+    key hash, digit by digit (5 bits each: 10 from the 48-bit milliseconds, 8 from each 40-bit half of the
+    hash)."""
+    options = spec.events
+    ms = f"greatest(0, {event_ms_sql(spec)})"
+    digest = "sha256(c.record_key)"
+    halves = [f"('0x' || substr({digest}, {start}, 10))::bigint" for start in (1, 11)]
+    digits = [f"(({ms}) >> {45 - 5 * k}) & 31" for k in range(10)]
+    digits += [f"({half} >> {35 - 5 * k}) & 31" for half in halves for k in range(8)]
+    ulid = " || ".join(f"substr('{_CROCKFORD}', ({d}) + 1, 1)" for d in digits)
+    name = f"json_extract(c.payload, {sql_string(json_path(options.name_column))})"
+    parts = ['{"type":"person","identifiers":{"id":', "to_json(c.identifier)", '},"action":"event","name":', name,
+             ',"id":"', ulid, '","timestamp":', f"(({ms}) // 1000)", ',"attributes":', attributes, "}"]
+    return " || ".join(sql_string(p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
 def _json(response) -> dict:

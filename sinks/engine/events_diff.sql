@@ -31,13 +31,14 @@ where h.record_key not in (select record_key from relay.sync_skipped where sync_
   and h.record_key not in (select record_key from relay.sync_in_flight where sync_name = $sync)  -- fate unknown
   and (s.record_key is null or s.row_hash <> h.row_hash);
 
--- Every event to send is an add; a person's events go in time order (one identifier's steps never run in
--- parallel: see `alone` in diff.sql).
+-- Every event to send is an add, a person's in time order. Each is `alone`: no step of another waits for it
+-- (unlike an attribute sync's, see diff.sql), so a destination's bulk path may take any of them; each event
+-- carries its own time, and one request keeps its events' order.
 create or replace temp table _changes as
 select
     row_number() over w as rn, record_key, 'add' as kind, identifier, cast(null as varchar) as prev_identifier,
     payload, cast(null as json) as prev_payload, row_hash, false as resend, false as leaving,
-    identifier is distinct from lag(identifier) over w and identifier is distinct from lead(identifier) over w as alone
+    true as alone
 from _events
 where sent_hash is null and skip_reason is null
 window w as (order by identifier, occurred_at, record_key)
