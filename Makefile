@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(abspath .dagster)
 export DBT_PROFILES_DIR ?= $(abspath dbt_project)
 export RELAY_WAREHOUSE ?= $(abspath data/warehouse.duckdb)
 
-.PHONY: demo test test-e2e dev manifest browser bench soak clean
+.PHONY: demo test test-e2e dev manifest browser bench bench-events soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,16 @@ bench: $(STAMP) manifest
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-# Not part of make test: a fault soak per destination, then SIGKILLs and failpoint crashes mid-sync (README
-# lists its duration). SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less.
-soak: $(STAMP)
+# Events syncs' throughput against the emulators' ceiling (1M events per destination; about 50 min).
+bench-events: $(STAMP) manifest
+	$(BIN)/python bench/bench_events.py $(BENCH_EVENTS_ARGS)
+
+# Not part of make test: a fault soak per destination, then SIGKILLs and failpoint crashes mid-sync, then the
+# events phase (README lists its duration). SOAK_ARGS="--rows 20000 --kills 6" or "--only crash" for less;
+# SOAK_EVENTS_ARGS="--events 10000 --kills 3" for a shorter events phase.
+soak: $(STAMP) manifest
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+	$(BIN)/python bench/soak_events.py $(SOAK_EVENTS_ARGS)
 
 # dagster dev on 127.0.0.1:3000; in emulator mode it also starts the emulators when none of this data dir answer.
 dev: $(STAMP) manifest

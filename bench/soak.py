@@ -32,7 +32,6 @@ Not collected by pytest (it lives outside tests/).
 """
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -40,7 +39,6 @@ import random
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -56,21 +54,9 @@ from support.sync_process import CRASH_EXIT, finish, start_sync  # noqa: E402
 from support.warehouse import query  # noqa: E402
 from sinks import destinations  # noqa: E402
 from sinks.engine import SyncRun, Tuning, connect  # noqa: E402
-from sinks.http import HttpClient  # noqa: E402
-
-CLIENT_TIMEOUT_S = inspect.signature(HttpClient.__init__).parameters["timeout_s"].default  # the adapters keep it
-STALL_S = CLIENT_TIMEOUT_S + 5  # an injected stall outlasts the client's patience; the server applies it after
-# Rows sent in a request of unknown fate are re-sent once a stalled copy can no longer land (sinks/engine).
-RESEND_UNCONFIRMED_S = STALL_S + 5
-SERVER_ERRORS = ("500", "502", "503", "504")
-# The emulator's rate-limit group for data writes, and the low limit switched on for 429 bursts.
-THROTTLE = {"customerio": ("track", {"limit": 2}), "cordial": ("api", {"limit": 200}),
-            "talon_one": ("integration", {"limit": 5})}
-LABELS = {"customerio": "Customer.io people", "cordial": "Cordial contacts", "talon_one": "Talon.One profiles"}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+from soak_support import (  # noqa: E402
+    CLIENT_TIMEOUT_S, LABELS, RESEND_UNCONFIRMED_S, SERVER_ERRORS, Bursts, log, soak_faults, stats_delta, summary, table,
+)
 
 
 # ------------------------------------------------------------------------------------------ model and oracle
@@ -146,56 +132,7 @@ def ledger(h, warehouse: Path) -> dict:
     }
 
 
-def summary(result: dict) -> dict:
-    """The figures of one worker's result worth keeping (or how it ended when it printed none)."""
-    planned = sum(result.get(f"planned_{k}") or 0 for k in ("add", "change", "remove"))
-    acked = sum(result.get(f"acked_{k}") or 0 for k in ("add", "change", "remove"))
-    return {"exit": result["exit"], "status": result.get("status"), "planned": planned, "acked": acked,
-            **{k: result.get(k) for k in ("rejected", "unsent", "resent", "unconfirmed", "requests", "retries",
-                                          "throttled", "duration_s", "message", "error")}}
-
-
-def stats_delta(after: dict, before: dict) -> dict:
-    statuses = Counter(after["by_status"]) - Counter(before["by_status"])
-    routes = Counter(after["by_route"]) - Counter(before["by_route"])
-    return {"requests": after["requests"] - before["requests"], "by_status": dict(statuses), "by_route": dict(routes)}
-
-
-# ------------------------------------------------------------------------------------------ 429 bursts
-class Bursts(threading.Thread):
-    """Switches a low rate limit on (0.5-1.5 s) and off (4-10 s) at the emulator while a sync runs."""
-
-    def __init__(self, h, rng: random.Random) -> None:
-        super().__init__(daemon=True)
-        self.h, self.rng, self.stop = h, rng, threading.Event()
-        self.group, self.low = THROTTLE[h.name]
-        self.bursts = 0
-
-    def run(self) -> None:
-        pause = self.rng.uniform(0.5, 1.5)  # the first burst early, so that even a short run meets one
-        while not self.stop.wait(pause):
-            admin(self.h, "faults", {"rate_limits": {self.group: self.low}})
-            self.bursts += 1
-            self.stop.wait(self.rng.uniform(0.5, 1.5))
-            admin(self.h, "faults", {"rate_limits": {self.group: {"limit": 0}}})
-            pause = self.rng.uniform(4, 10)
-
-    def finish(self) -> int:
-        self.stop.set()
-        self.join()
-        admin(self.h, "faults", {"rate_limits": {self.group: {"limit": 0}}})
-        return self.bursts
-
-
 # ------------------------------------------------------------------------------------------ soak
-def soak_faults(minimum: int, seed: int) -> dict:
-    """10% 5xx and 2% drops everywhere; stalls and spikes scaled so each destination meets a few of them
-    whatever its request count (a stall holds a request for the client's whole timeout)."""
-    return {"error_rate": 0.10, "drop_rate": 0.02, "latency_ms": 0,
-            "timeout_rate": min(0.05, 6 / max(minimum, 1)), "timeout_s": STALL_S,
-            "spike_rate": min(0.10, 20 / max(minimum, 1)), "spike_ms": 2000, "seed": seed}
-
-
 def soak_phase(h, warehouse: Path, phase: str, expected: dict, env: dict, args, seed: int) -> dict:
     minimum = fault_free_requests(h, warehouse)
     faults = soak_faults(minimum["api_minimum"], seed)
@@ -403,13 +340,6 @@ def crash(destination: str, url: str, work: Path, args, sigkills: int, seed: int
 
 
 # ------------------------------------------------------------------------------------------ report
-def table(headers: list[str], rows: list[list]) -> str:
-    cells = [[f"{c:,}" if isinstance(c, int) and not isinstance(c, bool) else str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
-
-
 def soak_table(results: list[dict]) -> str:
     rows = []
     for r in results:
