@@ -18,7 +18,7 @@ from sinks.declarations import SyncSpec
 from sinks.destinations.base import Bulk, Change, Destination, DestinationAuthError, ObjectRegistry, SetupError
 from sinks.engine import state
 from sinks.engine.chunks import ChangeReader
-from sinks.engine.events import journal_in_flight
+from sinks.engine.events import journal_in_flight, release_in_flight
 from sinks.engine.sender import BatchSender
 from sinks.engine.settings import Tuning
 from sinks.http import REDACT, RetriesExhausted
@@ -38,6 +38,8 @@ class Delivery:
         self._db: concurrent.futures.ThreadPoolExecutor | None = None  # the warehouse thread, during delivery
         self._flushing: asyncio.Future | None = None  # the state write in progress there
         self._last_flush = time.monotonic()
+        self._journal_unsent: set[int] = set()  # steps journaled as in flight, not yet handed to the sender
+        self._journal_write: asyncio.Future | None = None  # the latest journal write
 
     async def run(self, plan: Callable[[], None]) -> None:
         """Plan (on a thread, while the client is made), then deliver. An attribute sync's setup needs nothing
@@ -134,6 +136,9 @@ class Delivery:
             for t in done:
                 self._settle(t)
             self._flush_if_due(eager=len(tasks) == 1)
+        if self._journal_unsent:  # the run stopped early: what was journaled and never sent cannot land
+            await self._journal_write
+            await self._in_db(release_in_flight, self.con, self.spec.name, sorted(self._journal_unsent))
 
     def _journaled(self, batches):
         """The batches, each window of them preceded by the write (a future to await) that journals its events
@@ -142,10 +147,25 @@ class Delivery:
         if not (self.spec.events and not self.destination.deduplicates_events):
             yield from batches
             return
-        while window := list(itertools.islice(batches, self.tuning.journal_window)):
-            yield self._in_db(journal_in_flight, self.con, self.spec.name, self.acks.result.run_id,
-                              [c.rn for b in window for c in b.items])
-            yield from window
+        def journal(window):
+            if not window:
+                return None
+            rns = [c.rn for b in window for c in b.items]
+            self._journal_unsent.update(rns)
+            self._journal_write = self._in_db(journal_in_flight, self.con, self.spec.name, self.acks.result.run_id, rns)
+            return self._journal_write
+
+        # The next window's journal is written while this one is sent, so sending never waits on the write.
+        window = list(itertools.islice(batches, self.tuning.journal_window))
+        written = journal(window)
+        while window:
+            yield written
+            following = list(itertools.islice(batches, self.tuning.journal_window))
+            written = journal(following)
+            for batch in window:
+                self._journal_unsent.difference_update(c.rn for c in batch.items)
+                yield batch
+            window = following
 
     def _batches(self, bulk: Bulk | None, changes: list[Change], bulk_rows: list[tuple]):
         """A chunk's batches, after acknowledging the changes that need no request."""

@@ -106,6 +106,12 @@ def journal_in_flight(con: duckdb.DuckDBPyConnection, sync: str, run_id: str, rn
                 "where rn in (select unnest($rns))", {"sync": sync, "run": run_id, "now": now(), "rns": rns})
 
 
+def release_in_flight(con: duckdb.DuckDBPyConnection, sync: str, rns: list[int]) -> None:
+    """Events journaled but never sent (the run stopped early): no longer in flight."""
+    con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in "
+                "(select record_key from _changes where rn in (select unnest($rns)))", {"sync": sync, "rns": rns})
+
+
 async def settle_unknown(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination,
                          r: RunResult, window_s: float) -> None:
     """Before planning, for a destination that keeps repeated events: settle the events of unknown fate

@@ -22,8 +22,8 @@ class Tuning:
     delivery_threads: int = 1
     samples_per_kind: int = 3  # example changes of each kind the plan shows
     # Events to a destination that does not deduplicate them are journaled as in flight this many batches at a
-    # time, before they are sent (one warehouse write each): a crash leaves at most this many batches of
-    # events of unknown fate, which are held, not resent.
+    # time, before they are sent (one warehouse write each, the next window's while this one is sent): a crash
+    # leaves the requests in flight and at most two such windows of events of unknown fate, held, not resent.
     journal_window: int = 16
 
 
