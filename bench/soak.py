@@ -32,7 +32,6 @@ Not collected by pytest (it lives outside tests/).
 """
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -55,7 +54,8 @@ from support.warehouse import query  # noqa: E402
 from sinks import destinations  # noqa: E402
 from sinks.engine import SyncRun, Tuning, connect  # noqa: E402
 from soak_support import (  # noqa: E402
-    CLIENT_TIMEOUT_S, LABELS, RESEND_UNCONFIRMED_S, SERVER_ERRORS, Bursts, log, soak_faults, stats_delta, summary, table,
+    CLIENT_TIMEOUT_S, LABELS, RESEND_UNCONFIRMED_S, SERVER_ERRORS, Bursts, common_arguments, conclude, log,
+    soak_faults, spread, stats_delta, summary, table,
 )
 
 
@@ -372,12 +372,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=24, help="crash: SIGKILLs in all, spread over the destinations")
     parser.add_argument("--failpoints", type=int, default=2, help="crash: failpoint crashes per destination")
     parser.add_argument("--only", choices=("soak", "crash"))
-    parser.add_argument("--destinations", default=",".join(NAMES))
-    parser.add_argument("--max-runs", type=int, default=6, help="runs allowed to converge, per phase")
-    parser.add_argument("--concurrency", type=int, default=8, help="client concurrency (Customer.io, Talon.One)")
-    parser.add_argument("--cordial-concurrency", type=int, default=32, help="client concurrency for Cordial")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "soak")
+    common_arguments(parser, NAMES, ROOT, max_runs=6)
     args = parser.parse_args()
     names = [n for n in args.destinations.split(",") if n]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -402,19 +397,12 @@ def main() -> int:
                 print("\nFault soak\n" + soak_table(report["soak"]), flush=True)
             if args.only in (None, "crash"):
                 report["crash"] = []
-                per = [args.kills // len(names) + (i < args.kills % len(names)) for i in range(len(names))]
+                per = spread(args.kills, len(names))
                 for i, name in enumerate(names):
                     report["crash"].append(crash(name, emulators.urls[name], work, args, per[i], args.seed + 10 + i))
                 print("\nCrash recovery\n" + crash_table(report["crash"]), flush=True)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    failed = [f"{r['destination']} {r.get('phase', 'crash')}: {k}" for r in report.get("soak", []) + report.get("crash", [])
-              for k, ok in r["checks"].items() if not ok]
-    report["failed_checks"] = failed
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=str))
-    print(f"\n{'FAILED: ' + '; '.join(failed) if failed else 'every check passed'} "
-          f"in {report['seconds'] / 60:.1f} min; results in {args.out / 'results.json'}")
-    return 1 if failed else 0
-
+    crashes = [{**r, "phase": "crash"} for r in report.get("crash", [])]
+    return conclude(report, report.get("soak", []) + crashes, started, args.out / "results.json")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,7 +20,6 @@ Prints a table and writes --out/events.json. Exits 1 when any check failed. Not 
 """
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -35,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/
 
 from bench_events import contacts, event_spec, make_events, prebuilt  # noqa: E402
 from soak_support import (  # noqa: E402
-    RESEND_UNCONFIRMED_S, SERVER_ERRORS, Bursts, log, soak_faults, stats_delta, summary, table,
+    RESEND_UNCONFIRMED_S, SERVER_ERRORS, Bursts, common_arguments, conclude, log, soak_faults, spread, stats_delta,
+    summary, table,
 )
 from support.emulators import NAMES, EmulatorProcess  # noqa: E402
 from support.harnesses import admin, attach, credentials  # noqa: E402
@@ -188,15 +188,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000, help="events per destination")
     parser.add_argument("--kills", type=int, default=12, help="SIGKILLs in all, spread over the destinations")
     parser.add_argument("--people", type=int, default=10_000, help="people the events are of")
-    parser.add_argument("--destinations", default=",".join(NAMES))
-    parser.add_argument("--max-runs", type=int, default=8, help="runs allowed to converge after the kills")
-    parser.add_argument("--concurrency", type=int, default=8, help="client concurrency (Customer.io, Talon.One)")
-    parser.add_argument("--cordial-concurrency", type=int, default=32, help="client concurrency for Cordial")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "soak")
+    common_arguments(parser, NAMES, ROOT, max_runs=8)
     args = parser.parse_args()
     names = [n for n in args.destinations.split(",") if n]
-    per = [args.kills // len(names) + (i < args.kills % len(names)) for i in range(len(names))]
+    per = spread(args.kills, len(names))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -208,14 +203,7 @@ def main() -> int:
             for i, name in enumerate(names):
                 report["results"].append(phase(name, emulators.urls[name], work, args, per[i], args.seed + 20 + i))
     print("\nEvents: each lands once\n" + events_table(report["results"]), flush=True)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    failed = [f"{r['destination']}: {k}" for r in report["results"] for k, ok in r["checks"].items() if not ok]
-    report["failed_checks"] = failed
-    (args.out / "events.json").write_text(json.dumps(report, indent=2, default=str))
-    print(f"\n{'FAILED: ' + '; '.join(failed) if failed else 'every check passed'} "
-          f"in {report['seconds'] / 60:.1f} min; results in {args.out / 'events.json'}")
-    return 1 if failed else 0
-
+    return conclude(report, report["results"], started, args.out / "events.json")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,11 +1,14 @@
 """What the fault soaks (bench/soak.py, bench/soak_events.py) share: the fault settings, 429 bursts, a run's
 summary and the report's tables."""
 
+import argparse
 import inspect
+import json
 import random
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from support.harnesses import admin
 from sinks.http import HttpClient
@@ -78,3 +81,30 @@ def table(headers: list[str], rows: list[list]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def spread(total: int, parts: int) -> list[int]:
+    """`total` (SIGKILLs) spread over `parts` (destinations) as evenly as it goes."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def conclude(report: dict, results: list[dict], started: float, path: Path) -> int:
+    """Writes the report with its failed checks to `path`, says how it went, and the exit code (1: a check failed)."""
+    report["seconds"] = round(time.monotonic() - started, 1)
+    failed = [f"{r['destination']} {r.get('phase', '')}: {k}".replace(" :", ":") for r in results
+              for k, ok in r["checks"].items() if not ok]
+    report["failed_checks"] = failed
+    path.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\n{'FAILED: ' + '; '.join(failed) if failed else 'every check passed'} "
+          f"in {report['seconds'] / 60:.1f} min; results in {path}")
+    return 1 if failed else 0
+
+
+def common_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...], root: Path, max_runs: int) -> None:
+    """The options both soaks take."""
+    parser.add_argument("--destinations", default=",".join(names))
+    parser.add_argument("--max-runs", type=int, default=max_runs, help="runs allowed to converge")
+    parser.add_argument("--concurrency", type=int, default=8, help="client concurrency (Customer.io, Talon.One)")
+    parser.add_argument("--cordial-concurrency", type=int, default=32, help="client concurrency for Cordial")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=root / "artifacts" / "soak")
