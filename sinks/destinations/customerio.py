@@ -6,7 +6,7 @@ import hashlib
 from typing import Iterator
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, column_kind, dumps, event_properties,
+    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, event_properties,
     event_ms, event_ms_sql, json_path, pack, sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request

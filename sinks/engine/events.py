@@ -107,7 +107,7 @@ def journal_in_flight(con: duckdb.DuckDBPyConnection, sync: str, run_id: str, rn
 
 
 def release_in_flight(con: duckdb.DuckDBPyConnection, sync: str, rns: list[int]) -> None:
-    """Events journaled but never sent (the run stopped early): no longer in flight."""
+    """Events no longer in flight: answered, or journaled and never sent (the run stopped early)."""
     con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in "
                 "(select record_key from _changes where rn in (select unnest($rns)))", {"sync": sync, "rns": rns})
 

@@ -13,6 +13,7 @@ from typing import Callable
 import duckdb
 
 from sinks.destinations.base import Change
+from sinks.engine.events import release_in_flight
 from sinks.engine.ledger import now
 from sinks.engine.result import RunResult
 from sinks.http import REDACT
@@ -127,9 +128,7 @@ def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: st
                         {"sync": sync, "rns": taken.unconfirmed, "now": at})
         answered = taken.upserts + [c.rn for c, _, _ in taken.rejections if c.rn is not None]
         if events and answered:  # acknowledged, or refused: either way it did not land twice
-            con.execute("delete from relay.sync_in_flight where sync_name = $sync and record_key in "
-                        "(select record_key from _changes where rn in (select unnest($rns)))",
-                        {"sync": sync, "rns": answered})
+            release_in_flight(con, sync, answered)
         if taken.rejections:
             _write_rejections(con, taken.rejections, sync, run_id, at)
         if then is not None:
