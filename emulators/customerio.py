@@ -41,6 +41,7 @@ from .customerio_validation import (
     check_event,
     check_timestamp,
     identify_attributes,
+    merge_party,
     new_segment,
     object_attributes,
     object_key,
@@ -187,6 +188,7 @@ class CustomerIO:
     async def entity(self, request: Request) -> JSONResponse:
         if len(await request.body()) > MAX_ENTITY_BYTES:
             raise ApiError(400, "request is larger than 32 KB", {"body": "too large"}, reason="too_large")
+        self.people.fresh = set()
         self._apply(await json_body(request))
         return JSONResponse({})
 
@@ -199,6 +201,7 @@ class CustomerIO:
         if not isinstance(entries, list) or not entries:
             raise ApiError(400, 'body must be {"batch": [...]} with at least one entry', {"batch": "invalid"})
         errors = []
+        self.people.fresh = set()
         could_be_oversized = size > MAX_ENTITY_BYTES  # otherwise no entry can pass 32 KB: skip re-encoding
         for index, entry in enumerate(entries):
             try:
@@ -230,6 +233,10 @@ class CustomerIO:
         action = entry.get("action")
         if action not in PERSON_ACTIONS:
             raise ApiError(400, f"action {action!r} is not valid for a person", {"action": "invalid"})
+        if action == "merge":  # person_merge: primary and secondary instead of identifiers
+            self.people.merge(merge_party(entry.get("primary"), "primary"),
+                              merge_party(entry.get("secondary"), "secondary"))
+            return
         kind, value = v2_identifier(entry.get("identifiers"))
         timestamp = entry.get("timestamp")
         check_timestamp(timestamp, "timestamp")

@@ -1,7 +1,8 @@
 """How Customer.io applies person operations to the workspace: identify (with the vendor's matching and
-identifier rules), delete, suppress, unsuppress and events. What only the stored state reveals is not an
+identifier rules), merge, delete, suppress, unsuppress and events. What only the stored state reveals is not an
 error answer but an attribute update failure, as the vendor logs it in the activity log."""
 
+import time
 from typing import Any
 
 from .api import ApiError
@@ -15,6 +16,9 @@ class People:
         self.state = state
         self.stats = stats
         self.allow_email_update_by_id = allow_email_update_by_id
+        # People created by the request being applied: a merge into one of them races its creation at the
+        # vendor ("the primary profile might not exist when we process your merge request"), so it does nothing.
+        self.fresh: set[str] = set()
 
     def fail(self, kind: str, value: str, reason: str) -> None:
         """What the vendor shows as an attribute update failure in the activity log (the request got 2xx)."""
@@ -67,6 +71,7 @@ class People:
                 return self.fail(kind, value, "a person may hold at most 300 attributes")
         if cio_id is None:
             cio_id = s.create()
+            self.fresh.add(cio_id)
             person = s.people[cio_id]
             stored = person["attributes"]
         for k, v in wanted.items():
@@ -79,6 +84,34 @@ class People:
                 stored[name] = v
         if timestamp is not None:
             person["ts"] = timestamp
+
+    def merge(self, primary: tuple[str, str], secondary: tuple[str, str]) -> None:
+        """The vendor's merge: nothing unless both people exist (and the primary is not being created by this
+        very request); else the primary gains the attributes it has unset or empty, the secondary's events of
+        the last 30 days, its manual segments and its email/phone where it has none, and the secondary is
+        deleted. (Message history and journeys, which move too, are not modelled.)"""
+        s = self.state
+        into, away = s.find(*primary), s.find(*secondary)
+        if into is None or away is None or into == away or into in self.fresh:
+            self.stats.flags["merges_without_effect"] += 1
+            return
+        segments = [segment for segment in s.segments.values() if away in segment["members"]]
+        gone, kept = s.delete(away), s.people[into]
+        for name, value in gone["attributes"].items():
+            if cleared(kept["attributes"].get(name)):
+                kept["attributes"][name] = value
+        for kind in ("email", "phone"):
+            if kind in gone and kind not in kept:
+                s.set_identifier(into, kind, gone[kind])
+        for segment in segments:
+            segment["members"].add(into)
+        names = {gone.get(k) for k in ("id", "email", "phone")} - {None}
+        since = time.time() - 30 * 86400
+        for event in s.event_log:
+            if event["person"] in names and (event["timestamp"] is None or event["timestamp"] >= since):
+                event["person"] = kept.get("id", into)
+        s.merges.append({"primary": into, "secondary": away, "secondary_id": gone.get("id"), "at": int(time.time())})
+        self.stats.flags["people_merged"] += 1
 
     def delete(self, kind: str, value: str) -> None:
         cio_id = self.state.find(kind, value)

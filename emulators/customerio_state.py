@@ -28,6 +28,7 @@ class CustomerIOState:
         self.events: Counter[str] = Counter()  # accepted events by name
         self.event_log: list[dict[str, Any]] = []  # accepted events: person (identifier value), name, id, timestamp, attributes
         self.failures: deque[dict[str, str]] = deque(maxlen=1000)  # attribute update failures, latest last
+        self.merges: list[dict[str, Any]] = []  # merges applied: primary and secondary cio_id, when
         self.next_person = 1
         self.next_segment = 1
 
@@ -41,6 +42,7 @@ class CustomerIOState:
             "events": dict(self.events),
             "event_log": self.event_log,
             "attribute_failures": list(self.failures),
+            "merges": self.merges,
             "next_person": self.next_person,
             "next_segment": self.next_segment,
         }
@@ -61,6 +63,7 @@ class CustomerIOState:
         self.events = Counter(data["events"])
         self.event_log = data.get("event_log", [])
         self.failures.extend(data["attribute_failures"])
+        self.merges = data.get("merges", [])
         self.next_person = data["next_person"]
         self.next_segment = data["next_segment"]
 

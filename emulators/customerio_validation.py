@@ -48,6 +48,16 @@ def v2_identifier(identifiers: Any) -> tuple[str, str]:
     return kind, value
 
 
+def merge_party(value: Any, name: str) -> tuple[str, str]:
+    """A person_merge's primary or secondary: exactly one of id, email, cio_id (the OpenAPI's oneOf)."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("id", "email", "cio_id"):
+        raise ApiError(400, f"{name} must hold exactly one of id, email, cio_id", {name: "invalid"})
+    kind, identifier = next(iter(value.items()))
+    if not isinstance(identifier, str) or not identifier:
+        raise ApiError(400, f"{name}.{kind} must be a non-empty string", {f"{name}.{kind}": "invalid"})
+    return kind, identifier
+
+
 def check_timestamp(value: Any, name: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise ApiError(400, f"{name} must be an integer Unix timestamp", {name: "not an integer"}, reason="not_integer")

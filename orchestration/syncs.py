@@ -25,8 +25,9 @@ def sync_asset_key(spec: SyncSpec) -> dg.AssetKey:
 
 def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
     key = sync_asset_key(spec)
-    # An events sync runs after the destination's attribute syncs: a person's events follow the person.
-    people = [sync_asset_key(s) for s in specs if spec.events and s.destination == spec.destination
+    # A membership or events sync runs after the destination's attribute syncs: a person's memberships and
+    # events follow the person, and what a merge moved there is found at the survivor (sinks/engine/merges.py).
+    people = [sync_asset_key(s) for s in specs if spec.object != "attributes" and s.destination == spec.destination
               and s.object == "attributes"]
 
     @dg.asset(
@@ -50,6 +51,7 @@ def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
             "rows_added": result.acked_add,
             "rows_changed": result.acked_change,
             "rows_removed": result.acked_remove,
+            "rows_merged": result.acked_merge,
             "rows_rejected": result.rejected,
             "rows_skipped": result.skipped,
             "rows_unsent": result.unsent,
@@ -61,6 +63,8 @@ def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
             "plan": dg.MetadataValue.json(result.plan.get("counts", {})),
             "run_id": result.run_id,
         }
+        if result.plan.get("merges"):  # identity merges: outcomes, the destination's note, samples
+            metadata["merges"] = dg.MetadataValue.json(result.plan["merges"])
         if spec.events:  # by event name, and by why an event will never be sent
             metadata["events"] = dg.MetadataValue.json(result.plan.get("events", {}))
             metadata["skipped_by_reason"] = dg.MetadataValue.json(result.plan.get("skipped", {}))

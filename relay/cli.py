@@ -35,6 +35,9 @@ def _progress(label: str):
 def _print_run(r) -> None:
     line = (f"  {r.sync_name:<36} {r.status:<9} add={r.planned_add} change={r.planned_change} "
             f"remove={r.planned_remove}")
+    merges = r.plan.get("merges")
+    if merges:  # by outcome: merged (the planned merge steps), retired, exited, adopted (removes)
+        line += " " + " ".join(f"{outcome}={n}" for outcome, n in merges["outcomes"].items())
     if r.mode == "apply":
         line += (f" | acked={r.acked} rejected={r.rejected} unsent={r.unsent} requests={r.requests} "
                  f"retries={r.retries} {r.rows_per_s:.0f} rows/s")
@@ -101,6 +104,8 @@ def _deliver(args, specs, apply: bool) -> int:
                 for kind, samples in result.plan.get("samples", {}).items():
                     for sample in samples:
                         print(f"      {kind}: {json.dumps(sample, default=str)[:300]}")
+                for sample in (result.plan.get("merges") or {}).get("samples", []):
+                    print(f"      identity merge: {json.dumps(sample, default=str)[:300]}")
     if args.json:
         print(json.dumps([r.as_dict() for r in results], default=str))
     return 1 if any(r.status in FAILED or r.unsent for r in results) else 0

@@ -58,7 +58,8 @@ def sync_specs(names: list[str] | None = None, schedule: str | None = None) -> l
         specs = [known[n] for n in names]
     if schedule:
         specs = [s for s in specs if s.schedule == schedule]
-    return specs
+    # A destination's people first: its memberships and events follow them, and find what a merge moved.
+    return sorted(specs, key=lambda s: s.object != "attributes")
 
 
 def run_sync(spec: SyncSpec, *, apply: bool = True, full_resync: bool = False, allow_large_change: bool = False,

@@ -49,6 +49,9 @@ class SyncSpec:
     events: EventOptions | None = None  # object events only
     # The data clock (relation, column) event ages are measured against; None: the wall clock.
     clock: tuple[str, str] | None = None
+    # An attributes sync of people: the relation of identity merges (retired_key, surviving_key) whose retired
+    # records the destination merges into their survivor (sinks/engine/merges.py); None: a retired key just exits.
+    merges: str | None = None
 
     @functools.cached_property
     def attribute_columns(self) -> list[str]:
@@ -87,6 +90,11 @@ def load_specs(manifest_path: Path) -> list[SyncSpec]:
         if "sync" not in meta:
             continue
         spec = _spec(unique_id, node, meta["sync"])
+        if spec.merges is not None:
+            if spec.merges not in relations:
+                raise DeclarationError(f"sync model {spec.name}: meta.sync.merges names model {spec.merges!r}, which "
+                                       "the dbt project does not have (expected e.g. identity_merges)")
+            spec = replace(spec, merges=relations[spec.merges])
         if spec.events:
             spec = replace(spec, clock=clock)
         config = node.get("config") or {}
@@ -139,6 +147,10 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
     if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise fail(f"max_change_share is {share!r}; expected a fraction in (0, 1]")
     column_meta = _column_meta(name, node, columns, obj, [*key, identifier])
+    merges = sync.get("merges")
+    if merges is not None and (obj != "attributes" or len(key) != 1 or not isinstance(merges, str)):
+        raise fail(f"merges is {merges!r}: a model name (e.g. identity_merges), for an attributes sync keyed by "
+                   "one column that holds the keys it retires")
     return SyncSpec(
         name=name,
         relation=f"{node['schema']}.{node.get('alias') or name}",
@@ -153,6 +165,7 @@ def _spec(unique_id: str, node: dict, sync: dict) -> SyncSpec:
         max_change_share=share,
         unique_id=unique_id,
         events=events,
+        merges=merges,
     )
 
 

@@ -38,7 +38,7 @@ class SetupError(RuntimeError):
 @dataclass(slots=True)  # no __dict__: a first sync holds a (valueless) Change per row in flight
 class Change:
     key: str
-    kind: str  # add | change | remove
+    kind: str  # add | change | remove | merge (the retired record at `identifier` into the survivor, `row`)
     identifier: str | None
     row: dict | None = None  # the model row (add/change); a remove's: the declared exit values
     prev_row: dict | None = None  # what the destination was last told (change/remove)
@@ -131,6 +131,13 @@ class Destination:
     # Whether the API drops a repeated event (by an id it takes): a resend is then harmless. Where it does
     # not, the engine journals events before sending and never resends one of unknown fate.
     deduplicates_events: bool = False
+    # How an identity merge reaches this destination (sinks/engine/merges.py): "merge" (a step of kind merge:
+    # the retired record merges into the survivor, which already holds the survivor's row), "retire" (the
+    # retired record exits, recorded as retired) or "exit" (it exits; `merge_note` says why it is not merged).
+    merge_mode: str = "exit"
+    merge_note: str = ""
+    # Crash tests: called with the name of a step inside a delivery of several requests (e.g. "merged").
+    failpoint: Callable[[str], None] | None = None
 
     @staticmethod
     def declaration_problems(spec) -> list[str]:
@@ -182,6 +189,9 @@ class Destination:
 
     def describe(self, spec, change: Change) -> dict:
         """A sample of what would be sent for one change (for plans); values only from the model."""
+        if change.kind == "merge":
+            return {"key": change.key, "kind": "merge", "identifier": change.identifier,
+                    "into": change.row[spec.identifier]}
         return {"key": change.key, "kind": change.kind, "identifier": change.identifier,
                 "fields": {f: (change.row or {}).get(f) for f in change.fields} if change.kind != "remove" else change.fields}
 

@@ -64,6 +64,11 @@ log = logging.getLogger(__name__)
 
 class Cordial(Destination):
     name = "cordial"
+    # POST /v2/contacts/merge exists, but its body and what it moves are not documented where Relay can
+    # check them, and a merge cannot be undone: the retired contact exits instead (recorded with this note).
+    merge_mode = "exit"
+    merge_note = ("Cordial's contact merge is not documented in a form Relay can rely on (body and semantics "
+                  "unconfirmed): the retired contact was exited (attributes cleared, lists left), not merged")
     credential_hint = "CORDIAL_API_KEY (and that this address is on the key's IP allowlist)"
 
     def __init__(self, *, base_url: str, api_key: str, rate_per_min: float = 6000, concurrency: int = 8,

@@ -6,7 +6,7 @@ import hashlib
 from typing import Iterator
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, SetupError, SplitBatch, attributes_sql, dumps, event_properties,
+    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, SplitBatch, attributes_sql, dumps, event_properties,
     event_ms, event_ms_sql, json_path, pack, sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request
@@ -23,11 +23,13 @@ TIMESTAMPS = ("created_at", "_timestamp")
 # or an email change by id the workspace does not allow. A change to one travels in an entry of its own,
 # after the rest, so every other attribute (eligibility first of all) still lands.
 IDENTIFIER_ATTRIBUTES = ("email", "phone")
+MAX_MERGES = 100  # merge entries per request (each is followed by its survivor's re-assertion)
 
 
 class CustomerIO(Destination):
     name = "customerio"
     deduplicates_events = True  # by the event's ULID id
+    merge_mode = "merge"  # v2 batch action merge: attributes, recent events, segments and history move
     credential_hint = "CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY (and CUSTOMERIO_APP_API_KEY for segments)"
 
     def __init__(self, *, track_url: str, app_url: str, site_id: str, track_api_key: str, app_api_key: str | None,
@@ -76,6 +78,10 @@ class CustomerIO(Destination):
         if spec.object == "membership":
             yield from self._membership_batches(changes)
             return
+        merges = [c for c in changes if c.kind == "merge"]
+        for group in pack(merges, max_items=MAX_MERGES):
+            yield Batch(None, group, job=lambda client, load, g=group: self._merge(spec, client, g))
+        changes = [c for c in changes if c.kind != "merge"]
         sized: list[tuple[Change, bytes]] = []
         for change in changes:
             if spec.events:
@@ -151,6 +157,45 @@ class CustomerIO(Destination):
         return [(c, reason) for c in batch.items]
 
 
+    async def _merge(self, spec, client: HttpClient, group: list[Change]):
+        """Merge each retired person into its survivor (which the engine saw acknowledged first: Customer.io
+        ignores a merge into a person it does not hold yet), then re-assert each survivor in full: the merge
+        filled the survivor's unset attributes from the retired person, which the model may not give it."""
+        outcomes = dict(await self._merge_entries(spec, client, group))
+        if self.failpoint:
+            self.failpoint("merged")
+        survivors = [Change(c.key, "change", str(c.row[spec.identifier]), c.row, fields=list(spec.attribute_columns),
+                            rn=c.rn) for c in group if outcomes[c.rn] is None]
+        for batch in self.batches(spec, survivors):
+            for c, error in await self._answered(spec, client, batch):
+                if error is not None:
+                    outcomes[c.rn] = f"merged, but re-asserting the survivor failed: {error}"
+        return [(c, outcomes[c.rn]) for c in group]
+
+    async def _answered(self, spec, client: HttpClient, batch: Batch) -> list[tuple[Change, str | None]]:
+        if batch.request is None:
+            return [(c, batch.error) for c in batch.items]
+        response = await client.send(batch.request)
+        _raise_for_auth(response)
+        try:
+            return self.interpret(spec, batch, response)
+        except SplitBatch:  # refused as a whole: the next run merges (a no-op by then) and re-asserts again
+            return [(c, f"HTTP {response.status_code}: {REDACT.excerpt(response.text, 300)}") for c in batch.items]
+
+    async def _merge_entries(self, spec, client: HttpClient, group: list[Change]) -> list[tuple[int, str | None]]:
+        """(step, None or why it was refused) for each merge; a request refused as a whole is bisected."""
+        entries = [{"type": "person", "action": "merge", "primary": {"id": str(c.row[spec.identifier])},
+                    "secondary": {"id": c.identifier}} for c in group]
+        response = await client.send(Request("POST", "/api/v2/batch", json={"batch": entries}))
+        _raise_for_auth(response)
+        try:
+            return [(c.rn, error) for c, error in self.interpret(spec, Batch(None, group), response)]
+        except SplitBatch:
+            half = len(group) // 2
+            return [*await self._merge_entries(spec, client, group[:half]),
+                    *await self._merge_entries(spec, client, group[half:])]
+
+
 def _entry_fields(change: Change) -> list[list[str]]:
     """The fields of each entry a change becomes: a change to an identifier attribute goes last, on its own."""
     moved = [f for f in change.fields if f in IDENTIFIER_ATTRIBUTES] if change.kind == "change" else []
@@ -210,6 +255,12 @@ def _json(response) -> dict:
         return body if isinstance(body, dict) else {}
     except ValueError:
         return {}
+
+
+def _raise_for_auth(response) -> None:
+    if response.status_code in (401, 403):
+        raise DestinationAuthError(f"Customer.io refused the credentials (HTTP {response.status_code}); check "
+                                   f"{CustomerIO.credential_hint}")
 
 
 def _raise_for(response, doing: str) -> None:

@@ -22,6 +22,7 @@ attribute definitions (and audience look-ups) through the Management API.
   `talon_one_type` (e.g. "time" for RFC 3339 string columns). Without one it cannot look, and rows with
   undefined attributes are rejected with Talon.One's reason. The Management API allows about 3
   requests/s, so its requests draw from a rate budget of their own.
+- Identity merges: Talon.One has no profile merge, so a retired profile is retired (merge_mode).
 - Custom events (`POST /v2/events`, one per request) carry Relay's event id as the attribute `relay_event_id`;
   their attributes are defined per event type (entity Event). Talon.One keeps a repeated event, so a request
   of unknown fate is not retried (`once`), the engine journals events before sending, and `landed_events`
@@ -58,6 +59,10 @@ PROFILE_LOOKUPS = 20  # events of unknown fate looked up one profile at a time; 
 
 class TalonOne(Destination):
     name = "talon_one"
+    # No merge, and an integrationId never changes: the retired profile exits (the declared exit values: never
+    # eligible) and its audiences are left by the membership sync.
+    merge_mode = "retire"
+    merge_note = "Talon.One cannot merge profiles: the retired profile holds the exit values and left its audiences"
     credential_hint = "TALON_ONE_INTEGRATION_KEY (and TALON_ONE_MANAGEMENT_KEY for setup)"
 
     def __init__(self, *, base_url: str, integration_key: str, management_key: str | None,

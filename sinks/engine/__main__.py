@@ -1,7 +1,7 @@
 """Run one sync in a process of its own and print its result as one line of JSON.
 
     python -m sinks.engine SPEC WAREHOUSE [--plan] [--full-resync] [--allow-large-change]
-                           [--wait] [--failpoint after_ack:N] [--tuning JSON]
+                           [--wait] [--failpoint after_ack:N|before_merges|merged] [--tuning JSON]
 
 SPEC is a sync declaration as JSON (the fields of SyncSpec, as `dataclasses.asdict` gives them), or
 @path to a file holding it; the destination is built from the environment like any run's. The output line
@@ -11,7 +11,9 @@ the run ended (whatever its status: a refused or failed run is a result), 1 when
 --wait         build the run, print "ready", and start it when a line arrives on stdin (tests that time
                two processes against each other)
 --failpoint    crash testing: after_ack:N exits the process (status 137) right after the Nth acknowledged
-               batch, before its state write
+               batch, before its state write; before_merges once the survivors' writes are in the state,
+               before any merge is sent; merged once the destination acknowledged a merge, before the
+               survivor is re-asserted
 --tuning       overrides of sinks.engine.Tuning, as a JSON object (e.g. {"flush_every_s": 0.02})
 """
 
@@ -49,6 +51,15 @@ def crash_after_acks(n: int):
     return on_ack
 
 
+def crash_at(step: str):
+    """A hook for SyncRun(failpoint=...): the process dies when the run reaches `step`."""
+    def failpoint(name: str) -> None:
+        if name == step:
+            os._exit(137)
+
+    return failpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sinks.engine", description=__doc__.split("\n\n")[0])
     p.add_argument("spec")
@@ -61,15 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tuning", default="{}")
     args = p.parse_args(argv)
     spec = spec_from_json(args.spec)
-    on_ack = None
-    if args.failpoint:
+    on_ack = failpoint = None
+    if args.failpoint in ("before_merges", "merged"):
+        failpoint = crash_at(args.failpoint)
+    elif args.failpoint:
         kind, _, n = args.failpoint.partition(":")
         if kind != "after_ack" or not n.isdigit():
-            p.error(f"--failpoint {args.failpoint!r}: expected after_ack:N")
+            p.error(f"--failpoint {args.failpoint!r}: expected after_ack:N, before_merges or merged")
         on_ack = crash_after_acks(int(n))
     run = SyncRun(spec, destinations.build(spec.destination), args.warehouse, apply=not args.plan,
                   full_resync=args.full_resync, allow_large_change=args.allow_large_change,
-                  tuning=Tuning(**json.loads(args.tuning)), on_ack=on_ack)
+                  tuning=Tuning(**json.loads(args.tuning)), on_ack=on_ack, failpoint=failpoint)
     if args.wait:
         print("ready", flush=True)
         sys.stdin.readline()

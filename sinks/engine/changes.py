@@ -41,6 +41,8 @@ def to_change(spec: SyncSpec, step: tuple, rn: int | None = None, *, resend: fro
         return Change(key, "remove", prev_identifier, exits, old, None, None, list(attrs), internal=True, rn=rn)
     if kind == "remove":
         return Change(key, kind, prev_identifier, exits, old, None, None, list(attrs), rn=rn)
+    if kind == "merge":  # the retired record, at its identifier, into the survivor, whose row it carries
+        return Change(key, kind, prev_identifier, new, old, row_hash, payload, [], rn=rn)
     if kind == "change" and key in resend:
         fields = list(attrs)
     elif kind == "add" or full_resync or identifier != prev_identifier:

@@ -17,21 +17,24 @@ Chunk = tuple[list[Change], list[tuple]]  # changes, and bulk rows (rn, entry, e
 
 
 class ChangeReader:
-    """Reads _changes on one connection; `to_change(step, rn)` makes a step a Change."""
+    """Reads _changes on one connection; `to_change(step, rn)` makes a step a Change; `steps`: which steps this
+    delivery sends (SQL over _changes; merges go in a delivery of their own, see SyncRun._deliver_merges)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination,
-                 to_change: Callable[[tuple, int], Change], chunk_rows: int) -> None:
+                 to_change: Callable[[tuple, int], Change], chunk_rows: int, steps: str = "true") -> None:
         self.con, self.spec, self.destination = con, spec, destination
         self.to_change = to_change
         self.chunk_rows = chunk_rows
+        self.steps = steps
 
     def chunks(self, bulk: Bulk | None) -> Iterator[Chunk]:
         """Changes in identifier order, never splitting one identifier's rows across chunks (so a destination
         that forbids parallel writes to one profile can keep them in one request); with each chunk, its bulk
         rows (see bulk_rows), which are not among its changes."""
-        last = self.con.execute("select coalesce(max(rn), 0) from _changes").fetchone()[0]
+        first, last = self.con.execute(f"select coalesce(min(rn), 1), coalesce(max(rn), 0) from _changes "
+                                       f"where {self.steps}").fetchone()
         carry = []
-        for start in range(1, last + 1, self.chunk_rows):
+        for start in range(first, last + 1, self.chunk_rows):
             end = min(start + self.chunk_rows, last + 1)
             bulk_rows = self.bulk_rows(bulk, start, end) if bulk else []
             changes = carry + (self._changes(start, end, bulk_rows) if len(bulk_rows) < end - start else [])
@@ -50,7 +53,7 @@ class ChangeReader:
     def _changes(self, start: int, end: int, bulk_rows: list[tuple]) -> list[Change]:
         rows = self.con.execute(
             f"select rn, {STEP_COLUMNS} from _changes anti join (select unnest($bulk) as rn) using (rn) "
-            "where rn >= $start and rn < $end order by rn",
+            f"where rn >= $start and rn < $end and {self.steps} order by rn",
             {"bulk": [row[0] for row in bulk_rows], "start": start, "end": end},
         ).fetchall()
         return [self.to_change(row[1:], row[0]) for row in rows]
@@ -63,7 +66,7 @@ class ChangeReader:
             f"""
             with entries as materialized (  -- each entry made once, however often it is named below
                 select rn, {bulk.entry} as e from _changes c
-                where rn >= $start and rn < $end and kind = 'add' and alone)
+                where rn >= $start and rn < $end and kind = 'add' and alone and {self.steps})
             select rn, e, {'strlen(e)' if bulk.max_bytes else 0} from entries where e is not null {limit} order by rn
             """,
             {"start": start, "end": end},

@@ -14,7 +14,7 @@ import duckdb
 
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Destination, column_kind
-from sinks.engine import scope
+from sinks.engine import merges, scope
 from sinks.engine.changes import key_sql, payload_sql, quote
 from sinks.engine.ledger import now
 from sinks.engine.plan import Plan, samples
@@ -49,6 +49,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
     """The events to send into _changes; in an apply, the skipped and changed ones recorded in the ledger."""
     if full_resync:
         raise SyncRefused(f"{spec.name} is an events sync: events are sent once, so it cannot be resynced in full")
+    carried = merges.carry(con, spec, destination.name)  # events a merge moved, or re-attributed
     r.state_rows = con.execute("select count(*) from relay.sync_state where sync_name = ?", [spec.name]).fetchone()[0]
     planned_at = now()
     first = not r.state_rows and not con.execute(
@@ -75,7 +76,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         "events": dict(con.execute("select event_name, count(*) from _events where sent_hash is null and "
                                    "skip_reason is null group by 1 order by 1").fetchall()),
         "skipped": skipped, "changed_after_sent": len(changed), "first_sync": first,
-        "on_exit": spec.on_exit, "null_identifier_rows": len(unaddressable),
+        "on_exit": spec.on_exit, "null_identifier_rows": len(unaddressable), "carried_by_merges": carried,
         "samples": samples(con, spec, destination, frozenset(), False, samples_per_kind),
         "diff": "everything: events are append-only", "build": None, "spec": scope.fingerprint(spec),
     }

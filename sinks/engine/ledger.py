@@ -9,6 +9,8 @@ date, and each run's row in relay.sync_runs.
   relay.sync_unconfirmed  (sync, key, identifier) a write of unknown fate may still reach, until when
   relay.sync_skipped      events an events sync will never send (too old when first seen, before its
                           backfill window, no consent, of unknown fate), and why
+  relay.sync_merges       how each identity merge reached a destination (merged, retired, exited, adopted),
+                          written with the acknowledgement that carried it (sinks/engine/merges.py)
   relay.sync_in_flight    events journaled (sent_at) just before a request to a destination that does not
                           deduplicate them; unknown_at: when its answer was lost. One neither acknowledged nor
                           refused is of unknown fate (sinks/engine/events.py settles it)
@@ -66,6 +68,20 @@ create table if not exists relay.sync_runs (
 alter table relay.sync_runs add column if not exists resent bigint;
 alter table relay.sync_runs add column if not exists unconfirmed bigint;
 alter table relay.sync_runs add column if not exists skipped bigint;
+alter table relay.sync_runs add column if not exists planned_merge bigint;
+alter table relay.sync_runs add column if not exists acked_merge bigint;
+create table if not exists relay.sync_merges (
+    sync_name varchar not null,
+    destination varchar,
+    retired_key varchar not null,
+    surviving_key varchar,
+    retired_identifier varchar,
+    surviving_identifier varchar,
+    outcome varchar,
+    note varchar,
+    run_id varchar,
+    recorded_at timestamp
+);
 create table if not exists relay.sync_in_flight (
     sync_name varchar not null,
     record_key varchar not null,
@@ -127,9 +143,9 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     con = duckdb.connect(str(warehouse), read_only=read_only)
     if not read_only:
         try:  # the ledger's newest parts exist: the DDL has nothing to do
-            con.execute("select resent, unconfirmed, skipped from relay.sync_runs limit 0; "
+            con.execute("select resent, unconfirmed, skipped, acked_merge from relay.sync_runs limit 0; "
                         "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0; "
-                        "select unknown_at from relay.sync_in_flight limit 0")
+                        "select unknown_at from relay.sync_in_flight limit 0; select note from relay.sync_merges limit 0")
         except duckdb.Error:
             con.execute(DDL)
         if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "
@@ -176,8 +192,8 @@ def insert_run(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
 
 
 RUN_COLUMNS = [
-    "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "acked_add",
-    "acked_change", "acked_remove", "rejected", "unsent", "requests", "retries", "throttled", "resent",
+    "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "planned_merge",
+    "acked_add", "acked_change", "acked_remove", "acked_merge", "rejected", "unsent", "requests", "retries", "throttled", "resent",
     "unconfirmed", "skipped", "duration_s", "rows_per_s", "message",
 ]
 

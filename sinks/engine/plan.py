@@ -9,7 +9,7 @@ import duckdb
 
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Destination
-from sinks.engine import scope
+from sinks.engine import merges, scope
 from sinks.engine.changes import STEP_COLUMNS, key_sql, payload_sql, quote, to_change
 from sinks.engine.ledger import now
 from sinks.engine.result import RunResult, SyncRefused
@@ -24,6 +24,7 @@ class Plan:
     planned_at: datetime
     resend: frozenset[str]  # keys re-asserted in full: a write of unknown fate may have set any field
     unaddressable: list[str]  # keys of rows whose identifier is null: they cannot be written
+    merges: int = 0  # retired records the plan carries into their survivor (merges.py), of any outcome
 
 
 def check_model(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult) -> None:
@@ -57,6 +58,8 @@ def diff_sql(spec: SyncSpec, covered: scope.Scope, *, full_resync: bool, marked:
 def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination, r: RunResult, *,
               full_resync: bool, samples_per_kind: int) -> Plan:
     """Diff the model against the state into _changes, and describe the plan in `r` (counts, samples, scope)."""
+    if spec.object == "membership":  # what the destination moved to a survivor, at the survivor
+        r.plan["carried_by_merges"] = merges.carry(con, spec, destination.name)
     r.state_rows = con.execute("select count(*) from relay.sync_state where sync_name = ?", [spec.name]).fetchone()[0]
     planned_at = now()
     marked = con.execute(
@@ -66,6 +69,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
     covered = scope.decide(con, spec, builds, full_resync=full_resync, marked=marked)
     con.execute(diff_sql(spec, covered, full_resync=full_resync, marked=bool(marked)),
                 {"sync": spec.name, "now": planned_at})
+    merged = merges.plan(con, spec, destination, r, samples_per_kind)
     resend = frozenset(k for (k,) in con.execute(
         "select record_key from _changes where resend and kind = 'change' and not leaving").fetchall())
     # Re-assertions of what the state already holds (a forced row that also changed counts as a change).
@@ -74,12 +78,15 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         "where c.resend and c.kind = 'change' and not c.leaving and c.row_hash = s.row_hash", {"sync": spec.name},
     ).fetchone()[0] if resend else 0
     counts = dict(con.execute("select kind, count(*) from _changes where not leaving group by kind").fetchall())
-    r.planned_add, r.planned_change, r.planned_remove = (counts.get(k, 0) for k in ("add", "change", "remove"))
+    r.planned_add, r.planned_change, r.planned_remove, r.planned_merge = (
+        counts.get(k, 0) for k in ("add", "change", "remove", "merge"))
     unaddressable = [k for (k,) in con.execute(
         "select record_key from _changes where kind <> 'remove' and identifier is null and not leaving order by rn"
     ).fetchall()]
     r.plan = {
-        "counts": {"add": r.planned_add, "change": r.planned_change, "remove": r.planned_remove},
+        **r.plan,
+        "counts": {"add": r.planned_add, "change": r.planned_change, "remove": r.planned_remove,
+                   "merge": r.planned_merge},
         "on_exit": spec.on_exit,
         "null_identifier_rows": len(unaddressable),
         "samples": samples(con, spec, destination, resend, full_resync, samples_per_kind),
@@ -87,14 +94,14 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         "diff": covered if isinstance(covered, str) else "people dbt rebuilt since the last run",
         "build": builds[0][0] if builds else None, "spec": scope.fingerprint(spec),
     }
-    return Plan(planned_at, resend, unaddressable)
+    return Plan(planned_at, resend, unaddressable, merged)
 
 
 def samples(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination, resend: frozenset[str],
             full_resync: bool, per_kind: int) -> dict[str, list]:
     """The first few steps of each kind, as the destination would be sent them."""
     shown = {}
-    for kind in ("add", "change", "remove"):
+    for kind in ("add", "change", "remove", "merge"):
         rows = con.execute(
             f"select {STEP_COLUMNS} from _changes where kind = ? and (kind = 'remove' or identifier is not null) "
             "and not leaving order by rn limit ?",
@@ -111,8 +118,16 @@ def set_aside_unaddressable(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("delete from _changes where kind <> 'remove' and identifier is null and not leaving")
 
 
-def check_blast_radius(guard: Guard, r: RunResult, resent_keys: int, full_resync: bool) -> None:
-    touched = r.planned_change + r.planned_remove - resent_keys  # a re-assertion changes nothing
+def check_blast_radius(guard: Guard, r: RunResult, resent_keys: int, full_resync: bool, merged: int = 0) -> None:
+    """Refuse an abnormal share of changes and removes (merges count), or of merges alone, which no destination
+    can undo (a full resync changes no merge, so it does not approve one)."""
+    if not guard.allow_large_change and r.state_rows and merged >= guard.min_rows \
+            and merged / r.state_rows > guard.max_merge_share:
+        raise SyncRefused(
+            f"blast-radius guard: this run would merge {merged} of the {r.state_rows} records {r.destination} holds "
+            f"into others ({merged / r.state_rows:.1%} > {guard.max_merge_share:.1%}), which cannot be undone. Check "
+            "the identity rules (marts.identity_merges); re-run with --allow-large-change to approve.")
+    touched = r.planned_change + r.planned_remove + r.planned_merge - resent_keys  # a re-assertion changes nothing
     if full_resync or guard.allow_large_change or r.state_rows == 0 or touched < guard.min_rows:
         return
     share = touched / r.state_rows

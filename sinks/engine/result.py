@@ -20,9 +20,11 @@ class RunResult:
     planned_add: int = 0
     planned_change: int = 0
     planned_remove: int = 0
+    planned_merge: int = 0  # retired records merged into their survivor at the destination (sinks/engine/merges.py)
     acked_add: int = 0
     acked_change: int = 0
     acked_remove: int = 0
+    acked_merge: int = 0
     rejected: int = 0
     unsent: int = 0
     requests: int = 0
@@ -38,11 +40,11 @@ class RunResult:
 
     @property
     def planned(self) -> int:
-        return self.planned_add + self.planned_change + self.planned_remove
+        return self.planned_add + self.planned_change + self.planned_remove + self.planned_merge
 
     @property
     def acked(self) -> int:
-        return self.acked_add + self.acked_change + self.acked_remove
+        return self.acked_add + self.acked_change + self.acked_remove + self.acked_merge
 
     @property
     def unacknowledged(self) -> int:

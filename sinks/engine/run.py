@@ -10,7 +10,7 @@ from typing import Callable
 
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Destination, DestinationAuthError
-from sinks.engine import events, ledger, state
+from sinks.engine import events, ledger, merges, state
 from sinks.engine.changes import to_change
 from sinks.engine.chunks import ChangeReader
 from sinks.engine.delivery import Delivery
@@ -57,6 +57,7 @@ class SyncRun:
         progress: Callable[[int, int], None] | None = None,
         tuning: Tuning = Tuning(),
         on_ack: Callable[[], None] | None = None,
+        failpoint: Callable[[str], None] | None = None,
     ) -> None:
         self.spec, self.destination, self.warehouse = spec, destination, warehouse
         self.apply, self.full_resync = apply, full_resync
@@ -65,6 +66,7 @@ class SyncRun:
         self.concurrency = concurrency or destination.concurrency
         self.tuning = tuning
         self.on_ack = on_ack  # called after each acknowledged batch, before its state write (crash tests)
+        self.failpoint = destination.failpoint = failpoint  # called with a step's name (crash tests)
         self.result = RunResult(
             run_id=f"{ledger.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
             sync_name=spec.name,
@@ -89,6 +91,8 @@ class SyncRun:
                 if self.spec.events and not self.destination.deduplicates_events:
                     asyncio.run(events.settle_unknown(self.con, self.spec, self.destination, self.result, resend_unconfirmed_s()))
                 asyncio.run(self._delivery().run(self._plan))
+                if self.result.planned_merge:
+                    self._deliver_merges()
                 # The last acknowledgements, the run's outcome and its row commit together (one WAL sync).
                 self._write(self.acks.take(), then=lambda: self._finish(started))
             else:
@@ -118,19 +122,32 @@ class SyncRun:
             self.acks.set_aside(self.plan.unaddressable, f"identifier column {self.spec.identifier!r} is null; "
                                                          f"the row cannot be addressed at {self.spec.destination}")
             set_aside_unaddressable(self.con)
-        check_blast_radius(self.guard, self.result, len(self.plan.resend), self.full_resync)
+        check_blast_radius(self.guard, self.result, len(self.plan.resend), self.full_resync, self.plan.merges)
 
-    def _delivery(self) -> Delivery:
+    def _deliver_merges(self) -> None:
+        """Merges go last, and only into survivors whose writes are in the state: a destination ignores a merge
+        into a record it does not hold yet (merges.py)."""
+        self._write(self.acks.take())
+        if self.failpoint:
+            self.failpoint("before_merges")
+        waiting = merges.ready(self.con, self.spec)
+        if waiting:
+            self.result.message = (f"{waiting} merges wait for their survivor's write, which was not acknowledged; "
+                                   "the next run sends them")
+        asyncio.run(self._delivery(steps="kind = 'merge'").run(lambda: None))
+
+    def _delivery(self, steps: str = "kind <> 'merge'") -> Delivery:
         def step_to_change(step: tuple, rn: int):
             return to_change(self.spec, step, rn, resend=self.plan.resend, full_resync=self.full_resync)
 
-        reader = ChangeReader(self.con, self.spec, self.destination, step_to_change, self.tuning.chunk_rows)
+        reader = ChangeReader(self.con, self.spec, self.destination, step_to_change, self.tuning.chunk_rows, steps)
         return Delivery(self.con, self.spec, self.destination, self.acks, reader, tuning=self.tuning,
                         concurrency=self.concurrency, write=self._write, on_ack=self.on_ack)
 
     def _write(self, taken: state.Taken, then: Callable[[], None] | None = None) -> None:
         state.write(self.con, taken, sync=self.spec.name, run_id=self.result.run_id,
-                    resend_after_s=resend_unconfirmed_s(), then=then, events=self.spec.events is not None)
+                    resend_after_s=resend_unconfirmed_s(), then=then, events=self.spec.events is not None,
+                    merges=self.spec.merges is not None and self.plan is not None)
 
     def _failed(self, message: str, started: float) -> None:
         """A run that could not finish: what was acknowledged is kept, the rest counts as unsent."""

@@ -38,6 +38,8 @@ class BatchSender:
             if outcomes is None:
                 self.ack_batch(batch)
             self._settle(outcomes or [], None)
+            if outcomes is None or any(e is None for _, e in outcomes):
+                self._acknowledged()
             return
         if batch.request is None:  # the adapter could not build a request for these rows
             self.acks.reject(batch.items, None, batch.error)

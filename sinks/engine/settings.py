@@ -30,11 +30,13 @@ class Tuning:
 @dataclass(frozen=True)
 class Guard:
     """The blast-radius guard: a run that would change or remove more than `max_change_share` of what the
-    destination holds (and at least `min_rows` rows) is refused unless approved."""
+    destination holds, or merge more than `max_merge_share` of it (and at least `min_rows` rows) is refused
+    unless approved."""
 
     max_change_share: float
     min_rows: int
     allow_large_change: bool = False
+    max_merge_share: float = 0.02
 
     @classmethod
     def from_environment(cls, declared_share: float | None = None, max_change_share: float | None = None,
@@ -42,7 +44,8 @@ class Guard:
         """The sync's declared share wins over the caller's, which wins over RELAY_MAX_CHANGE_SHARE."""
         share = declared_share or max_change_share or float(os.environ.get("RELAY_MAX_CHANGE_SHARE", "0.3"))
         rows = min_rows if min_rows is not None else int(os.environ.get("RELAY_BLAST_RADIUS_MIN_ROWS", "100"))
-        return cls(share, rows, allow_large_change)
+        merges = float(os.environ.get("RELAY_MAX_MERGE_SHARE", "0.02"))
+        return cls(share, rows, allow_large_change, merges)
 
 
 def resend_unconfirmed_s() -> float:

@@ -13,6 +13,7 @@ from typing import Callable
 import duckdb
 
 from sinks.destinations.base import Change
+from sinks.engine import merges as merge_steps
 from sinks.engine.events import release_in_flight
 from sinks.engine.ledger import now
 from sinks.engine.result import RunResult
@@ -60,7 +61,8 @@ class Acks:
     def ack(self, change: Change) -> None:
         if change.internal:  # a step of another row, which is recorded with that row
             return
-        (self.pending.removes if change.kind == "remove" else self.pending.upserts).append(change.rn)
+        # A merge, like a remove, takes the retired record out of the state.
+        (self.pending.removes if change.kind in ("remove", "merge") else self.pending.upserts).append(change.rn)
         if change.kind == "change":
             self.pending.fields.append((change.rn, change.fields))
         setattr(self.result, f"acked_{change.kind}", getattr(self.result, f"acked_{change.kind}") + 1)
@@ -103,10 +105,11 @@ class Acks:
 
 
 def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: str, resend_after_s: float,
-          then: Callable[[], None] | None = None, events: bool = False) -> None:
+          then: Callable[[], None] | None = None, events: bool = False, merges: bool = False) -> None:
     """Write acknowledged rows to the state and the rest of `taken` to the ledger, and run `then`, in one
     transaction. `events`: an events sync's, whose unknown fates are settled by its next plan (events.py),
-    not re-asserted, and whose in-flight marks an answer settles."""
+    not re-asserted, and whose in-flight marks an answer settles. `merges`: a sync whose plan has _merges
+    (sinks/engine/merges.py), whose outcomes are recorded with the removes and merges that carried them."""
     if not taken and then is None:
         return
     at = now()
@@ -120,8 +123,12 @@ def write(con: duckdb.DuckDBPyConnection, taken: Taken, *, sync: str, run_id: st
                         {"sync": sync, "rns": taken.removes})
         if taken.upserts or taken.removes:
             _write_deliveries(con, taken, sync, run_id, at)
+        if merges and taken.removes:
+            merge_steps.record(con, taken.removes, run_id, at)
         if taken.unconfirmed and not events:
             _write_unconfirmed(con, taken.unconfirmed, sync, at + timedelta(seconds=resend_after_s))
+        if taken.unconfirmed and merges:
+            merge_steps.mark_survivors(con, sync, taken.unconfirmed, at + timedelta(seconds=resend_after_s))
         if taken.unconfirmed and events:  # unanswered: a stalled copy may land until this time + the window
             con.execute("update relay.sync_in_flight set unknown_at = $now where sync_name = $sync and record_key in "
                         "(select record_key from _changes where rn in (select unnest($rns)))",
@@ -167,10 +174,11 @@ def _write_upserts(con: duckdb.DuckDBPyConnection, taken: Taken, sync: str, run_
 
 
 def _write_deliveries(con: duckdb.DuckDBPyConnection, taken: Taken, sync: str, run_id: str, at) -> None:
-    # Null fields: an add, which sends every attribute that is set, or a remove, the whole record.
+    # Null fields: an add, which sends every attribute that is set, or a remove (or merge), the whole record.
     con.execute("""
         insert into relay.sync_deliveries
-        select $run, $sync, c.record_key, if(c.kind = 'remove', c.prev_identifier, c.identifier), c.kind, f.fields, $now
+        select $run, $sync, c.record_key, if(c.kind in ('remove', 'merge'), c.prev_identifier, c.identifier), c.kind,
+               f.fields, $now
         from _changes c semi join """ + ACKED_STEPS + """ acked using (rn)
         left join (select unnest($crns) as rn, unnest($cfields) as fields) f using (rn)
         where c.rn between $lo and $hi and not c.leaving""",
@@ -179,13 +187,14 @@ def _write_deliveries(con: duckdb.DuckDBPyConnection, taken: Taken, sync: str, r
 
 
 def _write_unconfirmed(con: duckdb.DuckDBPyConnection, rns: list[int], sync: str, until) -> None:
-    # Marked at the identifier the step addressed, with what it wrote there (or removed from there).
+    # Marked at the identifier the step addressed, with what it wrote there (or removed from there). A merge's
+    # mark is its survivor's (merges.mark_survivors): the retired record is gone.
     con.execute("""
         insert into relay.sync_unconfirmed
         select distinct on (record_key, identifier) $sync, record_key, identifier, payload, $until
         from (select record_key, if(leaving or kind = 'remove', prev_identifier, identifier) as identifier,
                      if(leaving or kind = 'remove', prev_payload, payload) as payload
-              from _changes where rn in (select unnest($rns)))
+              from _changes where rn in (select unnest($rns)) and kind <> 'merge')
         where identifier is not null
         on conflict (sync_name, record_key, identifier) do update set
             payload = excluded.payload, resend_after = excluded.resend_after""",
