@@ -23,6 +23,33 @@ def sync_asset_key(spec: SyncSpec) -> dg.AssetKey:
     return dg.AssetKey(["destinations", spec.destination, spec.name])
 
 
+def _metadata(spec: SyncSpec, result) -> dict:
+    """What a sync asset's materialization shows of its run."""
+    metadata = {
+        "status": result.status,
+        "rows_added": result.acked_add,
+        "rows_changed": result.acked_change,
+        "rows_removed": result.acked_remove,
+        "rows_merged": result.acked_merge,
+        "rows_rejected": result.rejected,
+        "rows_skipped": result.skipped,
+        "rows_unsent": result.unsent,
+        "requests": result.requests,
+        "retries": result.retries,
+        "throttled": result.throttled,
+        "duration_s": result.duration_s,
+        "rows_per_s": result.rows_per_s,
+        "plan": dg.MetadataValue.json(result.plan.get("counts", {})),
+        "run_id": result.run_id,
+    }
+    if result.plan.get("merges"):  # identity merges: outcomes, the destination's note, samples
+        metadata["merges"] = dg.MetadataValue.json(result.plan["merges"])
+    if spec.events:  # by event name, and by why an event will never be sent
+        metadata["events"] = dg.MetadataValue.json(result.plan.get("events", {}))
+        metadata["skipped_by_reason"] = dg.MetadataValue.json(result.plan.get("skipped", {}))
+    return metadata
+
+
 def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
     key = sync_asset_key(spec)
     # A membership or events sync runs after the destination's attribute syncs: a person's memberships and
@@ -46,28 +73,7 @@ def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
     )
     def _sync(context: dg.AssetExecutionContext, sync_engine: SyncEngine):
         result = sync_engine.run(spec)
-        metadata = {
-            "status": result.status,
-            "rows_added": result.acked_add,
-            "rows_changed": result.acked_change,
-            "rows_removed": result.acked_remove,
-            "rows_merged": result.acked_merge,
-            "rows_rejected": result.rejected,
-            "rows_skipped": result.skipped,
-            "rows_unsent": result.unsent,
-            "requests": result.requests,
-            "retries": result.retries,
-            "throttled": result.throttled,
-            "duration_s": result.duration_s,
-            "rows_per_s": result.rows_per_s,
-            "plan": dg.MetadataValue.json(result.plan.get("counts", {})),
-            "run_id": result.run_id,
-        }
-        if result.plan.get("merges"):  # identity merges: outcomes, the destination's note, samples
-            metadata["merges"] = dg.MetadataValue.json(result.plan["merges"])
-        if spec.events:  # by event name, and by why an event will never be sent
-            metadata["events"] = dg.MetadataValue.json(result.plan.get("events", {}))
-            metadata["skipped_by_reason"] = dg.MetadataValue.json(result.plan.get("skipped", {}))
+        metadata = _metadata(spec, result)
         if result.status == "refused":
             yield dg.AssetCheckResult(check_name="blast_radius", passed=False, metadata={"message": result.message})
             raise dg.Failure(description=result.message, metadata=metadata)

@@ -11,10 +11,14 @@ test_exits.py::test_a_purchase_and_a_merge_leave_every_destination_reading_not_e
 """
 
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
+import duckdb
 import httpx
 import pytest
 
+from relay import pipeline, sample_data
+from support.dbt import run_dbt
 from support.harnesses import HARNESSES, CustomerIOHarness, member, people_rows
 from support.sync_process import CRASH_EXIT, finish, start_sync
 from support.warehouse import query, write_table
@@ -181,3 +185,97 @@ def test_a_process_killed_at_each_step_of_a_merge_converges_with_one_merge(monke
         assert len(h.state()["merges"]) == 1  # applied once, whatever the destination was sent
         assert query(warehouse, "select retired_key, outcome from relay.sync_merges") == [(RETIRED, "merged")]
         assert h.sync(spec, warehouse).planned == 0
+
+
+# ------------------------------------------------------------------ end to end, on sample data
+def linked_accounts(con) -> list[tuple[str, int]]:
+    """Two people with a paid order whose account email and phone are theirs alone: (customer_key, account)."""
+    return con.execute("""
+        select records.customer_key, cast(records.record_id as bigint)
+        from intermediate.int_identity_records_resolved as records
+        inner join shopify.customer as accounts on accounts.id = cast(records.record_id as bigint)
+        where records.record_type = 'shopify_customer'
+          and lower(accounts.email) in (select lower(email) from shopify.customer group by 1 having count(*) = 1)
+          and accounts.phone in (select phone from shopify.customer group by 1 having count(*) = 1)
+          and accounts.id in (select customer_id from shopify."order" where financial_status = 'paid'
+                              and cancelled_at is null and not coalesce(test, false))
+        order by 1 limit 2""").fetchall()
+
+
+def plant_order(con, order_id: int, account: int, at, *, email_of: int | None = None, phone_of: int | None = None):
+    """A copy of one of `account`'s paid orders at `at`; with email_of/phone_of a guest order (no account)
+    carrying those accounts' email and phone, which links the two people. Loaded now (a scoped build picks
+    it up), whenever it happened."""
+    guest = email_of is not None
+    con.execute(f"""
+        insert into shopify."order"
+        select * replace ($id as id, $t as created_at, $t as processed_at, $t as updated_at, $synced as _fivetran_synced
+                          {", null as customer_id, (select email from shopify.customer where id = $e) as email, "
+                           "(select phone from shopify.customer where id = $p) as phone" if guest else ""})
+        from shopify."order"
+        where customer_id = $a and cancelled_at is null and not coalesce(test, false) and financial_status = 'paid'
+        limit 1""", {"id": order_id, "t": at, "a": account, "synced": max(at, datetime.now(timezone.utc).replace(tzinfo=None)), **({"e": email_of, "p": phone_of} if guest else {})})
+
+
+def sync_all(warehouse) -> dict[str, object]:
+    results = {}
+    for spec in pipeline.sync_specs():
+        results[spec.name] = pipeline.run_sync(spec, allow_large_change=True)
+        assert results[spec.name].status == "succeeded", (spec.name, results[spec.name].message)
+    return results
+
+
+@pytest.mark.slow
+def test_a_merge_planted_in_raw_data_leaves_one_person_with_both_histories(emulators, warehouse, monkeypatch):
+    monkeypatch.setenv("RELAY_WAREHOUSE", str(warehouse))
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    sample_data.generate(warehouse, customers=500, seed=11, as_of=now)
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
+    with duckdb.connect(str(warehouse)) as con:
+        (a, a_account), (b, b_account) = linked_accounts(con)
+        for order_id, account in ((9_100_000_001, a_account), (9_100_000_002, b_account)):  # a recent order each: history
+            plant_order(con, order_id, account, now - timedelta(hours=1))
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
+    sync_all(warehouse)
+    cio = emulators["customerio"].state
+    history = {k: {e["id"] for e in cio.event_log if e["person"] == k} for k in (a, b)}
+    assert history[a] and history[b]
+
+    with duckdb.connect(str(warehouse)) as con:  # a guest order with a's email and b's phone: one person
+        plant_order(con, 9_100_000_003, a_account, now + timedelta(minutes=10), email_of=a_account, phone_of=b_account)
+    run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
+    [(retired, survivor)] = query(warehouse, "select retired_key, surviving_key from marts.identity_merges "
+                                             "where retired_key in (?, ?)", [a, b])
+    results = sync_all(warehouse)
+    assert results["sync_customerio__people"].acked_merge == 1
+
+    # Customer.io: one person holding both histories; the retired person is gone.
+    people = {p["id"]: p for p in cio.people.values() if "id" in p}
+    assert retired not in people and survivor in people
+    assert {e["id"] for e in cio.event_log if e["person"] == survivor} >= history[a] | history[b]
+    assert not [e for e in cio.event_log if e["person"] == retired]
+    [model] = query(warehouse, "select email, orders_count, lifecycle_stage, vip_tier, winback_eligible "
+                               "from syncs.sync_customerio__people where customer_key = ?", [survivor])
+    held = people[survivor]["attributes"]
+    assert (held["orders_count"], held["lifecycle_stage"], held["vip_tier"]) == model[1:4]
+    assert held.get("winback_eligible", False) == model[4]
+    if people[survivor].get("email") != model[0]:  # the merge freed the address; this workspace's rule remains
+        failures = [f["reason"] for f in cio.failures if f["identifier"] == f"id:{survivor}"]
+        assert failures[-1] == "changing email needs the person addressed by cio_id", failures
+    # Talon.One: the retired profile is harmless (exit values, no audience); the survivor is the model's.
+    talon = emulators["talon_one"].state.to_json()
+    assert talon["profiles"][retired]["attributes"]["winback_eligible"] is False
+    assert not [a for a in talon["audiences"].values() if retired in a["members"]]
+    [(orders,)] = query(warehouse, "select orders_count from syncs.sync_talon_one__profiles where customer_key = ?",
+                        [survivor])
+    assert talon["profiles"][survivor]["attributes"]["orders_count"] == orders
+    # Every destination recorded how the merge reached it.
+    outcomes = dict(query(warehouse, "select destination, outcome from relay.sync_merges where retired_key = ?",
+                          [retired]))
+    assert outcomes["customerio"] == "merged" and outcomes["talon_one"] == "retired"
+    assert outcomes["cordial"] in ("exited", "adopted")
+
+    # A rerun sends nothing anywhere.
+    requests = {name: len(server.requests) for name, server in emulators.items()}
+    assert all(r.planned == 0 for r in sync_all(warehouse).values())
+    assert {name: len(server.requests) for name, server in emulators.items()} == requests

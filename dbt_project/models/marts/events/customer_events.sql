@@ -9,7 +9,9 @@
       Segment Entered / Segment Exited  one per membership spell's start and end (marts.segment_membership_history),
                           id from (segment, person, entry time): leaving and re-entering fires again, a rerun never does.
                           The memberships the history's first build found are a baseline, not entries: a
-                          first deploy does not fire an entry for every current member (their exits do fire)
+                          first deploy does not fire an entry for every current member (their exits do fire).
+                          A key a merge retired does not exit: its person lives on as the survivor
+                          (marts.identity_merges), whose own spells say where they are
     Scoped runs recompute the people in scope (macros/scope/). -#}
 
 with orders as (
@@ -34,6 +36,10 @@ carts as (
 spells as (
     select * from {{ ref('segment_membership_history') }}
     where {{ in_scope('customer_key') }}
+),
+
+merges as (
+    select * from {{ ref('identity_merges') }}
 ),
 
 baseline as (
@@ -108,13 +114,15 @@ segment_changes as (
     union all
 
     select
-        membership_spell_id || ':exited' as event_id,
-        customer_key,
+        spells.membership_spell_id || ':exited' as event_id,
+        spells.customer_key,
         'Segment Exited' as event_name,
-        exited_at as occurred_at,
-        segment
+        spells.exited_at as occurred_at,
+        spells.segment
     from spells
-    where exited_at is not null
+    left join merges on merges.retired_key = spells.customer_key
+    where spells.exited_at is not null
+        and (merges.retired_key is null or spells.exited_at < merges.merged_at)
 ),
 
 segment_events as (
