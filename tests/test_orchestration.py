@@ -70,10 +70,12 @@ def test_every_sync_model_has_a_sync_asset_downstream_of_it(defs):
     assert {s.destination for s in SYNC_SPECS} == {"customerio", "cordial", "talon_one"}
     for spec in SYNC_SPECS:
         node = graph.get(sync_asset_key(spec))
-        # An events sync also follows its destination's attribute syncs (a person's events follow the person).
-        people = {s.name for s in SYNC_SPECS if spec.events and s.destination == spec.destination and s.object == "attributes"}
+        # A membership or events sync also follows its destination's attribute syncs (a person's memberships
+        # and events follow the person, and what a merge moved is found at the survivor).
+        people = {s.name for s in SYNC_SPECS if spec.object != "attributes" and s.destination == spec.destination
+                  and s.object == "attributes"}
         assert sorted(k.path[-1] for k in node.parent_keys) == sorted({spec.name, *people})
-        assert not spec.events or people, spec.name
+        assert spec.object == "attributes" or people, spec.name
         assert node.group_name == "destinations"
     frequent = set(graph_snapshot(defs)["jobs"]["frequent_path"])
     assert {sync_asset_key(s).to_user_string() for s in SYNC_SPECS if s.schedule == "frequent"} <= frequent
