@@ -6,7 +6,6 @@ identity memory, append an hour and rebuild, and one build of the messy fixture.
 """
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 

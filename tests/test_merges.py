@@ -279,3 +279,21 @@ def test_a_merge_planted_in_raw_data_leaves_one_person_with_both_histories(emula
     requests = {name: len(server.requests) for name, server in emulators.items()}
     assert all(r.planned == 0 for r in sync_all(warehouse).values())
     assert {name: len(server.requests) for name, server in emulators.items()} == requests
+
+
+def test_a_merged_away_person_is_never_written_again(monkeypatch, warehouse):
+    """An earlier write to the retired person of unknown fate, due for re-assertion later, is dropped with the
+    merge: re-asserting it would create the person again."""
+    with CustomerIOHarness(monkeypatch) as h:
+        spec = people_spec(h)
+        rows = people_rows(6)
+        h.write_people(warehouse, rows)
+        write_merges(warehouse, [])
+        h.sync(spec, warehouse)
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("insert into relay.sync_unconfirmed values (?, ?, ?, null, now()::timestamp + interval 1 hour)",
+                        [spec.name, RETIRED, RETIRED])
+        h.write_people(warehouse, merged_world(rows))
+        write_merges(warehouse, [(RETIRED, SURVIVOR)])
+        assert h.sync(spec, warehouse).acked_merge == 1
+        assert query(warehouse, "select count(*) from relay.sync_unconfirmed where record_key = ?", [RETIRED]) == [(0,)]

@@ -119,7 +119,7 @@ def test_a_scoped_build_equals_a_full_rebuild(warehouse, tmp_path):
     assert scope_of_last_run(warehouse)[0] is False  # nothing to build on yet
 
     sample_data.append(warehouse, hours=3)
-    a, b, *_ = accounts = loader_changes(warehouse)
+    a, b, *_ = loader_changes(warehouse)
     assert not same_person(warehouse, a, b)
     run_dbt(warehouse, "build", "--exclude", "resource_type:unit_test")
     scoped, keys, people = scope_of_last_run(warehouse)

@@ -18,7 +18,7 @@ import duckdb
 from sinks.declarations import SCOPE_KEY, SyncSpec
 from sinks.destinations.base import Destination, json_path, sql_string
 from sinks.engine.changes import key_sql, payload_sql, quote
-from sinks.engine.result import RunResult
+from sinks.engine.result import RunResult, SyncRefused
 
 OUTCOMES = {"merge": "merged", "retire": "retired", "exit": "exited"}
 ADOPTED = "the survivor now has the retired record's identifier: one record, its history kept"
@@ -31,6 +31,11 @@ def plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destinatio
     if spec.merges is None:
         return 0
     key, outcome = key_sql(spec), OUTCOMES[destination.merge_mode]
+    try:
+        con.execute(f"select retired_key, surviving_key from {spec.merges} limit 0")
+    except duckdb.CatalogException as exc:
+        raise SyncRefused(f"{spec.name} declares merges from {spec.merges}, which is not in the warehouse (or has no "
+                          "retired_key and surviving_key columns): run dbt build first") from exc
     con.execute(f"""
         create or replace temp table _merges as
         with retiring as (
@@ -79,10 +84,15 @@ def ready(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
 
 
 def record(con: duckdb.DuckDBPyConnection, rns: list[int], run_id: str, at) -> None:
-    """The merges these acknowledged steps carried (part of state.write's transaction)."""
+    """The merges these acknowledged steps carried (part of state.write's transaction). A merged-away record is
+    gone: an earlier write to it of unknown fate is not re-asserted (that would create it again)."""
+    params = {"rns": rns, "run": run_id, "now": at}
     con.execute("insert into relay.sync_merges select sync_name, destination, retired_key, surviving_key, "
                 "retired_identifier, surviving_identifier, outcome, note, $run, $now from _merges "
-                "where rn in (select unnest($rns))", {"rns": rns, "run": run_id, "now": at})
+                "where rn in (select unnest($rns))", params)
+    con.execute("delete from relay.sync_unconfirmed u using _merges g where g.rn in (select unnest($rns)) "
+                "and g.outcome = 'merged' and u.sync_name = g.sync_name and u.record_key = g.retired_key",
+                {"rns": rns})
 
 
 def mark_survivors(con: duckdb.DuckDBPyConnection, sync: str, rns: list[int], until) -> None:
@@ -103,7 +113,8 @@ def carry(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: str) -> i
     destination. A membership moved with the merge: its row now names the survivor (and goes where the survivor
     already held that row), so the diff removes it where the model does not keep it. An event stays sent: moved
     to the survivor by a merge, or kept by a retired or exited record; its row takes the model's current
-    version, so a merge does not read as the event changing after it was sent. How many rows were carried."""
+    version, so a merge does not read as the event changing after it was sent. A plan carries too: the state
+    then only says what the destination already holds. How many rows were carried."""
     outcomes = "('merged')" if spec.object == "membership" else "('merged', 'retired', 'exited')"
     new_key = "h.record_key"  # an event's id
     if spec.object == "membership":  # the survivor in place of the retired record in the key
