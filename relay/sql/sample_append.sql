@@ -81,6 +81,21 @@ select oseq, null as customer_id, guest_email(g, match_email) as email,
     source_name(oseq) as source_name, guest_kind(g) = 'staff_test' as test
 from m;
 
+-- Two existing accounts a new shared phone links: a customer checks out as a guest with their account email
+-- and a phone another account holds (their own second account the shop never linked, or a partner's). The
+-- next build merges the two people (marts.identity_merges), and the people syncs carry the merge.
+insert into ob by name
+with l as (
+    select 700000000000 + key as oseq, happened_at as created_at,
+        1 + hash({{seed}}::bigint, key, 'link_i') % {{customers}} as i,
+        1 + hash({{seed}}::bigint, key, 'link_j') % {{customers}} as j
+    from hourly(greatest(1, {{customers}} / 10000), 'account_link')
+)
+select oseq, null as customer_id, lower(current_email(i)) as email, phone_typed(person(j), oseq) as phone,
+    person(i) as person, created_at, null::varchar as code, source_name(oseq) as source_name, false as test
+from l
+where person(i) <> person(j) and has_phone(j) and not is_gone(i) and not is_gone(j);
+
 -- Browsing by existing customers (logged in or not, either device) and by new visitors.
 create or replace temp table sessions as
 with s as (
