@@ -14,6 +14,8 @@ The rooms, in the order a run visits them:
   run.py       SyncRun: claim the sync, plan, deliver, record how the run ended
   plan.py      refuse an unusable model, diff it against the state (diff.sql) within its scope (scope.py),
                count and sample the steps, the blast-radius guard
+  merges.py    identity merges: a retired record merged into its survivor (sent last, once the survivor's
+               write is in the state), retired or exited, and recorded; other syncs find moved rows
   changes.py   how rows are keyed and hashed, and how a step of the plan becomes a Change
   delivery.py  the delivery loop: setup, bounded concurrency, a warehouse thread for reads and writes
   chunks.py    reading the plan in chunks; the bulk path (request entries built in the warehouse)
