@@ -297,3 +297,28 @@ def test_a_merged_away_person_is_never_written_again(monkeypatch, warehouse):
         write_merges(warehouse, [(RETIRED, SURVIVOR)])
         assert h.sync(spec, warehouse).acked_merge == 1
         assert query(warehouse, "select count(*) from relay.sync_unconfirmed where record_key = ?", [RETIRED]) == [(0,)]
+
+
+def test_a_merge_into_a_survivor_never_written_waits_and_the_retired_person_exits_meanwhile(monkeypatch, warehouse):
+    """The survivor is new at the destination and its first write is refused: the merge waits for it."""
+    with CustomerIOHarness(monkeypatch) as h:
+        spec = people_spec(h)
+        rows = people_rows(6)
+        h.write_people(warehouse, [r for i, r in enumerate(rows) if i != 2])
+        write_merges(warehouse, [])
+        h.sync(spec, warehouse)
+        after = merged_world(rows)
+        refused = [{**r, **h.poison} if r["customer_key"] == SURVIVOR else r for r in after]
+        h.write_people(warehouse, refused)  # Customer.io refuses the survivor's write
+        write_merges(warehouse, [(RETIRED, SURVIVOR)])
+        waiting = h.sync(spec, warehouse)
+        assert waiting.status == "partial" and waiting.rejected == 1, waiting.message
+        assert "1 merges wait for their survivor" in waiting.message, waiting.message
+        assert h.state()["merges"] == []  # never a merge into a survivor the destination may not hold as the model says
+        assert h.held()[RETIRED] == h.exited(rows[3])  # but the retired person does not stay eligible meanwhile
+        assert query(warehouse, "select count(*) from relay.sync_state where record_key = ?", [RETIRED]) == [(1,)]
+        h.write_people(warehouse, after)  # fixed: the next run writes the survivor, then merges
+        merged = h.sync(spec, warehouse)
+        assert (merged.status, merged.acked_merge) == ("succeeded", 1), merged.message
+        assert h.held() == h.expected(after)
+        assert [m["secondary_id"] for m in h.state()["merges"]] == [RETIRED]

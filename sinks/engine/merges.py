@@ -4,7 +4,8 @@ there as the destination allows (Destination.merge_mode), instead of simply exit
 
   merged   the step becomes kind 'merge', sent after every other step of the run and only once the survivor's
            write is in the state (the destination ignores a merge into a person it does not hold yet); the
-           destination moves the retired record's history to the survivor and deletes it
+           destination moves the retired record's history to the survivor and deletes it. One that must wait
+           for its survivor exits the retired record meanwhile (`ready`)
   retired / exited   the retired record's exit (its remove step), recorded as the merge's outcome, with why
   adopted  the survivor now has the retired record's identifier: that record is the survivor's, history kept
 
@@ -12,6 +13,8 @@ Each outcome is written to relay.sync_merges with the acknowledgement that carri
 state row goes in the same transaction (state.write): a merge is recorded once, never lost, never sent again
 once recorded. The destination's other syncs find what they held at a merged-away identifier at the survivor
 (`carry`), as the destination moved it there."""
+
+import json
 
 import duckdb
 
@@ -72,14 +75,20 @@ def plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destinatio
 
 
 def ready(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
-    """Before the merges are sent: drop those whose survivor the state does not hold at its identifier (its
-    write was refused or not answered); they stay planned, unsent, for the next run. How many waited."""
-    waiting = """from _changes c where c.kind = 'merge' and not exists (
+    """Before the merges are sent: those whose survivor the state does not hold at its identifier (its write
+    was refused or not answered) wait for a later run. Meanwhile the retired record exits (a change to its exit
+    values, which keeps its state row, so the merge still comes): an exit never waits, and the merge moves the
+    history, not the attributes. How many wait."""
+    waiting = """c.kind = 'merge' and not exists (
         select 1 from _merges g join relay.sync_state s on s.sync_name = $sync and s.record_key = g.surviving_key
             and s.identifier = g.surviving_identifier where g.rn = c.rn)"""
-    count = con.execute("select count(*) " + waiting, {"sync": spec.name}).fetchone()[0]
+    count = con.execute("select count(*) from _changes c where " + waiting, {"sync": spec.name}).fetchone()[0]
     if count:
-        con.execute("delete " + waiting, {"sync": spec.name})
+        exits = json.dumps({c: spec.exit_values.get(c) for c in spec.attribute_columns})  # null drops the key
+        con.execute("update _changes c set kind = 'change', identifier = prev_identifier, "
+                    "payload = json_merge_patch(prev_payload, $exits), "
+                    "row_hash = md5(json_merge_patch(prev_payload, $exits)) where " + waiting,
+                    {"sync": spec.name, "exits": exits})
     return count
 
 

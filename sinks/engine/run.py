@@ -133,8 +133,8 @@ class SyncRun:
         waiting = merges.ready(self.con, self.spec)
         if waiting:
             self.result.message = (f"{waiting} merges wait for their survivor's write, which was not acknowledged; "
-                                   "the next run sends them")
-        asyncio.run(self._delivery(steps="kind = 'merge'").run(lambda: None))
+                                   "their retired records exit now, and a later run merges them")
+        asyncio.run(self._delivery(steps="rn in (select rn from _merges where outcome = 'merged')").run(lambda: None))
 
     def _delivery(self, steps: str = "kind <> 'merge'") -> Delivery:
         def step_to_change(step: tuple, rn: int):
