@@ -42,6 +42,15 @@ def write_merges(warehouse, pairs: list[tuple[str, str]]) -> None:
                 [{"retired_key": r, "surviving_key": s} for r, s in pairs])
 
 
+def first_sync(h, warehouse, rows: list[dict]):
+    """The people sync (declaring merges) after a first sync of `rows`, no merge yet."""
+    spec = people_spec(h)
+    h.write_people(warehouse, rows)
+    write_merges(warehouse, [])
+    assert h.sync(spec, warehouse).status == "succeeded"
+    return spec
+
+
 def merged_world(rows: list[dict], retired: int = 3) -> list[dict]:
     """The model after person `retired` merged into person 2: the retired row is gone and the survivor lost
     the attributes only the retired person had (its vip tier is unset, as the merged person's is)."""
@@ -116,11 +125,8 @@ def test_customerio_memberships_follow_the_merge_and_only_the_models_remain(monk
 def test_a_merge_into_a_new_survivor_waits_for_its_acknowledgement(monkeypatch, warehouse):
     """The survivor is first written in the run that merges: the merge goes after its acknowledgement."""
     with CustomerIOHarness(monkeypatch) as h:
-        spec = people_spec(h)
         rows = people_rows(6)
-        h.write_people(warehouse, [r for i, r in enumerate(rows) if i != 2])  # the survivor is not held yet
-        write_merges(warehouse, [])
-        h.sync(spec, warehouse)
+        spec = first_sync(h, warehouse, [r for i, r in enumerate(rows) if i != 2])  # the survivor is not held yet
         h.write_people(warehouse, merged_world(rows))
         write_merges(warehouse, [(RETIRED, SURVIVOR)])
         result = h.sync(spec, warehouse)
@@ -169,11 +175,8 @@ def test_a_process_killed_at_each_step_of_a_merge_converges_with_one_merge(monke
     """Steps: the survivor's write acknowledged (after_ack:1), its state written (before_merges), the merge
     acknowledged (merged), the survivor re-asserted (after_ack:2, before that state write)."""
     with CustomerIOHarness(monkeypatch) as h:
-        spec = people_spec(h)
         rows = people_rows(6)
-        h.write_people(warehouse, rows)
-        write_merges(warehouse, [])
-        h.sync(spec, warehouse)
+        spec = first_sync(h, warehouse, rows)
         after = [{**r, "orders_count": 99} if r["customer_key"] == SURVIVOR else r for r in merged_world(rows)]
         h.write_people(warehouse, after)  # the survivor changes too: its write goes first
         write_merges(warehouse, [(RETIRED, SURVIVOR)])
@@ -285,11 +288,8 @@ def test_a_merged_away_person_is_never_written_again(monkeypatch, warehouse):
     """An earlier write to the retired person of unknown fate, due for re-assertion later, is dropped with the
     merge: re-asserting it would create the person again."""
     with CustomerIOHarness(monkeypatch) as h:
-        spec = people_spec(h)
         rows = people_rows(6)
-        h.write_people(warehouse, rows)
-        write_merges(warehouse, [])
-        h.sync(spec, warehouse)
+        spec = first_sync(h, warehouse, rows)
         with duckdb.connect(str(warehouse)) as con:
             con.execute("insert into relay.sync_unconfirmed values (?, ?, ?, null, now()::timestamp + interval 1 hour)",
                         [spec.name, RETIRED, RETIRED])
@@ -302,11 +302,8 @@ def test_a_merged_away_person_is_never_written_again(monkeypatch, warehouse):
 def test_a_merge_into_a_survivor_never_written_waits_and_the_retired_person_exits_meanwhile(monkeypatch, warehouse):
     """The survivor is new at the destination and its first write is refused: the merge waits for it."""
     with CustomerIOHarness(monkeypatch) as h:
-        spec = people_spec(h)
         rows = people_rows(6)
-        h.write_people(warehouse, [r for i, r in enumerate(rows) if i != 2])
-        write_merges(warehouse, [])
-        h.sync(spec, warehouse)
+        spec = first_sync(h, warehouse, [r for i, r in enumerate(rows) if i != 2])
         after = merged_world(rows)
         refused = [{**r, **h.poison} if r["customer_key"] == SURVIVOR else r for r in after]
         h.write_people(warehouse, refused)  # Customer.io refuses the survivor's write
