@@ -75,7 +75,19 @@ def cmd_build(args) -> int:
         extra += ["--vars", json.dumps({"as_of": args.as_of})]
     if args.full_refresh:
         extra.append("--full-refresh")
-    return pipeline.run_dbt("build", *extra, check=False).returncode
+    code = pipeline.run_dbt("build", *extra, check=False).returncode
+    if code == 0:  # a failed build is not what stakeholders should read
+        _publish()
+    return code
+
+
+def _publish(quiet: bool = False) -> None:
+    """Refresh the stakeholder copy after a command wrote the warehouse, so a query right after sees it."""
+    from relay.publish import publish
+
+    published = publish()
+    if not quiet:  # --json output stays one document
+        print(f"published the stakeholder copy ({published['seconds']:.1f}s): relay query reads it")
 
 
 def _run_syncs(args, apply: bool) -> int:
@@ -87,6 +99,21 @@ def _run_syncs(args, apply: bool) -> int:
 
 
 def _deliver(args, specs, apply: bool) -> int:
+    results = _deliver_each(args, specs, apply)
+    if apply and results:  # the ledger changed: rejections and state are what stakeholders query next
+        _publish(quiet=args.json)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], default=str))
+    refused = [r for r in results if r.status == "partial" and r.rejected]
+    if refused and not getattr(args, "allow_rejections", False):
+        for r in refused:
+            print(f"relay sync: {r.sync_name}: {r.rejected} rows refused by {r.destination}; see "
+                  f"`relay rejections {r.sync_name}` (--allow-rejections exits 0 on refused rows)", file=sys.stderr)
+    return 1 if any(r.status in FAILED or r.unsent for r in results) or (
+        refused and not getattr(args, "allow_rejections", False)) else 0
+
+
+def _deliver_each(args, specs, apply: bool) -> list:
     results = []
     for spec in specs:
         result = pipeline.run_sync(
@@ -106,9 +133,7 @@ def _deliver(args, specs, apply: bool) -> int:
                         print(f"      {kind}: {json.dumps(sample, default=str)[:300]}")
                 for sample in (result.plan.get("merges") or {}).get("samples", []):
                     print(f"      identity merge: {json.dumps(sample, default=str)[:300]}")
-    if args.json:
-        print(json.dumps([r.as_dict() for r in results], default=str))
-    return 1 if any(r.status in FAILED or r.unsent for r in results) else 0
+    return results
 
 
 def cmd_plan(args) -> int:
@@ -139,13 +164,16 @@ def _unhealthy_syncs() -> list[str]:
 
 
 def cmd_status(args) -> int:
+    if args.limit < 0:
+        raise ValueError(f"--limit is {args.limit}; expected 0 or more runs to list")
     runs = pipeline.last_runs(args.limit)
-    unhealthy = _unhealthy_syncs() if runs else []
+    ever = bool(runs) or bool(pipeline.last_runs(1))  # --limit 0 lists none, and still judges health
+    unhealthy = _unhealthy_syncs() if ever else []
     if args.json:
         print(json.dumps(runs, default=str))
-    elif not runs:
+    elif not ever:
         print("no sync runs yet")
-    else:
+    elif runs:
         print(f"{'started':<20} {'sync':<36} {'mode':<6} {'status':<10} {'planned':>8} {'acked':>8} {'rejected':>8} {'rows/s':>8}")
         for r in runs:
             planned = (r["planned_add"] or 0) + (r["planned_change"] or 0) + (r["planned_remove"] or 0)
@@ -163,14 +191,40 @@ def cmd_query(args) -> int:
     from relay.publish import connect_published
 
     with connect_published() as con:
-        relation = con.sql(args.sql)
-        if relation is None:
-            return 0
-        if args.json:
-            names = relation.columns
-            print(json.dumps([dict(zip(names, row)) for row in relation.fetchall()], default=str))
-        else:
-            relation.show(max_rows=args.max_rows)
+        try:
+            relation = con.sql(args.sql)
+            if relation is None:
+                return 0
+            if args.json:
+                names = relation.columns
+                print(json.dumps([dict(zip(names, row)) for row in relation.fetchall()], default=str))
+            else:
+                relation.show(max_rows=args.max_rows)
+        except duckdb.Error as exc:  # the user's SQL: DuckDB's message, on one line
+            print(f"relay query: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_rejections(args) -> int:
+    """Open rejections (not delivered since), by reason with sample keys; --json lists every one."""
+    from relay import rejections
+    from sinks.engine import connect
+
+    if args.sync:
+        pipeline.sync_specs([args.sync])  # an unknown name exits, listing the known ones
+    with connect(config.warehouse_path(), read_only=True) as con:
+        try:
+            rows = rejections.open_rejections(con, args.sync) if args.json else rejections.by_reason(con, sync=args.sync)
+        except duckdb.CatalogException:
+            rows = []  # no sync ever ran here
+    if args.json:
+        print(json.dumps(rows, default=str))
+    elif not rows:
+        print("no open rejections")
+    for r in rows if not args.json else []:
+        print(f"{r['rows']:>7}  {r['sync_name']:<36} {r['reason'][:160]}")
+        print(f"{'':>9}e.g. {', '.join(r['sample_keys'])}")
     return 0
 
 
@@ -325,6 +379,9 @@ def _add_sync_commands(sub) -> None:
         p.add_argument("--schedule", choices=["frequent", "daily"], help="only syncs on this schedule")
         p.add_argument("--full-resync", action="store_true", help="resend every row, not only changes")
         p.add_argument("--allow-large-change", action="store_true", help="approve a run the blast-radius guard refuses")
+        if name == "sync":
+            p.add_argument("--allow-rejections", action="store_true",
+                           help="exit 0 when a destination refused rows (they are recorded: relay rejections)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 
@@ -358,6 +415,11 @@ def _add_read_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rejections", help="rows destinations refused and nothing delivered since, by reason")
+    p.add_argument("sync", nargs="?", help="one sync model (default: all)")
+    p.add_argument("--json", action="store_true", help="every open rejection, one object each")
+    p.set_defaults(func=cmd_rejections)
 
     p = sub.add_parser("query", help="run SQL on the published read-only copy of the warehouse (safe during runs)")
     p.add_argument("sql")
@@ -394,6 +456,15 @@ def _add_run_commands(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relay")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "unknown (not installed)"
+
+
 def _dispatch(args) -> int:
     """The command, with the errors a user can act on as one line instead of a traceback."""
     try:
@@ -413,6 +484,7 @@ def _dispatch(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relay", description="Warehouse-native retention activation.")
+    parser.add_argument("--version", action="version", version=f"relay {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_commands in (_add_data_commands, _add_sync_commands, _add_read_commands, _add_run_commands):
         add_commands(sub)

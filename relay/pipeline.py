@@ -63,11 +63,23 @@ def sync_specs(names: list[str] | None = None, schedule: str | None = None) -> l
 
 
 def run_sync(spec: SyncSpec, *, apply: bool = True, full_resync: bool = False, allow_large_change: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> RunResult:
+             progress: Callable[[int, int], None] | None = None, orchestrator_run_id: str | None = None) -> RunResult:
     config.export_environment()
     run = SyncRun(spec, destinations.build(spec.destination), config.warehouse_path(), apply=apply,
-                  full_resync=full_resync, allow_large_change=allow_large_change, progress=progress)
+                  full_resync=full_resync, allow_large_change=allow_large_change, progress=progress,
+                  orchestrator_run_id=orchestrator_run_id)
     return run.execute()
+
+
+def refusals(run_id: str) -> list[dict]:
+    """One run's refused rows by reason, with sample record keys (relay/rejections.py)."""
+    from relay import rejections
+
+    con = connect(config.warehouse_path())
+    try:
+        return rejections.by_reason(con, run_id=run_id)
+    finally:
+        con.close()
 
 
 def last_runs(limit: int = 20) -> list[dict]:

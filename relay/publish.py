@@ -65,5 +65,6 @@ def connect_published() -> duckdb.DuckDBPyConnection:
     """How stakeholders (and `relay query`) read: read-only, on the published snapshot."""
     path = published_path()
     if not path.exists():
-        raise FileNotFoundError(f"no published warehouse at {path} yet: run the pipeline (make demo) first")
+        raise FileNotFoundError(f"no published warehouse at {path} yet: `relay build`, `relay sync`, `relay run` "
+                                "and `make demo` publish it when they finish")
     return duckdb.connect(str(path), read_only=True)

@@ -1,6 +1,7 @@
 """The Dagster UI as an operator sees it, in a real headless Chromium: after a run of the daily job, the
-asset group `destinations` lists every sync asset with its latest materialization. A screenshot of the
-lineage graph is kept in artifacts/ui/."""
+asset group `destinations` lists every sync asset with its latest materialization; a sync whose destination
+refused rows shows the reasons and sample record keys on its asset page, with a failed rejections check.
+Screenshots of the lineage graph, that asset page and the run page are kept in artifacts/ui/."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import httpx
 import pytest
 
@@ -69,8 +71,16 @@ def materialized(emulators, warehouse):
 
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("daily_full").execute_in_process(instance=instance, raise_on_error=False)
-    assert result.success
-    return result.run_id
+        assert result.success
+        # Plant a row Customer.io refuses (an attribute over its 1000-byte limit), and sync it alone.
+        with duckdb.connect(str(warehouse)) as con:
+            [(refused,)] = con.execute("update syncs.sync_customerio__people set first_name = repeat('x', 1500) "
+                                       "where customer_key = (select min(customer_key) from syncs.sync_customerio__people) "
+                                       "returning customer_key").fetchall()
+        people = dg.AssetKey(["destinations", "customerio", "sync_customerio__people"])
+        sync = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[people], raise_on_error=False)
+    return {"daily": result.run_id, "sync": sync.run_id, "refused": refused}
 
 
 def test_ui_shows_sync_assets_and_their_latest_materialization(materialized, webserver, tmp_path):
@@ -87,7 +97,21 @@ def test_ui_shows_sync_assets_and_their_latest_materialization(materialized, web
 
     artifacts = ROOT / "artifacts" / "ui"
     artifacts.mkdir(parents=True, exist_ok=True)
-    screenshot = artifacts / "destinations_lineage.png"
-    screenshot.unlink(missing_ok=True)
-    chromium(tmp_path, f"--screenshot={screenshot}", f"{webserver}/locations/{LOCATION}/asset-groups/destinations")
-    assert screenshot.exists() and screenshot.stat().st_size > 20_000
+    for name, path in (("destinations_lineage", f"/locations/{LOCATION}/asset-groups/destinations"),
+                       ("sync_with_rejections", "/assets/destinations/customerio/sync_customerio__people"),
+                       ("sync_run", f"/runs/{materialized['sync']}")):
+        screenshot = artifacts / f"{name}.png"
+        screenshot.unlink(missing_ok=True)
+        chromium(tmp_path, f"--screenshot={screenshot}", f"{webserver}{path}")
+        assert screenshot.exists() and screenshot.stat().st_size > 20_000, name
+
+
+def test_a_sync_with_refused_rows_shows_why_and_is_not_clean(materialized, webserver, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it with apt-get when run as root)")
+    page = chromium(tmp_path, "--dump-dom", f"{webserver}/assets/destinations/customerio/sync_customerio__people")
+    assert "Customer.io rejected the entry" in page and "1000 bytes" in page, "the rejection reason is not shown"
+    assert materialized["refused"] in page, "the refused record's key is not shown"
+    assert "sample_payloads" in page and "diff_scope" in page
+    checks = chromium(tmp_path, "--dump-dom", f"{webserver}/assets/destinations/customerio/sync_customerio__people?view=checks")
+    assert "rejections" in checks and "Failed" in checks, "the rejections check does not read as failed"

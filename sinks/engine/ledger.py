@@ -70,6 +70,7 @@ alter table relay.sync_runs add column if not exists unconfirmed bigint;
 alter table relay.sync_runs add column if not exists skipped bigint;
 alter table relay.sync_runs add column if not exists planned_merge bigint;
 alter table relay.sync_runs add column if not exists acked_merge bigint;
+alter table relay.sync_runs add column if not exists orchestrator_run_id varchar;
 create table if not exists relay.sync_merges (
     sync_name varchar not null,
     destination varchar,
@@ -143,7 +144,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     con = duckdb.connect(str(warehouse), read_only=read_only)
     if not read_only:
         try:  # the ledger's newest parts exist: the DDL has nothing to do
-            con.execute("select resent, unconfirmed, skipped, acked_merge from relay.sync_runs limit 0; "
+            con.execute("select resent, unconfirmed, skipped, acked_merge, orchestrator_run_id from relay.sync_runs limit 0; "
                         "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0; "
                         "select unknown_at from relay.sync_in_flight limit 0; select note from relay.sync_merges limit 0")
         except duckdb.Error:
@@ -185,9 +186,9 @@ def insert_run(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
         [r.sync_name],
     )
     con.execute(
-        "insert into relay.sync_runs (run_id, sync_name, destination, mode, status, full_resync, started_at) "
-        "values (?, ?, ?, ?, 'running', ?, ?)",
-        [r.run_id, r.sync_name, r.destination, r.mode, r.full_resync, now()],
+        "insert into relay.sync_runs (run_id, sync_name, destination, mode, status, full_resync, started_at, "
+        "orchestrator_run_id) values (?, ?, ?, ?, 'running', ?, ?, ?)",
+        [r.run_id, r.sync_name, r.destination, r.mode, r.full_resync, now(), r.orchestrator_run_id],
     )
 
 

@@ -15,6 +15,7 @@ class RunResult:
     mode: str
     status: str = "running"
     full_resync: bool = False
+    orchestrator_run_id: str | None = None  # the run of the orchestrator (Dagster) that started this one
     model_rows: int = 0
     state_rows: int = 0
     planned_add: int = 0

@@ -58,6 +58,7 @@ class SyncRun:
         tuning: Tuning = Tuning(),
         on_ack: Callable[[], None] | None = None,
         failpoint: Callable[[str], None] | None = None,
+        orchestrator_run_id: str | None = None,
     ) -> None:
         self.spec, self.destination, self.warehouse = spec, destination, warehouse
         self.apply, self.full_resync = apply, full_resync
@@ -73,6 +74,7 @@ class SyncRun:
             destination=spec.destination,
             mode="apply" if apply else "plan",
             full_resync=full_resync,
+            orchestrator_run_id=orchestrator_run_id,
         )
         self.acks = state.Acks(self.result, progress)
         self.plan: Plan | None = None

@@ -1,0 +1,79 @@
+"""The command line an operator and a script can trust: a sync with refused rows exits non-zero (unless
+--allow-rejections) and names the command that lists them; `relay rejections` shows the reasons with sample
+record keys; `relay sync` publishes the stakeholder copy, so a query right after sees its rows; `relay query`
+reports bad SQL in one line; `relay status --limit 0` lists nothing and still judges health; `relay
+--version` answers. Real warehouse, real emulator over HTTP; the sync under test is a
+harness spec instead of a shipped model."""
+
+import json
+
+import pytest
+
+from relay import cli, pipeline
+from support.harnesses import CustomerIOHarness, people_rows
+
+POISONED = 3  # rows the destination refuses
+
+
+@pytest.fixture
+def refused_run(monkeypatch, warehouse):
+    """A Customer.io people sync whose model has POISONED rows the destination refuses: (harness, spec, warehouse)."""
+    monkeypatch.setenv("RELAY_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("RELAY_PUBLISHED", str(warehouse.parent / "published.duckdb"))
+    with CustomerIOHarness(monkeypatch) as h:
+        rows = [{**r, **h.poison} if i < POISONED else r for i, r in enumerate(people_rows(20))]
+        h.write_people(warehouse, rows)
+        monkeypatch.setattr(pipeline, "sync_specs", lambda names=None, schedule=None: [h.people])
+        yield h, h.people, warehouse
+
+
+def test_a_sync_with_refused_rows_exits_non_zero_and_names_the_listing(refused_run, capsys):
+    h, spec, warehouse = refused_run
+    assert cli.main(["sync"]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec.name}: {POISONED} rows refused by customerio; see `relay rejections {spec.name}`" in err
+    assert cli.main(["sync", "--allow-rejections"]) == 0  # the refused rows are retried, and refused again
+
+
+def test_relay_rejections_lists_open_refusals_by_reason_with_sample_keys(refused_run, capsys):
+    h, spec, warehouse = refused_run
+    cli.main(["sync", "--allow-rejections"])
+    capsys.readouterr()
+    assert cli.main(["rejections"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == [str(POISONED), spec.name] and h.poison_reason in out[0], out
+    assert out[1].strip() == "e.g. c000000, c000001, c000002"
+    cli.main(["rejections", "--json"])
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(r["record_key"] for r in listed) == ["c000000", "c000001", "c000002"]
+    # Fixed in the model and delivered: no longer open.
+    h.write_people(warehouse, people_rows(20))
+    assert cli.main(["sync"]) == 0
+    capsys.readouterr()
+    cli.main(["rejections"])
+    assert capsys.readouterr().out.strip() == "no open rejections"
+
+
+def test_a_query_right_after_a_sync_sees_its_rows(refused_run, capsys):
+    cli.main(["sync", "--allow-rejections"])  # publishes the stakeholder copy when it finishes
+    capsys.readouterr()
+    assert cli.main(["query", "select count(*) as n from relay.sync_rejections", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": POISONED}]
+
+
+def test_a_missing_copy_names_the_commands_that_make_it(refused_run, capsys):
+    assert cli.main(["query", "select 1"]) == 1
+    assert "`relay build`, `relay sync`, `relay run`" in capsys.readouterr().err
+
+
+def test_bad_sql_is_one_line_and_status_limit_zero_lists_nothing(refused_run, capsys):
+    cli.main(["sync", "--allow-rejections"])
+    capsys.readouterr()
+    assert cli.main(["query", "select nonsense from nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("relay query: CatalogException: ") and "nowhere" in err, err
+    assert cli.main(["status", "--limit", "0"]) == 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("relay ")
