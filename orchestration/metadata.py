@@ -54,7 +54,7 @@ def sync_metadata(spec: SyncSpec, result, refusals: list[dict]) -> dict:
         metadata["rejections"] = dg.MetadataValue.table(
             records=[dg.TableRecord({"reason": r["reason"], "rows": r["rows"], "sample_keys": ", ".join(r["sample_keys"])})
                      for r in refusals], schema=REJECTIONS_SCHEMA)
-    if result.plan.get("merges"):  # identity merges: outcomes, the destination's note, samples
+    if (result.plan.get("merges") or {}).get("outcomes"):  # identity merges: outcomes, the note, samples
         metadata["merges"] = dg.MetadataValue.json(masked(result.plan["merges"]))
     if spec.events:  # by event name, and by why an event will never be sent
         metadata["events"] = dg.MetadataValue.json(result.plan.get("events", {}))

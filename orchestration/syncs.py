@@ -50,7 +50,7 @@ def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
         ],
     )
     def _sync(context: dg.AssetExecutionContext, sync_engine: SyncEngine):
-        result = sync_engine.run(spec, context.run_id)
+        result = sync_engine.run(spec, context.run.run_id)
         metadata = sync_metadata(spec, result, pipeline.refusals(result.run_id) if result.rejected else [])
         if result.status == "refused":
             yield dg.AssetCheckResult(check_name="blast_radius", passed=False, metadata={"message": result.message})

@@ -78,8 +78,9 @@ def materialized(emulators, warehouse):
                                        "where customer_key = (select min(customer_key) from syncs.sync_customerio__people) "
                                        "returning customer_key").fetchall()
         people = dg.AssetKey(["destinations", "customerio", "sync_customerio__people"])
-        sync = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[people], raise_on_error=False)
+        sync = defs.resolve_implicit_global_asset_job_def().execute_in_process(  # resent in full: the row is in it
+            instance=instance, asset_selection=[people], raise_on_error=False,
+            run_config={"resources": {"sync_engine": {"config": {"full_resync": True}}}})
     return {"daily": result.run_id, "sync": sync.run_id, "refused": refused}
 
 
@@ -97,12 +98,12 @@ def test_ui_shows_sync_assets_and_their_latest_materialization(materialized, web
 
     artifacts = ROOT / "artifacts" / "ui"
     artifacts.mkdir(parents=True, exist_ok=True)
-    for name, path in (("destinations_lineage", f"/locations/{LOCATION}/asset-groups/destinations"),
-                       ("sync_with_rejections", "/assets/destinations/customerio/sync_customerio__people"),
-                       ("sync_run", f"/runs/{materialized['sync']}")):
+    for name, path, height in (("destinations_lineage", f"/locations/{LOCATION}/asset-groups/destinations", 1100),
+                               ("sync_with_rejections", "/assets/destinations/customerio/sync_customerio__people", 2400),
+                               ("sync_run", f"/runs/{materialized['sync']}", 1100)):
         screenshot = artifacts / f"{name}.png"
         screenshot.unlink(missing_ok=True)
-        chromium(tmp_path, f"--screenshot={screenshot}", f"{webserver}{path}")
+        chromium(tmp_path, f"--window-size=1600,{height}", f"--screenshot={screenshot}", f"{webserver}{path}")
         assert screenshot.exists() and screenshot.stat().st_size > 20_000, name
 
 
