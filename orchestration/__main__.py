@@ -5,6 +5,7 @@ id and its outcome, and what stopped a failed run; exits 0 when the run succeede
 `relay run` and `relay demo` start it as a child process, once the emulators it needs are running."""
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -26,14 +27,23 @@ def print_failures(result) -> None:
             print(f"  step skipped: {event.step_key}")
 
 
-def run(defs: dg.Definitions, job: str) -> int:
+def run(defs: dg.Definitions, job: str, verbose: bool = False) -> int:
+    """Quiet unless `verbose`: Dagster logs at WARNING, and what dbt prints goes to data/logs/JOB.log (the UI
+    and dbt's own log have it all)."""
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+    run_config = {} if verbose else {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    log = config.data_dir() / "logs" / f"{job}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance, \
+            (contextlib.nullcontext() if verbose else contextlib.redirect_stdout(log.open("w"))):
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                              run_config=run_config)
     print(f"run {result.run_id} of {job}: {'succeeded' if result.success else 'FAILED'} "
           f"in {time.monotonic() - started:.1f}s")
     if not result.success:
         print_failures(result)
+        if not verbose:
+            print(f"  dbt's output: {log}")
     return 0 if result.success else 1
 
 
@@ -42,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a Dagster job now, in this process")
     p.add_argument("job")
+    p.add_argument("-v", "--verbose", action="store_true", help="Dagster's and dbt's logs on the console")
     args = parser.parse_args(argv)
     config.export_environment()
     pipeline.manifest_path(ensure=True)
@@ -50,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = sorted(job.name for job in defs.jobs)
     if args.job not in jobs:
         parser.error(f"unknown job {args.job!r}; the jobs are {', '.join(jobs)}")
-    return run(defs, args.job)
+    return run(defs, args.job, args.verbose)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,10 @@ def cmd_build(args) -> int:
         extra += ["--vars", json.dumps({"as_of": args.as_of})]
     if args.full_refresh:
         extra.append("--full-refresh")
-    code = pipeline.run_dbt("build", *extra, check=False).returncode
+    started = time.monotonic()
+    quiet = [] if args.verbose else ["--log-level", "warn"]  # dbt's warnings and errors only (-v: everything)
+    code = pipeline.run_dbt("build", *extra, *quiet, check=False).returncode
+    print(f"dbt build {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s")
     if code == 0:  # a failed build is not what stakeholders should read
         _publish()
     return code
@@ -282,11 +285,11 @@ def cmd_dev(args) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_job(job: str) -> int:
+def _run_job(job: str, verbose: bool = False) -> int:
     """`python -m orchestration run JOB` in a child process, with the emulators it needs running (it inherits
     the environment export_environment and running_emulators set). Its output passes through sys.stdout, so a
     caller that redirects it sees the run's outcome too."""
-    command = [sys.executable, "-m", "orchestration", "run", job]
+    command = [sys.executable, "-m", "orchestration", "run", job, *(["--verbose"] if verbose else [])]
     with emulator_process.running_emulators(emulator_process.emulators_needed()):
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
             for line in child.stdout:
@@ -309,7 +312,7 @@ def cmd_demo(args) -> int:
         print(f"   {time.monotonic() - t:.1f}s")
     pipeline.prepare_manifest()
     print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy", flush=True)
-    code = _run_job("daily_full")
+    code = _run_job("daily_full", args.verbose)
     print("   see the run in the Dagster UI: make dev")
     _print_summary(started_at)
     print(f"demo finished in {time.monotonic() - started:.1f}s")
@@ -321,7 +324,7 @@ def cmd_run(args) -> int:
     destinations: what a schedule tick does, on demand."""
     config.export_environment()
     pipeline.prepare_manifest()
-    return _run_job(args.job)
+    return _run_job(args.job, args.verbose)
 
 
 def _print_summary(since: datetime) -> None:
@@ -485,6 +488,8 @@ def _dispatch(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relay", description="Warehouse-native retention activation.")
     parser.add_argument("--version", action="version", version=f"relay {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Dagster's and dbt's logs on the console (default: warnings and errors only)")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_commands in (_add_data_commands, _add_sync_commands, _add_read_commands, _add_run_commands):
         add_commands(sub)
