@@ -17,17 +17,30 @@ from relay import config, emulator_process, pipeline
 FAILED = ("failed", "refused")
 
 
-def _progress(label: str):
-    if not sys.stderr.isatty():
-        return None
+def _progress(label: str, stream=None):
+    """A progress report for a sync: on a terminal a bar with rows/s and time left, redrawn at most 10 times a
+    second; elsewhere (a log, a pipe) a plain line every 10 seconds."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    every = 0.1 if tty else 10.0
+    started = time.monotonic()
+    last = [started]
 
     def report(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r  {label:<40} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        now = time.monotonic()
+        finished = done >= total
+        if now - last[0] < every and not (tty and finished):
+            return
+        last[0] = now
+        rate = done / (now - started) if now > started else 0.0
+        left = f"{(total - done) / rate:.0f}s left" if rate and not finished else "done" if finished else ""
+        text = f"{done:,}/{total:,} {rate:,.0f} rows/s {left}"
+        if tty:
+            filled = int(30 * done / total) if total else 30
+            stream.write(f"\r  {label:<40} [{'#' * filled}{'.' * (30 - filled)}] {text}" + ("\n" if finished else ""))
+        else:
+            stream.write(f"  {label}: {text}\n")
+        stream.flush()
 
     return report
 

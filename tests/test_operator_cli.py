@@ -77,3 +77,35 @@ def test_bad_sql_is_one_line_and_status_limit_zero_lists_nothing(refused_run, ca
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("relay ")
+
+
+class Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_redraws_at_most_ten_times_a_second_and_logs_a_line_every_ten_seconds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    terminal, log = Stream(tty=True), Stream(tty=False)
+    bar, line = cli._progress("sync_x", terminal), cli._progress("sync_x", log)
+    for done in range(1, 6001):  # 6,000 rows over 3 seconds
+        clock[0] += 0.0005
+        bar(done, 6000)
+        line(done, 6000)
+    assert 25 <= terminal.text.count("\r") <= 31, terminal.text.count("\r")  # ~10 a second, and the last
+    assert terminal.text.endswith("6,000/6,000 2,000 rows/s done\n")
+    assert "rows/s" in terminal.text and "s left" in terminal.text
+    assert log.text == ""  # under 10 seconds: nothing yet, the run's summary line follows
+    clock[0] += 11
+    line(6000, 7000)
+    assert log.text.count("\n") == 1 and log.text.startswith("  sync_x: 6,000/7,000 ")
