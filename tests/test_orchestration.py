@@ -141,3 +141,18 @@ def test_run_failure_sensor_records_the_failure(tmp_path):
         run_failure_alert(context)
     lines = (config.data_dir() / "alerts" / "run_failures.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["run_id"] == result.run_id
+
+
+def test_the_group_lineage_reads_by_layer(defs):
+    """Every dependency between two groups goes left to right through the layers; the bookkeeping models (the
+    scope of a scoped run, the data clock, the build log) sit in a group of their own beside them."""
+    layers = ["raw", "staging", "identity", "lifecycle", "health", "segments", "events", "syncs", "destinations",
+              "stakeholders"]
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {*layers, "bookkeeping"}, groups
+    backwards = [f"{parent.to_user_string()} -> {key.to_user_string()}"
+                 for key in graph.get_all_asset_keys() for parent in graph.get(key).parent_keys
+                 if "bookkeeping" not in (up := graph.get(parent).group_name, down := graph.get(key).group_name)
+                 and layers.index(up) > layers.index(down)]
+    assert not backwards, backwards[:5]
