@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 
+from orchestration.alerts import alert, partial_syncs
 from relay import config, pipeline
 
 
@@ -44,6 +45,13 @@ def run(defs: dg.Definitions, job: str, verbose: bool = False) -> int:
         print_failures(result)
         if not verbose:
             print(f"  dbt's output: {log}")
+    # No sensor sees a run started here: alert as run_failure_alert and run_partial_alert would.
+    partial = partial_syncs(result.all_events) if result.success else []
+    if not result.success or partial:
+        failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        alert(result.run_id, job, "failed" if not result.success else "partial",
+              (failures[0].message or "") if failures else "rows refused by the destination: see relay rejections",
+              [e.step_key for e in failures] or partial, launched_by="python -m orchestration run")
     return 0 if result.success else 1
 
 

@@ -1,13 +1,9 @@
 """Sensors: start the frequent path when new raw data lands; record and announce failed runs."""
 
-import json
-import os
-from datetime import datetime, timezone
-
 import dagster as dg
 import duckdb
-import httpx
 
+from orchestration.alerts import alert, partial_syncs
 from orchestration.dbt import raw_relation
 from orchestration.schedules import frequent_job
 from relay import config
@@ -48,21 +44,16 @@ def raw_data_sensor(context: dg.SensorEvaluationContext):
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Records every failed run and posts it to RELAY_ALERT_WEBHOOK_URL when set.")
 def run_failure_alert(context: dg.RunFailureSensorContext):
-    record = {
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": context.dagster_run.run_id,
-        "job": context.dagster_run.job_name,
-        "error": context.failure_event.message,
-        "steps": [e.step_key for e in context.get_step_failure_events()],
-    }
-    log = config.data_dir() / "alerts" / "run_failures.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-    url = os.environ.get("RELAY_ALERT_WEBHOOK_URL")
-    if url:
-        try:
-            httpx.post(url, json={"text": f"Relay run {record['run_id']} ({record['job']}) failed: {record['error']}",
-                                  **record}, timeout=10).raise_for_status()
-        except httpx.HTTPError as exc:
-            context.log.warning(f"could not post the failure alert: {type(exc).__name__}")
+    alert(context.dagster_run.run_id, context.dagster_run.job_name, "failed", context.failure_event.message or "",
+          [e.step_key for e in context.get_step_failure_events()], launched_by="schedule, sensor or UI")
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Records every run whose syncs left refused rows, like a failed run.")
+def run_partial_alert(context: dg.RunStatusSensorContext):
+    records = context.instance.get_records_for_run(context.dagster_run.run_id,
+                                                   of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    partial = partial_syncs([r.event_log_entry.dagster_event for r in records])
+    if partial:
+        alert(context.dagster_run.run_id, context.dagster_run.job_name, "partial",
+              "rows refused by the destination: see relay rejections", partial, launched_by="schedule, sensor or UI")

@@ -112,6 +112,10 @@ def test_each_gate_violation_blocks_every_sync_on_the_frequent_path(tmp_path):
         elif run["requests"] or run["sync_runs"]:
             problems[gate] = f"a sync ran: {run['requests']} requests, sync_runs table: {bool(run['sync_runs'])}"
     assert not problems, problems
+    # No sensor sees a run `relay run` starts: each failed run wrote its own alert.
+    alerts = [json.loads(line) for line in (tmp_path / "data" / "alerts" / "run_failures.jsonl").read_text().splitlines()]
+    assert len(alerts) == len(SCENARIOS) and all(a["outcome"] == "failed" and a["job"] == "frequent_path"
+                                                 and a["launched_by"] == "python -m orchestration run" for a in alerts)
 
 
 def _drive(work: Path) -> None:
