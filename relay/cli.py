@@ -337,7 +337,11 @@ def cmd_run(args) -> int:
     destinations: what a schedule tick does, on demand."""
     config.export_environment()
     pipeline.prepare_manifest()
-    return _run_job(args.job, args.verbose)
+    started_at = datetime.utcnow()
+    code = _run_job(args.job, args.verbose)
+    if config.warehouse_path().exists():
+        _print_syncs(started_at)
+    return code
 
 
 def _print_summary(since: datetime) -> None:
@@ -359,14 +363,29 @@ def _print_summary(since: datetime) -> None:
         print("== segments (relay segments: destinations and the next sync's changes)")
         for segment, category, size in sizes:
             print(f"   {segment:<38} {category:<15} {size:>8,} members")
-        runs = con.execute(
-            "select sync_name, status, planned_add + planned_change + planned_remove, acked_add + acked_change + acked_remove, "
-            "rejected, requests, coalesce(skipped, 0) from relay.sync_runs "
-            "where started_at >= ? order by sync_name", [since]).fetchall()
+    _print_syncs(since)
+
+
+def _print_syncs(since: datetime) -> None:
+    """One line per sync run since `since` (the end of `relay demo` and `relay run`)."""
+    from sinks.engine import connect
+
+    with connect(config.warehouse_path(), read_only=True) as con:  # the run is over: nothing else holds the file
+        try:
+            runs = con.execute(
+                "select sync_name, status, planned_add + planned_change + planned_remove + coalesce(planned_merge, 0), "
+                "acked_add + acked_change + acked_remove + coalesce(acked_merge, 0), rejected, requests, "
+                "coalesce(skipped, 0) from relay.sync_runs where started_at >= ? and mode = 'apply' order by sync_name",
+                [since]).fetchall()
+            holds = dict(con.execute("select sync_name, count(*) from relay.sync_state group by 1").fetchall())
+        except duckdb.CatalogException:  # no sync ever ran here
+            return
+    if not runs:
+        return
     print("== syncs in this run (destination now holds; skipped: events never to be sent, relay.sync_skipped)")
     for name, status, planned, acked, rejected, requests, skipped in runs:
-        print(f"   {name:<38} {status:<9} changes={planned:<7} acked={acked:<7} rejected={rejected:<5} "
-              f"requests={requests:<5} holds={summary['synced'].get(name, 0):,}" + (f" skipped={skipped:,}" if skipped else ""))
+        print(f"   {name:<38} {status:<9} changes={planned or 0:<7} acked={acked or 0:<7} rejected={rejected or 0:<5} "
+              f"requests={requests or 0:<5} holds={holds.get(name, 0):,}" + (f" skipped={skipped:,}" if skipped else ""))
 
 
 def _add_data_commands(sub) -> None:
