@@ -156,3 +156,25 @@ def test_the_group_lineage_reads_by_layer(defs):
                  if "bookkeeping" not in (up := graph.get(parent).group_name, down := graph.get(key).group_name)
                  and layers.index(up) > layers.index(down)]
     assert not backwards, backwards[:5]
+
+
+def test_a_partial_run_alerts_like_a_failed_one(tmp_path, monkeypatch):
+    """run_partial_alert: a run whose sync left refused rows (status partial) writes an alert."""
+    from orchestration.sensors import run_partial_alert
+
+    monkeypatch.setenv("RELAY_DATA_DIR", str(tmp_path / "data"))
+
+    @dg.asset(key=dg.AssetKey(["destinations", "customerio", "sync_x"]))
+    def sync_x():
+        return dg.MaterializeResult(metadata={"status": "partial", "rows_rejected": 2})
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([sync_x], instance=instance)
+        success = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS] or \
+            [r.event_log_entry.dagster_event for r in instance.get_records_for_run(
+                result.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records]
+        context = dg.build_run_status_sensor_context(sensor_name="run_partial_alert", dagster_instance=instance,
+                                                     dagster_run=result.dagster_run, dagster_event=success[0])
+        run_partial_alert(context)
+    [record] = [json.loads(line) for line in (tmp_path / "data" / "alerts" / "run_failures.jsonl").read_text().splitlines()]
+    assert record["outcome"] == "partial" and record["steps"] == ["destinations/customerio/sync_x"], record
