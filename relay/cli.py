@@ -48,9 +48,9 @@ def _progress(label: str, stream=None):
 def _print_run(r) -> None:
     line = (f"  {r.sync_name:<36} {r.status:<9} add={r.planned_add} change={r.planned_change} "
             f"remove={r.planned_remove}")
-    merges = r.plan.get("merges")
+    merges = (r.plan.get("merges") or {}).get("outcomes")
     if merges:  # by outcome: merged (the planned merge steps), retired, exited, adopted (removes)
-        line += " " + " ".join(f"{outcome}={n}" for outcome, n in merges["outcomes"].items())
+        line += " " + " ".join(f"{outcome}={n}" for outcome, n in merges.items())
     if r.mode == "apply":
         line += (f" | acked={r.acked} rejected={r.rejected} unsent={r.unsent} requests={r.requests} "
                  f"retries={r.retries} {r.rows_per_s:.0f} rows/s")

@@ -217,7 +217,8 @@ def plant_order(con, order_id: int, account: int, at, *, email_of: int | None = 
                            "(select phone from shopify.customer where id = $p) as phone" if guest else ""})
         from shopify."order"
         where customer_id = $a and cancelled_at is null and not coalesce(test, false) and financial_status = 'paid'
-        limit 1""", {"id": order_id, "t": at, "a": account, "synced": max(at, datetime.now(timezone.utc).replace(tzinfo=None)), **({"e": email_of, "p": phone_of} if guest else {})})
+        limit 1""", {"id": order_id, "t": at, "a": account, **({"e": email_of, "p": phone_of} if guest else {}),
+                     "synced": max(at, datetime.now(timezone.utc).replace(tzinfo=None))})
 
 
 def sync_all(warehouse) -> dict[str, object]:

@@ -6,8 +6,8 @@ import hashlib
 from typing import Iterator
 
 from sinks.destinations.base import (
-    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, SplitBatch, attributes_sql, dumps, event_properties,
-    event_ms, event_ms_sql, json_path, pack, sql_string,
+    Batch, Bulk, Change, Destination, DestinationAuthError, SetupError, SplitBatch, attributes_sql, dumps,
+    event_properties, event_ms, event_ms_sql, json_path, pack, sql_string,
 )
 from sinks.http import REDACT, HttpClient, Request
 
@@ -155,7 +155,6 @@ class CustomerIO(Destination):
             raise SplitBatch()
         reason = f"HTTP {status}: {REDACT.excerpt(response.text, 300)}"
         return [(c, reason) for c in batch.items]
-
 
     async def _merge(self, spec, client: HttpClient, group: list[Change]):
         """Merge each retired person into its survivor (which the engine saw acknowledged first: Customer.io

@@ -194,8 +194,8 @@ def insert_run(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
 
 RUN_COLUMNS = [
     "status", "model_rows", "state_rows", "planned_add", "planned_change", "planned_remove", "planned_merge",
-    "acked_add", "acked_change", "acked_remove", "acked_merge", "rejected", "unsent", "requests", "retries", "throttled", "resent",
-    "unconfirmed", "skipped", "duration_s", "rows_per_s", "message",
+    "acked_add", "acked_change", "acked_remove", "acked_merge", "rejected", "unsent", "requests", "retries",
+    "throttled", "resent", "unconfirmed", "skipped", "duration_s", "rows_per_s", "message",
 ]
 
 
