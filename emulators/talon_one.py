@@ -97,6 +97,7 @@ class TalonOne:
         return self.api.app([
             Endpoint("PUT", "/v2/customer_profiles/{integrationId}", self.update_profile, I, I,
                      claims=_profile_id, items=lambda body: 1),
+            Endpoint("GET", "/v1/customer_profiles/{integrationId}/inventory", self.inventory, I, I),
             Endpoint("PUT", "/v2/customer_profiles", self.update_profiles, I, I,
                      claims=_profile_ids, items=lambda body: len(body["customerProfiles"])),
             Endpoint("POST", "/v2/audiences", self.create_audience, I, I),
@@ -181,6 +182,21 @@ class TalonOne:
         else:
             profile = self.state.update_profile(integration_id, attributes, changes)
         return JSONResponse({"customerProfile": self._profile_json(integration_id, profile), "effects": []})
+
+    async def inventory(self, request: Request) -> JSONResponse:
+        """CustomerInventory of one profile (only its profile is kept here: the lists are empty); 404 for an
+        unknown one, as the vendor documents."""
+        integration_id = request.path_params["integrationId"]
+        flags = {name: self._flag(request, name)
+                 for name in ("profile", "referrals", "coupons", "loyalty", "giveaways", "achievements")}
+        profile = self.state.profiles.get(integration_id)
+        if profile is None:
+            raise ApiError(404, f"customer profile {integration_id} does not exist", {"": "no such profile"},
+                           reason="not_found")
+        inventory = {name: [] for name in ("referrals", "coupons", "giveaways", "achievements") if flags[name]}
+        if flags["profile"]:
+            inventory["profile"] = self._profile_json(integration_id, profile)
+        return JSONResponse(inventory)
 
     async def update_profiles(self, request: Request) -> Response:
         silent = request.query_params.get("silent", "yes")

@@ -11,28 +11,46 @@ import time
 
 import dagster as dg
 
-from orchestration.alerts import alert, partial_syncs
+from orchestration.alerts import alert, error_lines, partial_syncs, step_errors
 from relay import config, pipeline
 
 
-def print_failures(result) -> None:
-    """What stopped the run: failed checks (a dbt test names the rows in its audit table), failed steps."""
+def print_failures(result) -> int:
+    """What stopped the run (failed steps) and every check that did not pass, even in a run that succeeded (a
+    warning check does not stop one): a dbt test names the rows in its audit table. Returns the checks."""
+    checks = 0
     for event in result.all_events:
         data = event.event_specific_data
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not data.passed:
-            print(f"  check failed: {data.check_name} on {data.asset_key.to_user_string()}")
+            checks += 1
+            print(f"  check failed ({data.severity.value.lower()}): {data.check_name} on "
+                  f"{data.asset_key.to_user_string()}{_check_detail(data)}")
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            message = (data.error.message if data.error else "").strip().splitlines()
-            print(f"  step failed: {event.step_key}: {message[0] if message else ''}")
+            lines = error_lines(data.error.message if data.error else "")
+            print(f"  step failed: {event.step_key}: {lines[0] if lines else ''}")
+            for line in lines[1:MAX_ERROR_LINES]:
+                print(f"    {line}")
         elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
             print(f"  step skipped: {event.step_key}")
+    return checks
+
+
+MAX_ERROR_LINES = 16
+
+
+def _check_detail(data) -> str:
+    """The check's own figures, briefly: a freshness check's lag, a rejections check's count."""
+    shown = {k: v.value for k, v in (data.metadata or {}).items()
+             if k in ("lag_hours", "status", "rejected", "dagster_dbt/failed_row_count") and v.value is not None}
+    return f" ({', '.join(f'{k} {v}' for k, v in shown.items())})" if shown else ""
 
 
 def run(defs: dg.Definitions, job: str, verbose: bool = False) -> int:
-    """Quiet unless `verbose`: Dagster logs at WARNING, and what dbt prints goes to data/logs/JOB.log (the UI
+    """Quiet unless `verbose`: Dagster's console logger is off, and what dbt prints goes to data/logs/JOB.log (the UI
     and dbt's own log have it all)."""
     started = time.monotonic()
-    run_config = {} if verbose else {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # Quiet, the summary below says what failed, once (Dagster's console would print each error in full twice).
+    run_config = {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     log = config.data_dir() / "logs" / f"{job}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.get() as instance, \
@@ -41,16 +59,17 @@ def run(defs: dg.Definitions, job: str, verbose: bool = False) -> int:
                                                               run_config=run_config)
     print(f"run {result.run_id} of {job}: {'succeeded' if result.success else 'FAILED'} "
           f"in {time.monotonic() - started:.1f}s")
-    if not result.success:
-        print_failures(result)
-        if not verbose:
-            print(f"  dbt's output: {log}")
+    checks = print_failures(result)
+    if not result.success and not verbose and log.stat().st_size:
+        print(f"  dbt's output: {log}")
+    elif checks:
+        print(f"  {checks} checks did not pass: their asset pages in the Dagster UI have the details")
     # No sensor sees a run started here: alert as run_failure_alert and run_partial_alert would.
     partial = partial_syncs(result.all_events) if result.success else []
     if not result.success or partial:
         failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         alert(result.run_id, job, "failed" if not result.success else "partial",
-              (failures[0].message or "") if failures else "rows refused by the destination: see relay rejections",
+              step_errors(failures) if failures else "rows refused by the destination: see relay rejections",
               [e.step_key for e in failures] or partial, launched_by="python -m orchestration run")
     return 0 if result.success else 1
 

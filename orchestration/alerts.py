@@ -5,6 +5,7 @@ RELAY_ALERT_WEBHOOK_URL when set. The sensors call it for runs the daemon sees; 
 import json
 import logging
 import os
+import re
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -31,6 +32,25 @@ def alert(run_id: str, job: str, outcome: str, error: str, steps: list[str], lau
         except httpx.HTTPError as exc:
             log.warning("could not post the alert: %s", type(exc).__name__)
     return record
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_lines(message: str) -> list[str]:
+    """A step's error without its stack trace, colour codes or blank lines (a dbt failure lists what failed)."""
+    text = _ANSI.sub("", message).split("Stack Trace:")[0].removeprefix("dagster._core.definitions.events.Failure: ")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def step_errors(step_failures, max_lines: int = 16) -> str:
+    """What the failed steps said, for an alert a person acts on without opening the UI."""
+    parts = []
+    for event in step_failures:
+        error = event.event_specific_data.error
+        lines = error_lines(error.message if error else event.message or "")[:max_lines]
+        parts.append(f"{event.step_key}: " + "\n".join(lines))
+    return "\n".join(parts)
 
 
 def partial_syncs(events) -> list[str]:

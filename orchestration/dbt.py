@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from orchestration.preflight import PREFLIGHT_KEY
 from orchestration.project import relay_dbt_project
 from relay import config
 from relay.pipeline import dbt_executable
@@ -36,6 +37,14 @@ class RelayTranslator(DagsterDbtTranslator):
         if folders[0] in LAYER_GROUPS or len(folders) == 1:
             return folders[0]
         return folders[1]
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        upstream = (manifest["nodes"].get(unique_id) or {}).get("depends_on", {}).get("nodes", [])
+        # A model reading raw tables waits for the preflight: a run that cannot deliver stops before dbt.
+        if any(node.startswith("source.") for node in upstream):
+            spec = spec.merge_attributes(deps=[PREFLIGHT_KEY])
+        return spec
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
         owner = _meta(dbt_resource_props).get("owner")
@@ -115,6 +124,21 @@ def _seconds(threshold: dict | None) -> float | None:
     return threshold["count"] * _PERIODS[threshold.get("period", "hour")]
 
 
+def source_clock(con: duckdb.DuckDBPyConnection) -> tuple[datetime, str]:
+    """"Now" for judging how late the loaders are: the wall clock (UTC). Sample data (relay sample-data) plays
+    a shop in a time of its own that ends at its as-of: there, now is the as-of plus the time since it landed,
+    so data generated a minute ago is a minute old and data nobody appended to for a day is a day old."""
+    wall = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        row = con.execute("select as_of, landed_at from _relay_sample.params").fetchone()
+    except duckdb.CatalogException:  # a real warehouse
+        return wall, "wall clock (UTC)"
+    if not row or row[1] is None:  # sample data from before landed_at was recorded: its landing is unknown
+        return wall, "wall clock (UTC)"
+    as_of, landed_at = row
+    return as_of + (wall - landed_at), f"sample data: as of {as_of}, landed {landed_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def raw_freshness_check() -> dg.AssetChecksDefinition:
     """Freshness of every raw table from its loaded-at field (`_fivetran_synced`, Segment's `received_at`),
     against the dbt source's warn_after / error_after: the same contract `dbt source freshness` uses."""
@@ -126,8 +150,8 @@ def raw_freshness_check() -> dg.AssetChecksDefinition:
                                  "source's warn_after (warns) and error_after (errors).") for key, _ in sources],
     )
     def _raw_freshness(context: dg.AssetCheckExecutionContext):
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
         with duckdb.connect(str(config.warehouse_path()), read_only=True) as con:
+            now, clock = source_clock(con)
             for key, source in sources:
                 relation = f'"{source["schema"]}"."{source["identifier"]}"'
                 optional = _optional(source)
@@ -148,6 +172,7 @@ def raw_freshness_check() -> dg.AssetChecksDefinition:
                     asset_key=key, check_name="freshness", passed=not (late_error or late_warn),
                     severity=dg.AssetCheckSeverity.ERROR if late_error else dg.AssetCheckSeverity.WARN,
                     metadata={"newest_loaded_at": str(newest), "lag_hours": round(lag / 3600, 2) if lag else None,
+                              "judged_at": str(now), "clock": clock,
                               "warn_after_hours": warn and warn / 3600, "error_after_hours": error and error / 3600},
                 )
 

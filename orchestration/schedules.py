@@ -5,6 +5,7 @@ import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
 from orchestration.dbt import FREQUENT_JOB, raw_freshness, relay_dbt_models
+from orchestration.preflight import PREFLIGHT_KEY
 from orchestration.syncs import SYNC_SPECS, sync_asset_key
 
 PUBLISHED_KEY = dg.AssetKey(["stakeholders", "published_warehouse"])
@@ -19,7 +20,7 @@ frequent_selection = (
     build_dbt_asset_selection([relay_dbt_models], dbt_select="+tag:frequent", dbt_exclude="resource_type:test")
     | build_dbt_asset_selection([relay_dbt_models], dbt_select="tag:gate path:models/syncs,resource_type:test,tag:frequent")
     | dg.AssetSelection.assets(*[sync_asset_key(s) for s in SYNC_SPECS if s.schedule == "frequent"])
-    | dg.AssetSelection.assets(PUBLISHED_KEY)
+    | dg.AssetSelection.assets(PUBLISHED_KEY, PREFLIGHT_KEY)
     | dg.AssetSelection.checks(raw_freshness)
 )
 

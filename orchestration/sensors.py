@@ -3,7 +3,7 @@
 import dagster as dg
 import duckdb
 
-from orchestration.alerts import alert, partial_syncs
+from orchestration.alerts import alert, partial_syncs, step_errors
 from orchestration.dbt import raw_relation
 from orchestration.schedules import frequent_job
 from relay import config
@@ -44,7 +44,8 @@ def raw_data_sensor(context: dg.SensorEvaluationContext):
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Records every failed run and posts it to RELAY_ALERT_WEBHOOK_URL when set.")
 def run_failure_alert(context: dg.RunFailureSensorContext):
-    alert(context.dagster_run.run_id, context.dagster_run.job_name, "failed", context.failure_event.message or "",
+    alert(context.dagster_run.run_id, context.dagster_run.job_name, "failed",
+          step_errors(context.get_step_failure_events()) or context.failure_event.message or "",
           [e.step_key for e in context.get_step_failure_events()], launched_by="schedule, sensor or UI")
 
 

@@ -1,14 +1,12 @@
 """One sync asset per sync model declared in the dbt manifest (meta.sync). Nothing here is per sync."""
 
-import os
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from orchestration.dbt import relay_dbt_models
 from orchestration.metadata import sync_metadata
 from orchestration.project import relay_dbt_project
-from relay import pipeline
+from relay import config, pipeline
 from sinks.declarations import SyncSpec, load_specs
 
 
@@ -58,7 +56,7 @@ def _sync_asset(spec: SyncSpec, specs: list[SyncSpec]) -> dg.AssetsDefinition:
         if result.status == "failed":
             raise dg.Failure(description=result.message or "sync failed", metadata=metadata)
         share = result.rejected / result.planned if result.planned else 0.0
-        limit = float(os.environ.get("RELAY_MAX_REJECTED_SHARE", "0.01"))
+        limit = config.number("RELAY_MAX_REJECTED_SHARE")
         yield dg.MaterializeResult(
             metadata=metadata,
             check_results=[

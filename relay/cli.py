@@ -1,6 +1,7 @@
 """`relay`: the project's command line. Run `relay --help`."""
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -251,6 +252,39 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Everything a run needs, checked at once (relay/doctor.py); in emulator mode, against the emulators,
+    started like a sync starts them."""
+    from relay import doctor
+
+    config.export_environment()
+    started = time.monotonic()
+    pipeline.manifest_path(ensure=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(emulator_process.running_emulators(_emulators_usable()))
+        except config.ConfigError:
+            pass  # a setting the emulators need is malformed: the doctor lists it with the rest
+        findings = doctor.diagnose()
+    failed = doctor.failures(findings)
+    if args.json:
+        print(json.dumps([vars(f) for f in findings]))
+        return 1 if failed else 0
+    print(doctor.report(findings))
+    took = time.monotonic() - started
+    print(f"{len(failed)} problems found in {took:.1f}s: fix them all, then run relay doctor again" if failed
+          else f"ready to run ({took:.1f}s)")
+    return 1 if failed else 0
+
+
+def _emulators_usable() -> bool:
+    """Whether the destinations call the emulators (a malformed RELAY_DESTINATIONS is the doctor's to report)."""
+    try:
+        return emulator_process.emulators_needed()
+    except config.ConfigError:
+        return False
+
+
 def cmd_contract(args) -> int:
     from relay import contract
 
@@ -319,15 +353,17 @@ def cmd_demo(args) -> int:
     os.environ.setdefault("RELAY_DESTINATIONS", "emulator")
     started, started_at = time.monotonic(), datetime.utcnow()
     if args.regenerate or not config.warehouse_path().exists():
-        print(f"== sample data: {args.customers} customers")
+        customers = args.customers or config.number("RELAY_DEMO_CUSTOMERS")
+        print(f"== sample data: {customers} customers")
         t = time.monotonic()
-        sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed)
+        sample_data.generate(config.warehouse_path(), customers, seed=args.seed)
         print(f"   {time.monotonic() - t:.1f}s")
     pipeline.prepare_manifest()
     print("== Dagster job daily_full: dbt build -> syncs to the local emulators -> stakeholder copy", flush=True)
     code = _run_job("daily_full", args.verbose)
     print("   see the run in the Dagster UI: make dev")
-    _print_summary(started_at)
+    if code == 0:  # a failed run said what failed: there is nothing to sum up
+        _print_summary(started_at)
     print(f"demo finished in {time.monotonic() - started:.1f}s")
     return code
 
@@ -465,6 +501,10 @@ def _add_read_commands(sub) -> None:
     p = sub.add_parser("publish", help="publish the stakeholder copy now (runs do this after every sync)")
     p.set_defaults(func=cmd_publish)
 
+    p = sub.add_parser("doctor", help="check every setting, the warehouse and each destination's credentials, all at once")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("contract", help="print the raw-data contract (from the dbt sources YAML) as Markdown")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's contract section")
     p.set_defaults(func=cmd_contract)
@@ -485,7 +525,7 @@ def _add_run_commands(sub) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="sample data -> dbt -> syncs to the emulators -> summary")
-    p.add_argument("--customers", type=int, default=int(os.environ.get("RELAY_DEMO_CUSTOMERS", "5000")))
+    p.add_argument("--customers", type=int, help="customers to generate (default: RELAY_DEMO_CUSTOMERS, else 5000)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--regenerate", action="store_true", help="regenerate the sample data even if a warehouse exists")
     p.set_defaults(func=cmd_demo)

@@ -49,7 +49,50 @@ def export_environment() -> None:
 
 
 class ConfigError(ValueError):
-    pass
+    """A missing or malformed setting; `problems` lists every one found (relay doctor shows them all)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+_ABOVE_ZERO = (lambda v: v > 0, "a number above 0")
+_SHARE = (lambda v: 0 < v <= 1, "a share above 0 and at most 1, e.g. 0.3")
+_FRACTION = (lambda v: 0 <= v <= 1, "a share from 0 to 1, e.g. 0.02")
+_COUNT = (lambda v: v >= 0, "a whole number, 0 or more")
+_POSITIVE_COUNT = (lambda v: v >= 1, "a whole number, 1 or more")
+
+# Every numeric setting: its type, its default and what it must be. number() reads one; relay doctor checks all.
+NUMBERS = {
+    "RELAY_CONCURRENCY": (int, 8, _POSITIVE_COUNT),
+    "RELAY_MAX_CHANGE_SHARE": (float, 0.3, _SHARE),
+    "RELAY_BLAST_RADIUS_MIN_ROWS": (int, 100, _COUNT),
+    "RELAY_MAX_MERGE_SHARE": (float, 0.02, _FRACTION),
+    "RELAY_MAX_REJECTED_SHARE": (float, 0.01, _FRACTION),
+    "RELAY_RESEND_UNCONFIRMED_S": (float, 300.0, _ABOVE_ZERO),
+    "RELAY_DEMO_CUSTOMERS": (int, 5000, _POSITIVE_COUNT),
+    "CUSTOMERIO_RATE_LIMIT": (float, 100.0, _ABOVE_ZERO),
+    "CORDIAL_RATE_LIMIT_PER_MIN": (float, 6000.0, _ABOVE_ZERO),
+    "CORDIAL_IMPORT_MIN_ROWS": (int, 1000, _POSITIVE_COUNT),
+    "TALON_ONE_RATE_LIMIT": (float, 300.0, _ABOVE_ZERO),
+    "TALON_ONE_MANAGEMENT_RATE_LIMIT": (float, 3.0, _ABOVE_ZERO),
+}
+
+
+def number(variable: str, environ=os.environ) -> int | float:
+    """The numeric setting `variable` (one of NUMBERS), or its default when unset; a malformed one is a
+    ConfigError naming it and what it must be."""
+    kind, default, (valid, expected) = NUMBERS[variable]
+    text = environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        raise ConfigError(f"{variable} is {text!r}; expected {expected}") from None
+    if not valid(value):  # also refuses nan
+        raise ConfigError(f"{variable} is {text!r}; expected {expected}")
+    return value
 
 
 def live() -> bool:

@@ -46,7 +46,8 @@ def generate(warehouse: pathlib.Path, customers: int, seed: int = 42, as_of: dat
         raise ValueError("customers must be at least 1")
     as_of = _naive_utc(as_of or DEFAULT_AS_OF)
     # "since" far enough back that the whole history counts as new.
-    params = {"seed": seed, "customers": customers, "since": as_of - timedelta(days=36500), "until": as_of, "hours": 0}
+    params = {"seed": seed, "customers": customers, "since": as_of - timedelta(days=36500), "until": as_of, "hours": 0,
+              "landed_at": _wall_clock()}
     with duckdb.connect(str(warehouse)) as con:
         _run(con, _GENERATE, params)
         return {_name(t): con.execute(f"select count(*) from {t}").fetchone()[0] for t in RAW_TABLES}
@@ -58,7 +59,8 @@ def append(warehouse: pathlib.Path, hours: int) -> dict[str, int]:
         raise ValueError("hours must be at least 1")
     with duckdb.connect(str(warehouse)) as con:
         seed, customers, as_of = con.execute("select seed, customers, as_of from _relay_sample.params").fetchone()
-        params = {"seed": seed, "customers": customers, "since": as_of, "until": as_of + timedelta(hours=hours), "hours": hours}
+        params = {"seed": seed, "customers": customers, "since": as_of, "until": as_of + timedelta(hours=hours),
+                  "hours": hours, "landed_at": _wall_clock()}
         _run(con, _APPEND, params)
         return {
             _name(t): con.execute(f"select count(*) from {t} where {column} > ?", [as_of]).fetchone()[0]
@@ -77,6 +79,10 @@ def _run(con: duckdb.DuckDBPyConnection, scripts: list[str], params: dict) -> No
     con.begin()  # all or nothing: a failed run leaves the previous tables in place
     con.execute(sql)
     con.commit()
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -107,7 +107,7 @@ def test_each_gate_violation_blocks_every_sync_on_the_frequent_path(tmp_path):
     for gate in GATES:
         [scenario] = [name for name, (_, gates) in SCENARIOS.items() if gate in gates]
         run = runs[scenario]
-        if run["exit"] != 1 or run["status"].get(gate) != "fail" or f"check failed: {gate} " not in run["output"]:
+        if run["exit"] != 1 or run["status"].get(gate) != "fail" or f"check failed (error): {gate} on " not in run["output"]:
             problems[gate] = f"exit {run['exit']}, dbt status {run['status'].get(gate)}, output: {run['output'][-1500:]}"
         elif run["requests"] or run["sync_runs"]:
             problems[gate] = f"a sync ran: {run['requests']} requests, sync_runs table: {bool(run['sync_runs'])}"

@@ -205,13 +205,20 @@ def run_pipeline(directory: Path, factory=None) -> None:
             httpx.post(f"{servers[name].url}/_emulator/faults", json={"error_rate": 0.25, "seed": 3}).raise_for_status()
 
         from orchestration.definitions import defs
+        from orchestration.preflight import PREFLIGHT_KEY
         from orchestration.sensors import run_failure_alert
 
         instance = dg.DagsterInstance.get()
         try:
             with captured_logging() as records, captured_output() as output:
                 job = defs.resolve_job_def("daily_full")
-                first = job.execute_in_process(instance=instance, raise_on_error=False)
+                # The preflight refuses the wrong key before dbt runs...
+                preflight = job.execute_in_process(instance=instance, raise_on_error=False,
+                                                   asset_selection=[PREFLIGHT_KEY])
+                facts["preflight"] = {"success": preflight.success, "failures": step_failures(preflight)}
+                # ...and a key revoked once the preflight passed fails the syncs that use it, mid-run.
+                first = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=[
+                    key for key in job.asset_layer.selected_asset_keys if key != PREFLIGHT_KEY])
                 failure = next(e for e in first.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
                 context = dg.build_run_status_sensor_context(
                     sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
@@ -227,7 +234,7 @@ def run_pipeline(directory: Path, factory=None) -> None:
                           if key.path[:2] == ["destinations", "cordial"] or key.path[0] == "stakeholders"]
                 second = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=failed)
                 facts["second"] = {"success": second.success, "failures": step_failures(second)}
-            run_ids = facts["run_ids"] = [first.run_id, second.run_id]
+            run_ids = facts["run_ids"] = [preflight.run_id, first.run_id, second.run_id]
             texts["python logging (DEBUG)"] = "\n".join(
                 f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
             texts["captured stdout and stderr (Python and file descriptors)"] = "\n".join(
@@ -285,6 +292,9 @@ SOURCES = [
 # --------------------------------------------------------------------------------------------- tests
 def test_the_runs_met_the_failures_they_were_meant_to(pipeline):
     facts = pipeline["facts"]
+    # The preflight named the refused key's variable, never the key, before dbt ran.
+    assert facts["preflight"]["success"] is False
+    assert "CORDIAL_API_KEY refused: HTTP 401" in " ".join(facts["preflight"]["failures"])
     assert facts["first"]["success"] is False and facts["second"]["success"] is True
     # The wrong Cordial key failed Cordial's syncs with a message that names the variable, not the key.
     failures = " ".join(facts["first"]["failures"])

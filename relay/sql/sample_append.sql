@@ -2,7 +2,9 @@
 -- sample_generate.sql for new activity; sample_insert.sql writes them and sample_events.sql adds what falls
 -- due (refunds, late checkout completions, late Order Completed events).
 
-update _relay_sample.params set as_of = until_ts();
+-- (A warehouse generated before landed_at existed gains it here.)
+alter table _relay_sample.params add column if not exists landed_at timestamp;
+update _relay_sample.params set as_of = until_ts(), landed_at = timestamp '{{landed_at}}';
 
 -- One slot per hour; volumes scale with the shop and follow the time of day (peak ~20:00 UTC).
 create or replace temp table slots as

@@ -182,4 +182,5 @@ select txn_id(oseq, 3) as id, order_id, refund_id(oseq) as refund_id, subtotal a
     synced(created_at, oseq) as _fivetran_synced
 from unknown_refund;
 
-insert into _relay_sample.params values ({{seed}}, {{customers}}, timestamp '{{until}}', timestamp '{{until}}');
+insert into _relay_sample.params values ({{seed}}, {{customers}}, timestamp '{{until}}', timestamp '{{until}}',
+    timestamp '{{landed_at}}');

@@ -6,7 +6,10 @@ create schema if not exists segment;
 create schema if not exists salesforce;
 create schema if not exists _relay_sample;
 
-create or replace table _relay_sample.params (seed bigint, customers bigint, generated_as_of timestamp, as_of timestamp);
+-- landed_at: the wall clock (UTC) when the newest activity, up to as_of, was written. The sample shop lives
+-- in a time of its own; freshness checks read "now" as as_of plus the time since it landed.
+create or replace table _relay_sample.params (seed bigint, customers bigint, generated_as_of timestamp, as_of timestamp,
+    landed_at timestamp);
 
 create or replace table shopify.customer (
     id bigint, email varchar, first_name varchar, last_name varchar, phone varchar, state varchar,

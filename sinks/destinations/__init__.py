@@ -33,15 +33,39 @@ def emulator_credential_checks(name: str) -> dict[str, tuple[str, str]]:
     return {group: (adapter.CREDENTIAL_VARIABLES[group], header) for group, header in adapter.auth_headers().items()}
 
 
-def _secret(var: str, required: bool = True) -> str | None:
-    value = os.environ.get(var)
-    if value:
+class _Settings:
+    """One destination's settings as they are read, with every problem collected rather than the first
+    raised: a person fixing a configuration sees it all at once (relay doctor, the first step of a job)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def secret(self, var: str, required: bool = True) -> str | None:
+        value = (os.environ.get(var) or "").strip()  # a key pasted with its line break is still the key
+        if value:
+            return value
+        if not config.live():
+            return config.EMULATOR_CREDENTIALS.get(var)
+        if required:
+            self.problems.append(f"{var} is not set (required with RELAY_DESTINATIONS=live)")
+        return None
+
+    def number(self, var: str) -> int | float:
+        try:
+            return config.number(var)
+        except ConfigError as exc:
+            self.problems += exc.problems
+            return config.NUMBERS[var][1]
+
+    def url(self, var: str, default: str | None) -> str | None:
+        value = os.environ.get(var) or default
+        if value and not value.startswith(("https://", "http://")):
+            self.problems.append(f"{var} is {value!r}; expected a URL starting with https://")
         return value
-    if not config.live():
-        return config.EMULATOR_CREDENTIALS.get(var)
-    if required:
-        raise ConfigError(f"{var} is not set (required with RELAY_DESTINATIONS=live)")
-    return None
+
+    def check(self) -> None:
+        if self.problems:
+            raise ConfigError(*self.problems)
 
 
 # Adapter classes by destination, imported on first use.
@@ -56,55 +80,65 @@ def declaration_problems(spec) -> list[str]:
 
 
 def build(name: str) -> Destination:
-    concurrency = int(os.environ.get("RELAY_CONCURRENCY", "8"))
-    if name == "customerio":
-        from sinks.destinations.customerio import CustomerIO
+    """Destination `name`'s adapter, configured from the environment; a ConfigError lists every missing or
+    malformed setting it needs."""
+    if name not in ADAPTERS:
+        raise ConfigError(f"unknown destination {name!r}; expected one of {', '.join(ADAPTERS)}")
+    settings = _Settings()
+    options = {"customerio": _customerio, "cordial": _cordial, "talon_one": _talon_one}[name](settings)
+    options["concurrency"] = settings.number("RELAY_CONCURRENCY")
+    settings.check()
+    module, cls = ADAPTERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**options)
 
-        suffix = "-eu" if config.customerio_region() == "eu" else ""
-        default_track = f"https://track{suffix}.customer.io" if config.live() else config.emulator_url(name)
-        default_app = f"https://api{suffix}.customer.io" if config.live() else config.emulator_url(name)
-        return CustomerIO(
-            track_url=os.environ.get("CUSTOMERIO_TRACK_URL", default_track),
-            app_url=os.environ.get("CUSTOMERIO_APP_URL", default_app),
-            site_id=_secret("CUSTOMERIO_SITE_ID"),
-            track_api_key=_secret("CUSTOMERIO_TRACK_API_KEY"),
-            app_api_key=_secret("CUSTOMERIO_APP_API_KEY", required=False),
-            rate_per_s=float(os.environ.get("CUSTOMERIO_RATE_LIMIT", "100")),
-            concurrency=concurrency,
-        )
-    if name == "cordial":
-        from sinks.destinations.cordial import Cordial
 
-        # Bulk imports: a directory Cordial can read files from, at a URL. The emulators share this
-        # machine, so they read the data dir directly; live, imports are on only when both are set.
-        import_dir = os.environ.get("CORDIAL_IMPORT_DIR")
-        import_url = os.environ.get("CORDIAL_IMPORT_URL")
-        if not config.live() and not import_dir:
-            import_dir = str(config.data_dir() / "cordial_imports")
-            import_url = Path(import_dir).as_uri()
-        return Cordial(
-            base_url=os.environ.get("CORDIAL_API_URL", "https://api.cordial.io" if config.live() else config.emulator_url(name)),
-            api_key=_secret("CORDIAL_API_KEY"),
-            rate_per_min=float(os.environ.get("CORDIAL_RATE_LIMIT_PER_MIN", "6000")),
-            concurrency=concurrency,
-            import_dir=import_dir,
-            import_url=import_url,
-            import_min_rows=int(os.environ.get("CORDIAL_IMPORT_MIN_ROWS", "1000")),
-        )
-    if name == "talon_one":
-        from sinks.destinations.talon_one import TalonOne
+def _customerio(settings: _Settings) -> dict:
+    suffix = "-eu" if config.customerio_region() == "eu" else ""
+    name = "customerio"
+    return dict(
+        track_url=settings.url("CUSTOMERIO_TRACK_URL", f"https://track{suffix}.customer.io" if config.live() else config.emulator_url(name)),
+        app_url=settings.url("CUSTOMERIO_APP_URL", f"https://api{suffix}.customer.io" if config.live() else config.emulator_url(name)),
+        site_id=settings.secret("CUSTOMERIO_SITE_ID"),
+        track_api_key=settings.secret("CUSTOMERIO_TRACK_API_KEY"),
+        app_api_key=settings.secret("CUSTOMERIO_APP_API_KEY", required=False),
+        rate_per_s=settings.number("CUSTOMERIO_RATE_LIMIT"),
+        region=config.customerio_region(),
+    )
 
-        base = os.environ.get("TALON_ONE_BASE_URL") or (None if config.live() else config.emulator_url(name))
-        if not base:
-            raise ConfigError("TALON_ONE_BASE_URL is not set (your deployment's URL, e.g. https://yourbrand.europe-west1.talon.one)")
-        return TalonOne(
-            base_url=base,
-            integration_key=_secret("TALON_ONE_INTEGRATION_KEY"),
-            management_key=_secret("TALON_ONE_MANAGEMENT_KEY", required=False),
-            rate_per_s=float(os.environ.get("TALON_ONE_RATE_LIMIT", "300")),
-            management_rate_per_s=float(os.environ.get("TALON_ONE_MANAGEMENT_RATE_LIMIT", "3")),
-            concurrency=concurrency,
-            # The Application the integration key belongs to: lets a run check which events of unknown fate landed.
-            application_id=int(os.environ.get("TALON_ONE_APPLICATION_ID") or (0 if config.live() else 1)) or None,
-        )
-    raise ConfigError(f"unknown destination {name!r}")
+
+def _cordial(settings: _Settings) -> dict:
+    # Bulk imports: a directory Cordial can read files from, at a URL. The emulators share this machine, so
+    # they read the data dir directly; live, imports are on only when both are set.
+    import_dir = os.environ.get("CORDIAL_IMPORT_DIR")
+    import_url = os.environ.get("CORDIAL_IMPORT_URL")
+    if not config.live() and not import_dir:
+        import_dir = str(config.data_dir() / "cordial_imports")
+        import_url = Path(import_dir).as_uri()
+    return dict(
+        base_url=settings.url("CORDIAL_API_URL", "https://api.cordial.io" if config.live() else config.emulator_url("cordial")),
+        api_key=settings.secret("CORDIAL_API_KEY"),
+        rate_per_min=settings.number("CORDIAL_RATE_LIMIT_PER_MIN"),
+        import_dir=import_dir,
+        import_url=import_url,
+        import_min_rows=settings.number("CORDIAL_IMPORT_MIN_ROWS"),
+    )
+
+
+def _talon_one(settings: _Settings) -> dict:
+    base = settings.url("TALON_ONE_BASE_URL", None if config.live() else config.emulator_url("talon_one"))
+    if not base:
+        settings.problems.append("TALON_ONE_BASE_URL is not set (your deployment's URL, e.g. "
+                                 "https://yourbrand.europe-west1.talon.one)")
+    # The Application the integration key belongs to: lets a run check which events of unknown fate landed.
+    application = os.environ.get("TALON_ONE_APPLICATION_ID") or ("0" if config.live() else "1")
+    if not application.strip().isdigit():
+        settings.problems.append(f"TALON_ONE_APPLICATION_ID is {application!r}; expected the Application's id, a whole number")
+        application = "0"
+    return dict(
+        base_url=base,
+        integration_key=settings.secret("TALON_ONE_INTEGRATION_KEY"),
+        management_key=settings.secret("TALON_ONE_MANAGEMENT_KEY", required=False),
+        rate_per_s=settings.number("TALON_ONE_RATE_LIMIT"),
+        management_rate_per_s=settings.number("TALON_ONE_MANAGEMENT_RATE_LIMIT"),
+        application_id=int(application) or None,
+    )

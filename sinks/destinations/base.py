@@ -152,8 +152,26 @@ class Destination:
         """The Authorization header each auth group sends (they carry secrets: send them, never print them)."""
         raise NotImplementedError
 
-    def open_client(self) -> HttpClient:
+    def open_client(self, **options) -> HttpClient:
+        """The client a run sends through; `options` override HttpClient's (a preflight's short timeout)."""
         raise NotImplementedError
+
+    def probes(self) -> dict[str, Request]:
+        """Per auth group, a cheap read that proves its credential and the way there (sinks.destinations.preflight).
+        A 404 answer passes: a probe may address something that does not exist."""
+        return {}
+
+    def probe_problem(self, group: str, response) -> str | None:
+        """What an accepted probe's answer still says is wrong (e.g. the account lives in another region)."""
+        return None
+
+    def attribute_types(self, spec) -> dict[str, str]:
+        """The attribute definitions a sync needs here, name -> this destination's type ({}: none needed)."""
+        return {}
+
+    async def attribute_definitions(self, client: HttpClient) -> dict[str, str] | None:
+        """The attributes defined here, name -> type; None when they cannot be read (no key for it)."""
+        return None
 
     async def setup(self, spec, client: HttpClient, registry: ObjectRegistry, audiences: list[str]) -> None:
         """Idempotently create what the sync writes into (look up first, create when missing)."""

@@ -91,10 +91,21 @@ class Cordial(Destination):
         token = base64.b64encode(f"{self._key}:".encode()).decode()  # the key is the user, the password empty
         return {"api": f"Basic {token}"}
 
-    def open_client(self) -> HttpClient:
+    def open_client(self, **options) -> HttpClient:
         # Cordial budgets requests per minute; the bucket refills continuously at the same average rate.
         return HttpClient(self.base_url, auth_headers={"Authorization": self.auth_headers()["api"]}, account=self.account,
-                          rates={"default": self.rate_per_min / 60}, concurrency=self.concurrency)
+                          rates={"default": self.rate_per_min / 60}, concurrency=self.concurrency, **options)
+
+    def probes(self) -> dict[str, Request]:
+        return {"api": Request("GET", "/v2/accountcontactattributes")}
+
+    def attribute_types(self, spec) -> dict[str, str]:
+        if spec.object != "attributes":
+            return {}
+        return {c: _type(spec, c) for c in spec.attribute_columns if c != SUBSCRIBE_STATUS}
+
+    async def attribute_definitions(self, client) -> dict[str, str] | None:
+        return await self._attributes(client)
 
     # ---------------------------------------------------------------- setup
     async def setup(self, spec, client, registry, audiences) -> None:
@@ -103,7 +114,7 @@ class Cordial(Destination):
                 if registry.get("list", name) is None:
                     registry.put("list", name, await self._list_id(client, name))
             return
-        wanted = {c: _type(spec, c) for c in spec.attribute_columns if c != SUBSCRIBE_STATUS}
+        wanted = self.attribute_types(spec)
         # The registry keeps each attribute's type: only new or retyped columns need a look at Cordial.
         missing = {c: t for c, t in wanted.items() if registry.get("attribute", c) != t}
         if not missing:

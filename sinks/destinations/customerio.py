@@ -33,8 +33,9 @@ class CustomerIO(Destination):
     credential_hint = "CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY (and CUSTOMERIO_APP_API_KEY for segments)"
 
     def __init__(self, *, track_url: str, app_url: str, site_id: str, track_api_key: str, app_api_key: str | None,
-                 rate_per_s: float = 100, concurrency: int = 8) -> None:
+                 rate_per_s: float = 100, concurrency: int = 8, region: str = "us") -> None:
         self.track_url, self.app_url = track_url.rstrip("/"), app_url.rstrip("/")
+        self.region = region
         self.site_id, self._track_key, self._app_key = site_id, track_api_key, app_api_key
         self.account = f"customerio:{site_id}"
         self.rate_per_s, self.concurrency = rate_per_s, concurrency
@@ -47,9 +48,22 @@ class CustomerIO(Destination):
         token = base64.b64encode(f"{self.site_id}:{self._track_key}".encode()).decode()
         return {"track": f"Basic {token}", "app": f"Bearer {self._app_key}"}
 
-    def open_client(self) -> HttpClient:
+    def open_client(self, **options) -> HttpClient:
         return HttpClient(self.track_url, auth_headers={"Authorization": self.auth_headers()["track"]}, account=self.account,
-                          rates={"default": self.rate_per_s, "app": 10}, concurrency=self.concurrency)
+                          rates={"default": self.rate_per_s, "app": 10}, concurrency=self.concurrency, **options)
+
+    def probes(self) -> dict[str, Request]:
+        probes = {"track": Request("GET", "/api/v1/accounts/region")}
+        if self._app_key:
+            probes["app"] = self._app("GET", "/v1/segments")
+        return probes
+
+    def probe_problem(self, group: str, response) -> str | None:
+        region = _json(response).get("region") if group == "track" else None
+        if region and region != self.region:
+            return (f"the workspace is in region {region!r} but CUSTOMERIO_REGION is {self.region!r}: set "
+                    f"CUSTOMERIO_REGION={region}")
+        return None
 
     def _app(self, method: str, path: str, json=None) -> Request:
         return Request(method, f"{self.app_url}{path}", json=json, group="app",

@@ -83,11 +83,24 @@ class TalonOne(Destination):
         return {"integration": f"ApiKey-v1 {self._integration_key}",
                 "management": f"ManagementKey-v1 {self._management_key}"}
 
-    def open_client(self) -> HttpClient:
+    def open_client(self, **options) -> HttpClient:
         # A 409 on a write means another request holds the profile: retried after a backoff.
         return HttpClient(self.base_url, auth_headers={"Authorization": self.auth_headers()["integration"]},
                           account=self.account, concurrency=self.concurrency, retry_conflicts=True,
-                          rates={"default": self.rate_per_s, "management": self.management_rate_per_s})
+                          rates={"default": self.rate_per_s, "management": self.management_rate_per_s}, **options)
+
+    def probes(self) -> dict[str, Request]:
+        # The vendor answers 404 for a profile that does not exist, 401 for a key it does not know.
+        probes = {"integration": Request("GET", "/v1/customer_profiles/relay-preflight/inventory")}
+        if self._management_key:
+            probes["management"] = self._management("GET", "/v1/attributes", params={"pageSize": 1})
+        return probes
+
+    def attribute_types(self, spec) -> dict[str, str]:
+        return {c: _type(spec, c) for c in spec.attribute_columns} if spec.object == "attributes" else {}
+
+    async def attribute_definitions(self, client) -> dict[str, str] | None:
+        return await self._attributes(client) if self._management_key else None
 
     @staticmethod
     def declaration_problems(spec) -> list[str]:
@@ -130,7 +143,7 @@ class TalonOne(Destination):
                     registry.put("audience", name, await self._audience_id(spec, client, name))
             self._audiences = {a: int(registry.get("audience", a)) for a in audiences}
             return
-        wanted = {c: _type(spec, c) for c in spec.attribute_columns}
+        wanted = self.attribute_types(spec)
         # The registry keeps each attribute's type: only new or retyped columns need a look at Talon.One.
         missing = {c: t for c, t in wanted.items() if registry.get("attribute", c) != t}
         if not missing:

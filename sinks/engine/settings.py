@@ -1,7 +1,8 @@
 """How a run is tuned and guarded: the defaults, and the environment variables that change them."""
 
-import os
 from dataclasses import dataclass
+
+from relay import config
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,12 @@ class Guard:
     def from_environment(cls, declared_share: float | None = None, max_change_share: float | None = None,
                          min_rows: int | None = None, allow_large_change: bool = False) -> "Guard":
         """The sync's declared share wins over the caller's, which wins over RELAY_MAX_CHANGE_SHARE."""
-        share = declared_share or max_change_share or float(os.environ.get("RELAY_MAX_CHANGE_SHARE", "0.3"))
-        rows = min_rows if min_rows is not None else int(os.environ.get("RELAY_BLAST_RADIUS_MIN_ROWS", "100"))
-        merges = float(os.environ.get("RELAY_MAX_MERGE_SHARE", "0.02"))
-        return cls(share, rows, allow_large_change, merges)
+        share = declared_share or max_change_share or config.number("RELAY_MAX_CHANGE_SHARE")
+        rows = min_rows if min_rows is not None else config.number("RELAY_BLAST_RADIUS_MIN_ROWS")
+        return cls(share, rows, allow_large_change, config.number("RELAY_MAX_MERGE_SHARE"))
 
 
 def resend_unconfirmed_s() -> float:
     """How long a write of unknown fate may still land: longer than a destination's servers hold a request
     (the emulators stall for less)."""
-    return float(os.environ.get("RELAY_RESEND_UNCONFIRMED_S", "300"))
+    return config.number("RELAY_RESEND_UNCONFIRMED_S")

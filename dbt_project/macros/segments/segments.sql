@@ -121,3 +121,11 @@
             '). Run `relay segments` or `make manifest` to register them, then build again.') }}
     {%- endif -%}
 {% endmacro %}
+
+
+{#- A promotional segment model's own filter: the person is neither suppressed nor held out. segment_memberships
+    leaves such people out whatever the model selects; a model that says so itself agrees with what is synced
+    (tests/assert_promotional_segments_select_no_excluded_people warns about one that does not). -#}
+{% macro relay_not_excluded(customer_key) %}
+    {{ customer_key }} not in (select customer_key from {{ ref('customer_segments') }} where is_suppressed or is_holdout)
+{%- endmacro %}

@@ -21,6 +21,7 @@ final as (
             lifecycle.most_recent_order_timestamp is null
             or {{ dbt.dateadd('day', var('intent_window_days'), 'lifecycle.most_recent_order_timestamp') }} <= as_of.as_of
         )
+        and {{ relay_not_excluded('lifecycle.customer_key') }}
 )
 
 select * from final

@@ -17,6 +17,7 @@ final as (
         and top_category_views >= {{ layers.min_views }}
         and recent_cart_adds >= 1
         and aov_band in ({% for band in layers.aov_bands %}'{{ band }}'{{ ', ' if not loop.last }}{% endfor %})
+        and {{ relay_not_excluded('customer_key') }}
 )
 
 select * from final

@@ -19,6 +19,7 @@ final as (
     where lifecycle.lifetime_count_orders >= 2
         and {{ dbt.dateadd('day', var('repeat_lapse_days'), 'lifecycle.most_recent_order_timestamp') }} <= as_of.as_of
         and {{ time_boundary('winback_window_start', 'lifecycle.most_recent_order_timestamp') }} > as_of.as_of
+        and {{ relay_not_excluded('lifecycle.customer_key') }}
 )
 
 select * from final

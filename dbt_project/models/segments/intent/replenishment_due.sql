@@ -12,6 +12,7 @@ final as (
         replenishment_category as reason
     from lifecycle
     where is_replenishment_due
+        and {{ relay_not_excluded('customer_key') }}
 )
 
 select * from final
