@@ -38,6 +38,10 @@ class Stats:
         self._in_second += 1
         self.peak_per_second = max(self.peak_per_second, self._in_second)
 
+    def writes(self) -> int:
+        """Requests that could change the destination: every one but the reads (a preflight's probes are reads)."""
+        return sum(n for route, n in self.by_route.items() if not route.startswith("GET "))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,

@@ -375,9 +375,12 @@ def cmd_run(args) -> int:
     pipeline.prepare_manifest()
     started_at = datetime.utcnow()
     code = _run_job(args.job, args.verbose)
-    if config.warehouse_path().exists():
-        _print_syncs(started_at)
-    return code
+    runs = _print_syncs(started_at) if config.warehouse_path().exists() else []
+    refused = [(name, rejected) for name, status, _, _, rejected, *_ in runs if status == "partial" and rejected]
+    for name, rejected in refused if not args.allow_rejections else []:
+        print(f"relay run: {name}: {rejected} rows refused; see `relay rejections {name}` (--allow-rejections exits "
+              f"0 on refused rows)", file=sys.stderr)
+    return code or (1 if refused and not args.allow_rejections else 0)
 
 
 def _print_summary(since: datetime) -> None:
@@ -402,8 +405,8 @@ def _print_summary(since: datetime) -> None:
     _print_syncs(since)
 
 
-def _print_syncs(since: datetime) -> None:
-    """One line per sync run since `since` (the end of `relay demo` and `relay run`)."""
+def _print_syncs(since: datetime) -> list[tuple]:
+    """One line per sync run since `since` (the end of `relay demo` and `relay run`); returns the runs."""
     from sinks.engine import connect
 
     with connect(config.warehouse_path(), read_only=True) as con:  # the run is over: nothing else holds the file
@@ -415,13 +418,14 @@ def _print_syncs(since: datetime) -> None:
                 [since]).fetchall()
             holds = dict(con.execute("select sync_name, count(*) from relay.sync_state group by 1").fetchall())
         except duckdb.CatalogException:  # no sync ever ran here
-            return
+            return []
     if not runs:
-        return
+        return []
     print("== syncs in this run (destination now holds; skipped: events never to be sent, relay.sync_skipped)")
     for name, status, planned, acked, rejected, requests, skipped in runs:
         print(f"   {name:<38} {status:<9} changes={planned or 0:<7} acked={acked or 0:<7} rejected={rejected or 0:<5} "
               f"requests={requests or 0:<5} holds={holds.get(name, 0):,}" + (f" skipped={skipped:,}" if skipped else ""))
+    return runs
 
 
 def _add_data_commands(sub) -> None:
@@ -522,6 +526,8 @@ def _add_run_commands(sub) -> None:
 
     p = sub.add_parser("run", help="run a Dagster job now, in a process of its own (frequent_path or daily_full)")
     p.add_argument("job", choices=["frequent_path", "daily_full"])
+    p.add_argument("--allow-rejections", action="store_true",
+                   help="exit 0 when a destination refused rows (they are recorded: relay rejections)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="sample data -> dbt -> syncs to the emulators -> summary")

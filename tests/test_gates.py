@@ -145,7 +145,7 @@ def _drive(work: Path) -> None:
             shutil.copytree(pristine / "models", project / "models")
             shutil.copy(base, warehouse)
             seed(project, warehouse)
-            before = sum(s.emulator.stats.requests for s in servers.values())
+            before = sum(s.emulator.stats.writes() for s in servers.values())
             output = io.StringIO()
             with contextlib.redirect_stdout(output):
                 code = cli.main(["run", "frequent_path"])
@@ -155,7 +155,7 @@ def _drive(work: Path) -> None:
                                         "where table_schema = 'relay' and table_name = 'sync_runs'").fetchone()[0]
             results[name] = {
                 "exit": code, "output": output.getvalue(), "sync_runs": sync_runs,
-                "requests": sum(s.emulator.stats.requests for s in servers.values()) - before,
+                "requests": sum(s.emulator.stats.writes() for s in servers.values()) - before,
                 "status": {r["unique_id"].split(".")[2]: r["status"]
                            for r in json.loads(newest.read_text())["results"]},
             }

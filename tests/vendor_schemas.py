@@ -166,6 +166,9 @@ def _talon_operations() -> dict[tuple[str, str], tuple[Any, dict]]:
         ("POST", "/v2/customer_audiences"): (body(models.CustomerProfileAudienceRequest), {}),
         ("POST", "/v2/events"): (body(models.IntegrationEventV2Request), {}),
         ("POST", "/v1/attributes"): (body(models.NewAttribute), {}),
+        # IntegrationApi.get_customer_inventory (the preflight's probe of the integration key)
+        ("GET", "/v1/customer_profiles/{integrationId}/inventory"): (None, {
+            k: boolean for k in ("profile", "referrals", "coupons", "loyalty", "giveaways", "achievements")}),
         ("GET", "/v1/attributes"): (None, {**paging, **attribute_filters}),
         ("GET", "/v1/audiences"): (None, {**paging, "withTotalResultSize": boolean}),
         # ManagementApi.get_application_events_without_total_count
