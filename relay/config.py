@@ -57,6 +57,7 @@ class ConfigError(ValueError):
 
 
 _ABOVE_ZERO = (lambda v: v > 0, "a number above 0")
+_NOT_NEGATIVE = (lambda v: v >= 0, "a number, 0 or more")
 _SHARE = (lambda v: 0 < v <= 1, "a share above 0 and at most 1, e.g. 0.3")
 _FRACTION = (lambda v: 0 <= v <= 1, "a share from 0 to 1, e.g. 0.02")
 _COUNT = (lambda v: v >= 0, "a whole number, 0 or more")
@@ -69,7 +70,7 @@ NUMBERS = {
     "RELAY_BLAST_RADIUS_MIN_ROWS": (int, 100, _COUNT),
     "RELAY_MAX_MERGE_SHARE": (float, 0.02, _FRACTION),
     "RELAY_MAX_REJECTED_SHARE": (float, 0.01, _FRACTION),
-    "RELAY_RESEND_UNCONFIRMED_S": (float, 300.0, _ABOVE_ZERO),
+    "RELAY_RESEND_UNCONFIRMED_S": (float, 300.0, _NOT_NEGATIVE),
     "RELAY_DEMO_CUSTOMERS": (int, 5000, _POSITIVE_COUNT),
     "CUSTOMERIO_RATE_LIMIT": (float, 100.0, _ABOVE_ZERO),
     "CORDIAL_RATE_LIMIT_PER_MIN": (float, 6000.0, _ABOVE_ZERO),
