@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from relay import cli, pipeline
+from relay import cli, console, pipeline
 from support.harnesses import CustomerIOHarness, people_rows
 from support.ports import free_ports
 from support.project import ROOT
@@ -113,9 +113,9 @@ class Stream:
 
 def test_progress_redraws_at_most_ten_times_a_second_and_logs_a_line_every_ten_seconds(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
     terminal, log = Stream(tty=True), Stream(tty=False)
-    bar, line = cli._progress("sync_x", terminal), cli._progress("sync_x", log)
+    bar, line = console.progress("sync_x", terminal), console.progress("sync_x", log)
     for done in range(1, 6001):  # 6,000 rows over 3 seconds
         clock[0] += 0.0005
         bar(done, 6000)
