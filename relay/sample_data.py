@@ -53,19 +53,54 @@ def generate(warehouse: pathlib.Path, customers: int, seed: int = 42, as_of: dat
         return {_name(t): con.execute(f"select count(*) from {t}").fetchone()[0] for t in RAW_TABLES}
 
 
-def append(warehouse: pathlib.Path, hours: int) -> dict[str, int]:
-    """Add the next `hours` hours of activity after the stored as-of and advance it; return rows added or updated."""
+def append(warehouse: pathlib.Path, hours: int, offer_lift: float = 0.0, winback_days: int = 60,
+           conversion_days: int = 14) -> dict[str, int]:
+    """Add the next `hours` hours of activity after the stored as-of and advance it; return rows added or updated.
+
+    With `offer_lift`, the winback offer works: of the people Relay's last build says will enter the winback
+    window (`winback_days` after their last order) and could have the offer (not held out, suppressed or
+    abusing discounts), those who would not have bought within `conversion_days` anyway buy with its code
+    with this probability; and some discount abusers redeem the code without being eligible. What that
+    plants, per month of entry, is in _relay_sample.offer_truth: the reporting marts must recover it."""
     if hours < 1:
         raise ValueError("hours must be at least 1")
+    if not 0 <= offer_lift <= 1:
+        raise ValueError(f"offer_lift is {offer_lift}; expected a probability from 0 to 1")
     with duckdb.connect(str(warehouse)) as con:
         seed, customers, as_of = con.execute("select seed, customers, as_of from _relay_sample.params").fetchone()
         params = {"seed": seed, "customers": customers, "since": as_of, "until": as_of + timedelta(hours=hours),
-                  "hours": hours, "landed_at": _wall_clock()}
+                  "hours": hours, "landed_at": _wall_clock(), "offer_lift_bp": round(offer_lift * 10000),
+                  "winback_days": winback_days, "conversion_days": conversion_days}
+        _offer_arms(con, with_audiences=offer_lift > 0)
         _run(con, _APPEND, params)
         return {
             _name(t): con.execute(f"select count(*) from {t} where {column} > ?", [as_of]).fetchone()[0]
             for t, column in RAW_TABLES.items()
         }
+
+
+def _offer_arms(con: duckdb.DuckDBPyConnection, with_audiences: bool) -> None:
+    """Who the offer simulation works on, as Relay's last build left them (one Shopify account per person):
+    their last valid order, holdout, exclusions. Empty without a lift."""
+    if not with_audiences:
+        con.execute("create or replace temp table offer_arms (customer_id bigint, last_order_at timestamp, "
+                    "is_holdout boolean, is_excluded boolean, is_abuser boolean)")
+        return
+    try:
+        con.execute("""
+            create or replace temp table offer_arms as
+            select cast(accounts.identifier_value as bigint) as customer_id,
+                lifecycle.most_recent_order_timestamp as last_order_at, holdout.is_holdout,
+                segments.is_suppressed or segments.is_discount_abuser as is_excluded,
+                segments.is_discount_abuser as is_abuser
+            from marts.customer_lifecycle as lifecycle
+            join marts.holdout_group as holdout using (customer_key)
+            join marts.customer_segments as segments using (customer_key)
+            join (select customer_key, min(identifier_value) as identifier_value from marts.customer_identifiers
+                  where identifier_type = 'shopify_customer' group by 1) as accounts using (customer_key)
+            where lifecycle.most_recent_order_timestamp is not null""")
+    except duckdb.CatalogException:
+        raise ValueError("an offer lift works on the audiences Relay built: run `relay build` first") from None
 
 
 def _run(con: duckdb.DuckDBPyConnection, scripts: list[str], params: dict) -> None:
