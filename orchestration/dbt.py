@@ -59,7 +59,12 @@ translator = RelayTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_
 FREQUENT_JOB = "frequent_path"
 
 
-@dbt_assets(manifest=relay_dbt_project().manifest_path, dagster_dbt_translator=translator, project=relay_dbt_project())
+# Models tagged after_syncs read what the syncs wrote (audience health): orchestration/reports.py runs them.
+AFTER_SYNCS = "tag:after_syncs"
+
+
+@dbt_assets(manifest=relay_dbt_project().manifest_path, dagster_dbt_translator=translator, project=relay_dbt_project(),
+            exclude=AFTER_SYNCS)
 def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # `build` runs tests right after each model: a failing test stops everything downstream of it,
     # including the sync assets, so a broken model never reaches a destination.

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.dbt import relay_dbt_models
+from orchestration.reports import relay_dbt_reports
 from orchestration.syncs import sync_assets
 from orchestration.schedules import PUBLISHED_KEY
 from relay import publish
@@ -10,7 +11,7 @@ from relay import publish
 
 @dg.asset(
     key=PUBLISHED_KEY,
-    deps=[*(a.key for a in sync_assets), *relay_dbt_models.keys],
+    deps=[*(a.key for a in sync_assets), *relay_dbt_models.keys, *relay_dbt_reports.keys],
     group_name="stakeholders",
     kinds={"duckdb"},
     description="Read-only snapshot of the warehouse (customers, segments, history, sync ledger) that stakeholders "

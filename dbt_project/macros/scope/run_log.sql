@@ -10,6 +10,12 @@
 {#- on-run-start: open this run's row. on-run-end: close it when every scoped model was rebuilt, with the
     loader high-water mark and the clock the scope was computed from. -#}
 {% macro relay_scope_run_start() -%}
+    {#- An invocation that builds no scoped model (the reports after the syncs) is not a run of the scope:
+        logged, it would be the latest, incomplete row, and the run after it could not be scoped. -#}
+    {%- if execute and not (graph.nodes.values() | selectattr('unique_id', 'in', selected_resources)
+                           | selectattr('config.incremental_strategy', 'equalto', 'relay_scoped') | list) -%}
+        {{ return('') }}
+    {%- endif %}
     create schema if not exists relay;
     create table if not exists {{ relay_scope_log() }} (
         invocation_id varchar primary key, started_at timestamp, full_refresh boolean,
