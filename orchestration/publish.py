@@ -6,7 +6,7 @@ from orchestration.dbt import relay_dbt_models
 from orchestration.reports import relay_dbt_reports
 from orchestration.syncs import sync_assets
 from orchestration.schedules import PUBLISHED_KEY
-from relay import publish
+from relay import publish, report
 
 
 @dg.asset(
@@ -14,10 +14,13 @@ from relay import publish
     deps=[*(a.key for a in sync_assets), *relay_dbt_models.keys, *relay_dbt_reports.keys],
     group_name="stakeholders",
     kinds={"duckdb"},
-    description="Read-only snapshot of the warehouse (customers, segments, history, sync ledger) that stakeholders "
-                "query at any time, also while runs write; replaced atomically after each run.",
+    description="Read-only snapshot of the warehouse (customers, segments, history, sync ledger, reporting marts) "
+                "that stakeholders query at any time, also while runs write; replaced atomically after each run, "
+                "with the HTML report (relay report) beside it.",
 )
 def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     result = publish.publish()
+    page = report.write()
     return dg.MaterializeResult(metadata={
-        "path": result["path"], "size_mb": round(result["bytes"] / 1e6, 1), "publish_seconds": result["seconds"]})
+        "path": result["path"], "size_mb": round(result["bytes"] / 1e6, 1), "publish_seconds": result["seconds"],
+        "report": dg.MetadataValue.url(page.as_uri()), "report_path": dg.MetadataValue.path(str(page))})

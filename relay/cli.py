@@ -237,6 +237,14 @@ def _emulators_usable() -> bool:
         return False
 
 
+def cmd_report(args) -> int:
+    from relay import report
+
+    path = report.write(Path(args.output).resolve() if args.output else None)
+    print(f"wrote {path}: open it in a browser")
+    return 0
+
+
 def cmd_contract(args) -> int:
     from relay import contract
 
@@ -316,6 +324,9 @@ def cmd_demo(args) -> int:
     print("   see the run in the Dagster UI: make dev")
     if code == 0:  # a failed run said what failed: there is nothing to sum up
         console.print_summary(started_at)
+        from relay import report
+
+        print(f"== stakeholders: relay query reads the published copy; the report is {report.report_path()}")
     print(f"demo finished in {time.monotonic() - started:.1f}s")
     return code
 
@@ -415,6 +426,11 @@ def _add_read_commands(sub) -> None:
 
     p = sub.add_parser("publish", help="publish the stakeholder copy now (runs do this after every sync)")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("report", help="write the stakeholders' HTML report (offers' lift, audience health, segment "
+                                      "catalog) from the published copy; every job writes it too")
+    p.add_argument("--output", help="where to write it (default: beside the published copy, report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("doctor", help="check every setting, the warehouse and each destination's credentials, all at once")
     p.add_argument("--json", action="store_true")

@@ -85,3 +85,41 @@ def test_a_stuck_member_an_identifier_gap_and_an_unacknowledged_member_each_warn
     assert failures["audience_has_stuck_members"] == len(flagged["stuck"])
     assert failures["audience_members_unreachable"] == failures["audience_exits_not_acknowledged"] == 1
     assert failures["audience_match_rate_low"] == 1
+
+
+def test_the_report_draws_its_charts_in_chromium(synced, tmp_path):
+    """relay report on the shop: every chart drawn by plotly.js (offline, inlined), the catalog table there."""
+    import os
+    import shutil
+    import subprocess
+
+    from relay import publish, report
+    from support.project import ROOT
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: `make test` installs it (Debian package chromium)")
+        pytest.skip("chromium is not installed")
+    health(synced)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RELAY_WAREHOUSE", str(synced))
+        env.setenv("RELAY_DATA_DIR", str(synced.parent))
+        publish.publish()
+        page = report.write()
+        with publish.connect_published() as con:  # every new mart is there for stakeholders
+            for mart in ("offer_lift", "offer_exposures", "offer_redemptions", "audience_health"):
+                assert con.execute(f"select count(*) from marts.{mart}").fetchone()[0] > 0, mart
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--virtual-time-budget=15000", f"--user-data-dir={tmp_path / 'chromium'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    # Each of the five charts (lift, rates, one per destination's audiences) drew its SVG.
+    assert dom.count('class="main-svg"') >= 5 * 2, dom.count('class="main-svg"')  # plotly draws two layers each
+    assert "Segments and where they go" in dom and "wh_winback_eligible" in dom
+    screenshot = ROOT / "artifacts" / "report" / "report.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.unlink(missing_ok=True)
+    subprocess.run([browser, *flags, "--window-size=1300,4200", f"--screenshot={screenshot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert screenshot.exists() and screenshot.stat().st_size > 50_000
