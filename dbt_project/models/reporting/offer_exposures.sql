@@ -9,15 +9,7 @@
 {%- set winback = offers['winback'] %}
 
 with orders as (
-    select
-        customer_key,
-        order_id,
-        created_at,
-        total_price,
-        lead(created_at) over (partition by customer_key order by created_at, order_id) as next_order_at
-    from {{ ref('int_orders_attributed') }}
-    where is_valid
-        and customer_key is not null
+    select * from {{ ref('int_offer_orders') }}
 ),
 
 as_of as (

@@ -9,15 +9,7 @@
 {%- set offers = var('relay_offers') %}
 
 with orders as (
-    select
-        customer_key,
-        order_id,
-        created_at,
-        total_price,
-        lag(created_at) over (partition by customer_key order by created_at, order_id) as previous_order_at
-    from {{ ref('int_orders_attributed') }}
-    where is_valid
-        and customer_key is not null
+    select * from {{ ref('int_offer_orders') }}
 ),
 
 codes as (
