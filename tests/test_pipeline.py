@@ -52,6 +52,17 @@ def test_pipeline_end_to_end(emulators, warehouse):
         raw_tables = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())["sources"]
         freshness = [c for c in checks if c.check_name == "freshness"]
         assert len(freshness) == len(raw_tables) and all("lag_hours" in c.metadata for c in freshness)
+        # After the syncs: audience health's figures on its asset (every audience fully acknowledged), and the
+        # stakeholders' report beside the published copy, linked from its asset.
+        [observed] = [e.event_specific_data.asset_observation.metadata for e in first.all_events
+                      if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+                      and e.event_specific_data.asset_observation.asset_key.path == ["marts", "audience_health"]]
+        assert observed["lowest_match_rate"].value == 1.0 and observed["exits_pending"].value == 0
+        assert len(observed["audiences"].value.records) > 20
+        [published] = [e.event_specific_data.materialization.metadata for e in first.all_events
+                       if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                       and e.event_specific_data.materialization.asset_key.path == ["stakeholders", "published_warehouse"]]
+        assert os.path.getsize(published["report_path"].value) > 1_000_000  # plotly.js inlined
         held = synced_rows(warehouse)
         with duckdb.connect(str(warehouse), read_only=True) as con:
             # Every model row is held, or (an event) recorded as never to be sent, with the reason.
