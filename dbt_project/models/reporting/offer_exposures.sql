@@ -1,39 +1,18 @@
 {#- Who each offer was for, and what they did next: one row per person and moment they entered the offer's
-    qualifying window (winback: their last valid order became var winback_window_days old, with no order
-    since), whatever exclusion then kept the offer from them. The arm is the holdout's (a hash of the key,
-    independent of anything the person did), so comparing the arms is an intent-to-treat comparison: it
-    measures what the program, exclusions and all, added. Counted only once the conversion window
+    window (int_offer_windows: winback, cart), whatever exclusion then kept the offer from them. The arm is
+    the holdout's (a hash of the key, independent of anything the person did), so comparing the arms is an
+    intent-to-treat comparison: it measures what the program, exclusions and all, added. Counted only once the conversion window
     (relay_offers.<offer>.conversion_days) has closed by the clock. -#}
 
-{%- set offers = var('relay_offers') %}
-{%- set winback = offers['winback'] %}
-
-with orders as (
-    select * from {{ ref('int_offer_orders') }}
-),
-
-as_of as (
+with as_of as (
     select as_of from {{ ref('int_as_of') }}
 ),
 
-entries as (
-    select
-        'winback' as offer,
-        orders.customer_key,
-        {{ time_boundary('winback_window_start', 'orders.created_at') }} as entered_at,
-        {{ time_boundary('winback_offer_end', 'orders.created_at') }} as window_ends_at
-    from orders
-    where orders.next_order_at is null
-        or orders.next_order_at >= {{ time_boundary('winback_window_start', 'orders.created_at') }}
-),
-
 observed as (
-    select
-        entries.*,
-        {{ dbt.dateadd('day', winback.conversion_days, 'entries.entered_at') }} as converts_until
-    from entries
+    select windows.*
+    from {{ ref('int_offer_windows') }} as windows
     cross join as_of
-    where {{ dbt.dateadd('day', winback.conversion_days, 'entries.entered_at') }} <= as_of.as_of
+    where windows.converts_until <= as_of.as_of
 ),
 
 outcomes as (

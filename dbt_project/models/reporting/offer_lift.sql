@@ -8,13 +8,22 @@
     (unpooled) after adding one conversion and one non-conversion to each arm,
     (p~_t - p~_h) +/- 1.96 * sqrt(p~_t (1 - p~_t) / (n_t + 2) + p~_h (1 - p~_h) / (n_h + 2)), p~ = (x + 1) / (n + 2).
     Unlike the plain Wald interval it keeps close to 95% coverage with a small holdout or an arm with no
-    conversions. It assumes independent people (one entry each within a month, nearly always so) and that
-    the holdout is a random draw (a hash of the key). A small holdout makes it wide: that is the answer
+    conversions. It assumes independent units: each person counts once a month (their first entry; a cart
+    abandoner may enter many times), and the holdout is a random draw (a hash of the key). A small holdout makes it wide: that is the answer
     too. Margin impact = incremental revenue x var relay_gross_margin_rate - the discount the treated
     redeemed in their window. -#}
 
-with exposures as (
-    select * from {{ ref('offer_exposures') }}
+with ranked as (
+    select
+        *,
+        row_number() over (partition by offer, period, customer_key order by entered_at) as nth_in_period
+    from {{ ref('offer_exposures') }}
+),
+
+-- The unit is a person in a month (their first entry): a person's entries are not independent of each other.
+exposures as (
+    select * from ranked
+    where nth_in_period = 1
 ),
 
 redemptions as (
