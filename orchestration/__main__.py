@@ -11,7 +11,7 @@ import time
 
 import dagster as dg
 
-from orchestration.alerts import alert, error_lines, partial_syncs, step_errors
+from orchestration.alerts import MAX_ERROR_LINES, alert, error_lines, partial_syncs, step_errors
 from relay import config, pipeline
 
 
@@ -34,8 +34,6 @@ def print_failures(result) -> int:
             print(f"  step skipped: {event.step_key}")
     return checks
 
-
-MAX_ERROR_LINES = 16
 
 
 def _check_detail(data) -> str:

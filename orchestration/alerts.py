@@ -35,6 +35,7 @@ def alert(run_id: str, job: str, outcome: str, error: str, steps: list[str], lau
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+MAX_ERROR_LINES = 16  # of one step's error, in an alert and in a quiet run's summary
 
 
 def error_lines(message: str) -> list[str]:
@@ -43,12 +44,12 @@ def error_lines(message: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def step_errors(step_failures, max_lines: int = 16) -> str:
+def step_errors(step_failures) -> str:
     """What the failed steps said, for an alert a person acts on without opening the UI."""
     parts = []
     for event in step_failures:
         error = event.event_specific_data.error
-        lines = error_lines(error.message if error else event.message or "")[:max_lines]
+        lines = error_lines(error.message if error else event.message or "")[:MAX_ERROR_LINES]
         parts.append(f"{event.step_key}: " + "\n".join(lines))
     return "\n".join(parts)
 

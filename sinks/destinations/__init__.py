@@ -93,16 +93,17 @@ def build(name: str) -> Destination:
 
 
 def _customerio(settings: _Settings) -> dict:
-    suffix = "-eu" if config.customerio_region() == "eu" else ""
-    name = "customerio"
+    region = config.customerio_region()
+    suffix = "-eu" if region == "eu" else ""
+    emulator = None if config.live() else config.emulator_url("customerio")
     return dict(
-        track_url=settings.url("CUSTOMERIO_TRACK_URL", f"https://track{suffix}.customer.io" if config.live() else config.emulator_url(name)),
-        app_url=settings.url("CUSTOMERIO_APP_URL", f"https://api{suffix}.customer.io" if config.live() else config.emulator_url(name)),
+        track_url=settings.url("CUSTOMERIO_TRACK_URL", emulator or f"https://track{suffix}.customer.io"),
+        app_url=settings.url("CUSTOMERIO_APP_URL", emulator or f"https://api{suffix}.customer.io"),
         site_id=settings.secret("CUSTOMERIO_SITE_ID"),
         track_api_key=settings.secret("CUSTOMERIO_TRACK_API_KEY"),
         app_api_key=settings.secret("CUSTOMERIO_APP_API_KEY", required=False),
         rate_per_s=settings.number("CUSTOMERIO_RATE_LIMIT"),
-        region=config.customerio_region(),
+        region=region,
     )
 
 

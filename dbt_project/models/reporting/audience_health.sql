@@ -73,6 +73,11 @@ planned as (
 
 held as (
     select
+        case state.sync_name
+            {%- for destination, sync in membership_syncs.items() %}
+            when '{{ sync }}' then '{{ destination }}'
+            {%- endfor %}
+        end as destination,
         state.sync_name,
         {{ json_text('state.payload', 'audience') }} as audience,
         {{ json_text('state.payload', 'customer_key') }} as customer_key,
@@ -81,17 +86,6 @@ held as (
     from ({{ relay_ledger('sync_state', {'sync_name': dbt.type_string(), 'record_key': dbt.type_string(),
                                           'payload': dbt.type_string(), 'last_synced_at': dbt.type_timestamp()}) }}) as state
     where state.sync_name in ({% for sync in membership_syncs.values() %}'{{ sync }}'{{ ', ' if not loop.last }}{% endfor %})
-),
-
-held_by_destination as (
-    select
-        case held.sync_name
-            {%- for destination, sync in membership_syncs.items() %}
-            when '{{ sync }}' then '{{ destination }}'
-            {%- endfor %}
-        end as destination,
-        held.*
-    from held
 ),
 
 refused_exits as (
@@ -118,15 +112,15 @@ delivery as (
         audiences.destination,
         audiences.audience,
         count(distinct planned.customer_key) as planned_members,
-        count(distinct case when held_by_destination.customer_key is not null then planned.customer_key end) as acknowledged_members
+        count(distinct case when held.customer_key is not null then planned.customer_key end) as acknowledged_members
     from audiences
     left join planned
         on audiences.destination = planned.destination
         and audiences.audience = planned.audience
-    left join held_by_destination
-        on planned.destination = held_by_destination.destination
-        and planned.audience = held_by_destination.audience
-        and planned.customer_key = held_by_destination.customer_key
+    left join held
+        on planned.destination = held.destination
+        and planned.audience = held.audience
+        and planned.customer_key = held.customer_key
     group by 1, 2
 ),
 
@@ -155,19 +149,19 @@ reach as (
 
 exits as (
     select
-        held_by_destination.destination,
-        held_by_destination.audience,
+        held.destination,
+        held.audience,
         count(*) as exits_pending,
         count(refused_exits.record_key) as exits_refused
-    from held_by_destination
+    from held
     left join planned
-        on held_by_destination.destination = planned.destination
-        and held_by_destination.audience = planned.audience
-        and held_by_destination.customer_key = planned.customer_key
+        on held.destination = planned.destination
+        and held.audience = planned.audience
+        and held.customer_key = planned.customer_key
     left join refused_exits
-        on held_by_destination.sync_name = refused_exits.sync_name
-        and held_by_destination.record_key = refused_exits.record_key
-        and refused_exits.rejected_at >= held_by_destination.last_synced_at
+        on held.sync_name = refused_exits.sync_name
+        and held.record_key = refused_exits.record_key
+        and refused_exits.rejected_at >= held.last_synced_at
     where planned.customer_key is null
     group by 1, 2
 ),
