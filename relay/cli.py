@@ -26,7 +26,7 @@ def cmd_sample_data(args) -> int:
     if args.append_hours:
         counts = sample_data.append(config.warehouse_path(), args.append_hours, offer_lift=args.offer_lift)
         what = f"appended {args.append_hours}h of activity" + (
-            f" (winback offer lift {args.offer_lift:g}: _relay_sample.offer_truth)" if args.offer_lift else "")
+            f" (offer lift {args.offer_lift:g}: _relay_sample.offer_planted)" if args.offer_lift else "")
     else:
         as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
         counts = sample_data.generate(config.warehouse_path(), args.customers, seed=args.seed, as_of=as_of)
@@ -353,9 +353,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--as-of", help="end of the generated history (ISO timestamp, UTC); default 2026-11-01T00:00:00")
     p.add_argument("--append-hours", type=int, help="append the next H hours of activity to existing data instead")
     p.add_argument("--offer-lift", type=float, default=0.0,
-                   help="with --append-hours, after a build: the winback offer works; those it reached who would "
-                        "not have bought buy with its code with this probability (the planted truth: "
-                        "_relay_sample.offer_truth)")
+                   help="with --append-hours, after a build: the winback and cart offers work; those they reach "
+                        "who would not have bought buy with the code with this probability (each planted "
+                        "conversion: _relay_sample.offer_planted)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample_data)
 

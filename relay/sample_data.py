@@ -36,8 +36,13 @@ RAW_TABLES = {
     "salesforce.contact": "_fivetran_synced",
 }
 
-_GENERATE = ["sample_macros", "sample_schema", "sample_generate", "sample_insert", "sample_events"]
-_APPEND = ["sample_macros", "sample_append", "sample_insert", "sample_events"]
+_GENERATE = ["sample_macros", "sample_schema", "sample_generate", "sample_insert", "sample_orders", "sample_events"]
+_APPEND = ["sample_macros", "sample_append", "sample_insert", "sample_orders", "sample_events"]
+_APPEND_WITH_OFFERS = ["sample_macros", "sample_append", "sample_insert", "sample_offers", "sample_orders", "sample_events"]
+# The offers' windows as the dbt project declares them (vars winback_window_days, cart_grace_minutes,
+# cart_long_window_hours, relay_offers): the generator plants conversions where the marts will look.
+OFFER_WINDOWS = {"winback_days": 60, "winback_conversion_days": 14, "cart_grace_minutes": 30, "cart_window_hours": 24,
+                 "cart_conversion_days": 1}
 
 
 def generate(warehouse: pathlib.Path, customers: int, seed: int = 42, as_of: datetime | None = None) -> dict[str, int]:
@@ -53,15 +58,14 @@ def generate(warehouse: pathlib.Path, customers: int, seed: int = 42, as_of: dat
         return {_name(t): con.execute(f"select count(*) from {t}").fetchone()[0] for t in RAW_TABLES}
 
 
-def append(warehouse: pathlib.Path, hours: int, offer_lift: float = 0.0, winback_days: int = 60,
-           conversion_days: int = 14) -> dict[str, int]:
+def append(warehouse: pathlib.Path, hours: int, offer_lift: float = 0.0) -> dict[str, int]:
     """Add the next `hours` hours of activity after the stored as-of and advance it; return rows added or updated.
 
-    With `offer_lift`, the winback offer works: of the people Relay's last build says will enter the winback
-    window (`winback_days` after their last order) and could have the offer (not held out, suppressed or
-    abusing discounts), those who would not have bought within `conversion_days` anyway buy with its code
-    with this probability; and some discount abusers redeem the code without being eligible. What that
-    plants, per month of entry, is in _relay_sample.offer_truth: the reporting marts must recover it."""
+    With `offer_lift`, the winback and cart offers work: of the people Relay's last build says an offer
+    reaches in these hours (entering its window, neither held out, suppressed nor abusing discounts), those
+    who would not have bought within its conversion window anyway buy with its code with this probability;
+    and some discount abusers redeem the codes without being eligible. Each planted conversion is a row of
+    _relay_sample.offer_planted: the reporting marts must find it in the treated arm (sql/sample_offers.sql)."""
     if hours < 1:
         raise ValueError("hours must be at least 1")
     if not 0 <= offer_lift <= 1:
@@ -69,23 +73,20 @@ def append(warehouse: pathlib.Path, hours: int, offer_lift: float = 0.0, winback
     with duckdb.connect(str(warehouse)) as con:
         seed, customers, as_of = con.execute("select seed, customers, as_of from _relay_sample.params").fetchone()
         params = {"seed": seed, "customers": customers, "since": as_of, "until": as_of + timedelta(hours=hours),
-                  "hours": hours, "landed_at": _wall_clock(), "offer_lift_bp": round(offer_lift * 10000),
-                  "winback_days": winback_days, "conversion_days": conversion_days}
-        _offer_arms(con, with_audiences=offer_lift > 0)
-        _run(con, _APPEND, params)
+                  "hours": hours, "landed_at": _wall_clock()}
+        if offer_lift:
+            _offer_arms(con)
+            params |= OFFER_WINDOWS | {"offer_lift_bp": round(offer_lift * 10000)}
+        _run(con, _APPEND_WITH_OFFERS if offer_lift else _APPEND, params)
         return {
             _name(t): con.execute(f"select count(*) from {t} where {column} > ?", [as_of]).fetchone()[0]
             for t, column in RAW_TABLES.items()
         }
 
 
-def _offer_arms(con: duckdb.DuckDBPyConnection, with_audiences: bool) -> None:
+def _offer_arms(con: duckdb.DuckDBPyConnection) -> None:
     """Who the offer simulation works on, as Relay's last build left them (one Shopify account per person):
-    their last valid order, holdout, exclusions. Empty without a lift."""
-    if not with_audiences:
-        con.execute("create or replace temp table offer_arms (customer_id bigint, last_order_at timestamp, "
-                    "is_holdout boolean, is_excluded boolean, is_abuser boolean)")
-        return
+    their last valid order (if any), holdout, exclusions."""
     try:
         con.execute("""
             create or replace temp table offer_arms as
@@ -97,8 +98,7 @@ def _offer_arms(con: duckdb.DuckDBPyConnection, with_audiences: bool) -> None:
             join marts.holdout_group as holdout using (customer_key)
             join marts.customer_segments as segments using (customer_key)
             join (select customer_key, min(identifier_value) as identifier_value from marts.customer_identifiers
-                  where identifier_type = 'shopify_customer' group by 1) as accounts using (customer_key)
-            where lifecycle.most_recent_order_timestamp is not null""")
+                  where identifier_type = 'shopify_customer' group by 1) as accounts using (customer_key)""")
     except duckdb.CatalogException:
         raise ValueError("an offer lift works on the audiences Relay built: run `relay build` first") from None
 

@@ -98,55 +98,6 @@ select oseq, null as customer_id, lower(current_email(i)) as email, phone_typed(
 from l
 where person(i) <> person(j) and has_phone(j) and not is_gone(i) and not is_gone(j);
 
--- The offer working (sample_data.append with an offer lift; offer_arms comes from the built marts, and is
--- empty otherwise): people entering the winback window in this window, neither held out nor excluded, who
--- do not buy by themselves within the conversion window buy with the offer's code with probability
--- {{offer_lift_bp}} / 10000; and discount abusers outside any window redeem the code anyway (leakage). The
--- truth the reporting marts must recover goes to _relay_sample.offer_truth.
-create or replace temp table offer_entries as
-select a.*, plus_s(a.last_order_at, 86400 * {{winback_days}}) as entered_at,
-    exists (select 1 from ob where ob.customer_id = a.customer_id
-            and ob.created_at >= plus_s(a.last_order_at, 86400 * {{winback_days}})
-            and ob.created_at < plus_s(a.last_order_at, 86400 * ({{winback_days}} + {{conversion_days}}))) as converts_anyway,
-    not exists (select 1 from ob where ob.customer_id = a.customer_id
-                and ob.created_at < plus_s(a.last_order_at, 86400 * {{winback_days}})) as still_lapsing
-from offer_arms a
-where plus_s(a.last_order_at, 86400 * {{winback_days}}) > since_ts()
-    and plus_s(a.last_order_at, 86400 * ({{winback_days}} + {{conversion_days}})) <= until_ts();
-
--- Who the offer makes buy: of those who would not have bought by themselves, each with probability U.
-create or replace temp table offer_converts as
-select *, not is_holdout and not is_excluded and not converts_anyway
-    and rnd(customer_id, 'offer_converts') < {{offer_lift_bp}} / 10000 as planted
-from offer_entries where still_lapsing;
-
--- The truth: per month of entry, the treated arm's entries (everyone not held out, as the marts count
--- them), the conversions planted among them and their share (the realised lift), and the expected lift.
-create table if not exists _relay_sample.offer_truth (offer varchar, period timestamp, treated_entries bigint,
-    planted_conversions bigint, planted_lift double, expected_lift double);
-insert into _relay_sample.offer_truth
-select 'winback', date_trunc('month', entered_at), count(*) filter (where not is_holdout),
-    count(*) filter (where planted), count(*) filter (where planted) / count(*) filter (where not is_holdout),
-    {{offer_lift_bp}} / 10000 * count(*) filter (where not is_holdout and not is_excluded and not converts_anyway)
-        / count(*) filter (where not is_holdout)
-from offer_converts group by all having count(*) filter (where not is_holdout) > 0;
-
-insert into ob by name
-select 900000000000 + customer_id - 6800000000000 as oseq, customer_id, lower(current_email(cust_i(customer_id))) as email,
-    null::varchar as phone, person(cust_i(customer_id)) as person,
-    plus_s(entered_at, 86400 * {{conversion_days}} * rnd(customer_id, 'offer_at')) as created_at, 'WINBACK20' as code,
-    source_name(900000000000 + customer_id) as source_name, false as test
-from offer_converts
-where planted
-union all
-select 910000000000 + customer_id - 6800000000000, customer_id, lower(current_email(cust_i(customer_id))), null, person(cust_i(customer_id)),
-    plus_s(since_ts(), (epoch(until_ts()) - epoch(since_ts())) * rnd(customer_id, 'abuser_at')), 'WINBACK20',
-    source_name(910000000000 + customer_id), false
-from offer_arms
-where is_abuser and {{offer_lift_bp}} > 0 and rnd(customer_id, 'abuser_redeems') < 0.1
-    and not (plus_s(last_order_at, 86400 * {{winback_days}}) <= until_ts()
-             and plus_s(last_order_at, 86400 * {{winback_days}}) > since_ts());
-
 -- Browsing by existing customers (logged in or not, either device) and by new visitors.
 create or replace temp table sessions as
 with s as (

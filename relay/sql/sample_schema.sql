@@ -8,7 +8,7 @@ create schema if not exists _relay_sample;
 
 -- landed_at: the wall clock (UTC) when the newest activity, up to as_of, was written. The sample shop lives
 -- in a time of its own; freshness checks read "now" as as_of plus the time since it landed.
-drop table if exists _relay_sample.offer_truth;  -- what an earlier shop's appends planted (sample_append.sql)
+drop table if exists _relay_sample.offer_planted;  -- what an earlier shop's appends planted (sample_offers.sql)
 create or replace table _relay_sample.params (seed bigint, customers bigint, generated_as_of timestamp, as_of timestamp,
     landed_at timestamp);
 
