@@ -43,6 +43,8 @@ with month_checkouts as (
     select id - 31000000000000 as cseq, created_at, checkout_person(id - 31000000000000) as person
     from shopify.abandoned_checkout
     where not _fivetran_deleted and checkout_who(id - 31000000000000) < 0.80
+        -- a guest who typed a household's shared email is no one in particular
+        and (customer_id is not null or not in_household(checkout_i(id - 31000000000000)))
         and created_at >= date_trunc('month', since_ts())
 ), entries as (
     select c.* from month_checkouts c
@@ -66,19 +68,20 @@ where not exists (select 1 from ob where ob.person = r.person and ob.created_at 
                   and ob.created_at < r.window_ends_at)
     and rnd(r.cseq, 'offer_converts') < {{offer_lift_bp}} / 10000;
 
-insert into _relay_sample.offer_planted
-select 'winback', order_id(oseq), customer_id, entered_at, ordered_at from winback_planted
-union all
-select 'cart', order_id(oseq), customer_id, entered_at, ordered_at from cart_planted;
+create or replace temp table planted as
+select *, 'WINBACK20' as code, 'winback' as offer from winback_planted
+union all by name
+select * exclude (cseq), 'TAKE5' as code, 'cart' as offer from cart_planted;
 
--- The planted orders: a winback buyer logs in; a cart buyer comes back as they checked out.
+insert into _relay_sample.offer_planted by name
+select offer, order_id(oseq) as order_id, customer_id, entered_at, ordered_at from planted;
+
+-- The planted orders, logged in to the person's account (a guest's typed email may be one a household shares,
+-- which identifies no one).
 insert into ob by name
 select oseq, customer_id, lower(current_email(cust_i(customer_id))) as email, null::varchar as phone, person,
-    ordered_at as created_at, 'WINBACK20' as code, source_name(oseq) as source_name, false as test
-from winback_planted
-union all
-select p.oseq, cb.customer_id, cb.email, cb.phone, p.person, p.ordered_at, 'TAKE5', 'web', false
-from cart_planted p join cb using (cseq);
+    ordered_at as created_at, code, source_name(oseq) as source_name, false as test
+from planted;
 
 -- Leakage: in a month, some discount abusers redeem each offer's code at a random moment, eligible or not.
 insert into ob by name
