@@ -1,7 +1,8 @@
 """make bench: where the time and memory go, at scale, with the ratios that matter measured in one run.
 
     .venv/bin/python bench/bench.py [--scales 100000,1000000] [--out artifacts/bench] [--sync-rows 300000]
-                                    [--rss-rows 1000000] [--rounds 3] [--latency-ms 20] [--rate 200]
+                                    [--rss-rows 1000000] [--rss-big-rows 3000000] [--rounds 3] [--latency-ms 20]
+                                    [--rate 200]
 
 Per scale (a fresh warehouse each): sample data; a full `dbt build`; the first sync of every model
 (requests, rows/s per destination); the daily job on unchanged data (dbt + diff + sync: the full
@@ -11,8 +12,9 @@ the run's start to the end of its last sync step: dbt + diff + sync, i.e. for th
 purchase-to-destination latency. The frequent/full ratio compares those spans; both jobs then also refresh
 the stakeholder copy (a fixed cost, reported with the whole jobs' times).
 
-Then, once: a sync model of --rss-rows rows synced, 1% of it changed and synced again (diff time and
-peak RSS of each sync process); per destination, the engine's first-sync rows/s (--sync-rows) against the
+Then, once: memory, on the shipped people model of each destination at its real width (bench/real_width.py
+copies a small build's rows with fresh keys): --rss-rows rows synced first, again unchanged, then with 1%
+changed (diff time and peak RSS of each sync process), and Customer.io's at --rss-big-rows; per destination, the engine's first-sync rows/s (--sync-rows) against the
 emulator's ceiling (the same emulator fed pre-built requests by a minimal client; the median of --rounds
 paired measurements) and against a naive loop of one
 request per row at --latency-ms; and a sync under an emulator rate limit of --rate requests/s.
@@ -44,7 +46,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/support
 from bench_destinations import make_model, naive, spec  # noqa: E402
 from support.emulators import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
 from support.emulators import EmulatorProcess, destination_env  # noqa: E402
+from support import peak  # noqa: E402
 from support.sync_process import sync_command  # noqa: E402
+
+import real_width  # noqa: E402
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 TARGETS = {  # ratio -> (target, "min" or "max")
@@ -53,24 +58,22 @@ TARGETS = {  # ratio -> (target, "min" or "max")
     "engine_vs_naive": (50.0, "min"),
     "frequent_vs_full_pipeline_1M": (0.25, "max"),
     "cost_per_customer_1M_vs_100k": (1.3, "max"),
-    "peak_rss_1M_row_sync_gb": (1.5, "max"),
+    "peak_rss_1M_row_sync_gb": (1.0, "max"),  # the first sync of each shipped people model, at its width
+    "peak_rss_3M_row_sync_gb": (1.2, "max"),
+    "peak_rss_1M_unchanged_rerun_gb": (0.6, "max"),
 }
 
 
 # ------------------------------------------------------------------------------------------ helpers
 def timed(command: list[str], env: dict, log: Path) -> dict:
-    """Run a command; wall seconds and the peak RSS of the process (wait4's ru_maxrss)."""
-    started = time.monotonic()
+    """Run a command; wall seconds and the peak RSS of its largest process (support/peak.py)."""
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(command)}\n".encode())
         out.flush()
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.monotonic() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}); see {log}")
-    return {"seconds": round(seconds, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3)}
+        run = peak.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({run.returncode}); see {log}")
+    return {"seconds": round(run.seconds, 2), "peak_rss_gb": round(run.peak_mb / 1024, 3)}
 
 
 def emulator_env(urls: dict[str, str]) -> dict[str, str]:
@@ -158,42 +161,54 @@ def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Pat
 
 
 # ------------------------------------------------------------------------------------------ sync engine
-def sync_process(destination: str, warehouse: Path, env: dict, apply: bool = True) -> dict:
-    """One sync in a process of its own (python -m sinks.engine): its figures, wall seconds and peak RSS."""
-    started = time.monotonic()
-    command = sync_command(spec(destination), warehouse, "--allow-large-change", *(() if apply else ("--plan",)))
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    run = json.loads(process.stdout.read())
+def sync_process(destination: str, warehouse: Path, env: dict, apply: bool = True, sync=None) -> dict:
+    """One sync in a process of its own (python -m sinks.engine): its figures, wall seconds and peak RSS.
+    `sync`: its spec (default: bench_destinations' narrow model)."""
+    command = sync_command(sync or spec(destination), warehouse, "--allow-large-change", *(() if apply else ("--plan",)))
+    measured = peak.run(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    run = json.loads(measured.stdout.splitlines()[-1])
     result = {"status": run["status"], "message": run["message"], "requests": run["requests"],
               "rows_per_s": run["rows_per_s"], "duration_s": run["duration_s"],
               **{total: sum(run[f"{total}_{kind}"] for kind in ("add", "change", "remove"))
                  for total in ("planned", "acked")}}
-    if os.waitstatus_to_exitcode(status) != 0 or result["status"] not in ("succeeded", "planned"):
+    if measured.returncode != 0 or result["status"] not in ("succeeded", "planned"):
         raise SystemExit(f"{destination} sync failed: {result}")
-    return {**result, "seconds": round(time.monotonic() - started, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3)}
+    return {**result, "seconds": round(measured.seconds, 2), "peak_rss_gb": round(measured.peak_mb / 1024, 3)}
 
 
-def diff_and_memory(rows: int, work: Path, urls: dict[str, str]) -> dict:
-    """A `rows`-row Customer.io sync model: first sync, then 1% changed: plan (the diff) and sync."""
-    warehouse = work / "rss.duckdb"
-    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "CUSTOMERIO_RATE_LIMIT": "1e9"}
-    admin(urls["customerio"], "reset")
-    make_model(warehouse, rows)
-    first = sync_process("customerio", warehouse, env)
-    con = duckdb.connect(str(warehouse))
-    con.execute("update syncs.people set vip_tier = 'changed' where hash(customer_key) % 100 = 0")
-    changed = con.execute("select count(*) from syncs.people where vip_tier = 'changed'").fetchone()[0]
-    con.close()
-    plan = sync_process("customerio", warehouse, env, apply=False)
-    again = sync_process("customerio", warehouse, env)
-    for path in work.glob("rss.duckdb*"):
-        path.unlink()
-    admin(urls["customerio"], "reset")
-    print(f"   {rows:,}-row sync: first {first['seconds']:.1f}s peak {first['peak_rss_gb']:.2f} GB; "
-          f"1% changed ({changed:,}): diff {plan['seconds']:.1f}s, sync {again['seconds']:.1f}s "
-          f"peak {again['peak_rss_gb']:.2f} GB", flush=True)
-    return {"rows": rows, "changed": changed, "first_sync": first, "diff_only": plan, "changed_sync": again}
+def memory(rows: int, big_rows: int, work: Path, urls: dict[str, str]) -> dict:
+    """The shipped people model of each destination at its real width (bench/real_width.py), `rows` rows:
+    first sync, unchanged rerun, then 1% changed: plan (the diff) and sync, each process's peak RSS; then
+    Customer.io's at `big_rows`, first sync only (memory must not grow with rows)."""
+    template = real_width.build_template(work / "template")
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "CUSTOMERIO_RATE_LIMIT": "1e9",
+           "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9", "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9"}
+    out = {"rows": rows, "big_rows": big_rows, "sync_memory_mb": env.get("RELAY_SYNC_MEMORY_MB", "default")}
+    for destination in (*real_width.PEOPLE_SYNCS, "big"):
+        name, n = ("customerio", big_rows) if destination == "big" else (destination, rows)
+        warehouse = work / "rss.duckdb"
+        admin(urls[name], "reset")
+        sync = real_width.make_model(template, warehouse, name, n)
+        o = out[destination] = {"model": sync.name, "columns": len(sync.columns), "rows": n}
+        o["first_sync"] = sync_process(name, warehouse, env, sync=sync)
+        if destination != "big":
+            o["unchanged_rerun"] = sync_process(name, warehouse, env, sync=sync)
+            con = duckdb.connect(str(warehouse))
+            con.execute(f"update {sync.relation} set orders_count = coalesce(orders_count, 0) + 1 "
+                        "where hash(customer_key) % 100 = 0")
+            o["changed"] = con.execute(f"select count(*) from {sync.relation} where hash(customer_key) % 100 = 0").fetchone()[0]
+            con.close()
+            o["diff_only"] = sync_process(name, warehouse, env, apply=False, sync=sync)
+            o["changed_sync"] = sync_process(name, warehouse, env, sync=sync)
+        for path in work.glob("rss.duckdb*"):
+            path.unlink()
+        admin(urls[name], "reset")
+        print(f"   {sync.name} ({len(sync.columns)} columns), {n:,} rows: first sync {o['first_sync']['seconds']:.1f}s "
+              f"{o['first_sync']['rows_per_s']:,.0f} rows/s peak {o['first_sync']['peak_rss_gb']:.2f} GB"
+              + (f"; unchanged rerun {o['unchanged_rerun']['seconds']:.1f}s peak {o['unchanged_rerun']['peak_rss_gb']:.2f} GB; "
+                 f"1% changed: diff {o['diff_only']['seconds']:.1f}s, sync {o['changed_sync']['seconds']:.1f}s peak "
+                 f"{o['changed_sync']['peak_rss_gb']:.2f} GB" if destination != "big" else ""), flush=True)
+    return out
 
 
 def _auth(destination: str) -> str:
@@ -347,8 +362,12 @@ def ratios(results: dict) -> dict:
         def per_customer(s):  # the pipeline's cost: dbt build + first sync, per customer
             return (s["dbt_build"]["seconds"] + s["first_sync"]["seconds"]) / s["customers"]
         out["cost_per_customer_1M_vs_100k"] = round(per_customer(scales["1000000"]) / per_customer(scales["100000"]), 3)
-    out["peak_rss_1M_row_sync_gb"] = max(results["diff_and_memory"]["first_sync"]["peak_rss_gb"],
-                                         results["diff_and_memory"]["changed_sync"]["peak_rss_gb"])
+    m = results["memory"]
+    people = [m[d] for d in real_width.PEOPLE_SYNCS]
+    out["peak_rss_1M_row_sync_gb"] = max(max(p["first_sync"]["peak_rss_gb"], p["changed_sync"]["peak_rss_gb"])
+                                         for p in people)
+    out["peak_rss_3M_row_sync_gb"] = m["big"]["first_sync"]["peak_rss_gb"]
+    out["peak_rss_1M_unchanged_rerun_gb"] = max(p["unchanged_rerun"]["peak_rss_gb"] for p in people)
     return out
 
 
@@ -363,15 +382,15 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {value} | {'≥' if kind == 'min' else '≤'} {target} | {'met' if ok else 'MISSED'} |")
     lines += ["", "Jobs: the `relay run` process's seconds; in brackets, from the Dagster run's start to its last sync's end "
               "(dbt + diff + sync, what the frequent/full ratio compares).", "",
-              "| customers | sample data s | dbt build s (peak GB) | first sync s (requests) | daily job, same data s "
-              "(requests) | frequent path after +1h s |", "|---|---|---|---|---|---|"]
+              "| customers | sample data s (peak GB) | dbt build s (peak GB) | first sync s (requests, peak GB) | daily job, "
+              "same data s (requests) | frequent path after +1h s (peak GB) |", "|---|---|---|---|---|---|"]
     for s in results["scales"].values():
         full, frequent = s["full_pipeline"], s["frequent_path"]
-        lines.append(f"| {s['customers']:,} | {s['generate']['seconds']} | {s['dbt_build']['seconds']} "
-                     f"({s['dbt_build']['peak_rss_gb']}) | {s['first_sync']['seconds']} "
-                     f"({sum(r['requests'] for r in s['first_sync']['syncs']):,}) | {full['seconds']} "
-                     f"[{full['job']['to_destinations_s']}] ({s['unchanged_rerun_requests']}) | {frequent['seconds']} "
-                     f"[{frequent['job']['to_destinations_s']}] |")
+        lines.append(f"| {s['customers']:,} | {s['generate']['seconds']} ({s['generate']['peak_rss_gb']}) | "
+                     f"{s['dbt_build']['seconds']} ({s['dbt_build']['peak_rss_gb']}) | {s['first_sync']['seconds']} "
+                     f"({sum(r['requests'] for r in s['first_sync']['syncs']):,}, {s['first_sync']['peak_rss_gb']}) | "
+                     f"{full['seconds']} [{full['job']['to_destinations_s']}] ({s['unchanged_rerun_requests']}) | "
+                     f"{frequent['seconds']} [{frequent['job']['to_destinations_s']}] ({frequent['peak_rss_gb']}) |")
     for s in results["scales"].values():
         lines += ["", f"Steps at {s['customers']:,} customers (s): "
                   + "; ".join(f"{job} " + ", ".join(f"{k.split('__')[-1]} {v}" for k, v in s[key]["job"]["steps"].items())
@@ -382,10 +401,18 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {d['engine_rows_per_s']:,.0f} | {d['ceiling_rows_per_s']:,} | {d['engine_vs_ceiling']} "
                      f"| {d['engine_rows_per_s_at_latency']:,.0f} ({d['latency_ms']:.0f} ms) | {d['naive_rows_per_s_at_latency']} "
                      f"| {d['engine_vs_naive']} | {d['naive_rows_per_s_at_0ms']:,} | {d['engine_vs_naive_at_0ms']} |")
-    m, r = results["diff_and_memory"], results["rate_limit"]
-    lines += ["", f"Sync of {m['rows']:,} rows: first {m['first_sync']['seconds']} s (peak {m['first_sync']['peak_rss_gb']} GB); "
-              f"{m['changed']:,} changed (1%): diff {m['diff_only']['seconds']} s, sync {m['changed_sync']['seconds']} s "
-              f"(peak {m['changed_sync']['peak_rss_gb']} GB, {m['changed_sync']['requests']} requests).", "",
+    m, r = results["memory"], results["rate_limit"]
+    lines += ["", f"Memory: the shipped people models at their width, {m['rows']:,} rows (Customer.io's also at "
+              f"{m['big_rows']:,}); peak RSS of each sync process (RELAY_SYNC_MEMORY_MB {m['sync_memory_mb']}).", "",
+              "| model | columns | rows | first sync s (rows/s) | peak GB | unchanged rerun s (peak GB) "
+              "| 1% changed: diff s, sync s (peak GB) |", "|---|---|---|---|---|---|---|"]
+    for o in (m[d] for d in (*real_width.PEOPLE_SYNCS, "big")):
+        f = o["first_sync"]
+        lines.append(f"| {o['model']} | {o['columns']} | {o['rows']:,} | {f['seconds']} ({f['rows_per_s']:,.0f}) | "
+                     f"{f['peak_rss_gb']} | " + (f"{o['unchanged_rerun']['seconds']} ({o['unchanged_rerun']['peak_rss_gb']}) | "
+                                                 f"{o['diff_only']['seconds']}, {o['changed_sync']['seconds']} "
+                                                 f"({o['changed_sync']['peak_rss_gb']}) |" if "changed_sync" in o else "| |"))
+    lines += ["",
               f"Rate limit {r['limit_per_s']}/s: {r['accepted_per_s']}/s accepted over {r['duration_s']} s "
               f"({r['throttled_429']} answers 429), {r['rows_lost']} of {r['rows']:,} rows lost.", ""]
     return "\n".join(lines)
@@ -427,7 +454,8 @@ def main() -> int:
     # 300k: a first sync long enough that throughput, not the plan's fixed costs, decides (at 100k a Talon.One
     # sync lasts ~1.4 s, of which the single-threaded plan of one row group takes 0.2 s).
     parser.add_argument("--sync-rows", type=int, default=300_000, help="rows per destination for throughput")
-    parser.add_argument("--rss-rows", type=int, default=1_000_000, help="rows of the diff/memory sync model")
+    parser.add_argument("--rss-rows", type=int, default=1_000_000, help="rows of each people model (memory)")
+    parser.add_argument("--rss-big-rows", type=int, default=3_000_000, help="rows of the larger Customer.io model")
     parser.add_argument("--rounds", type=int, default=3, help="engine/ceiling rounds per destination (median reported)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="emulator latency for the naive comparison")
     parser.add_argument("--rate", type=int, default=200, help="emulator rate limit (requests/s) for the utilisation test")
@@ -446,7 +474,7 @@ def main() -> int:
         for customers in scales:
             results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
         print("== sync engine", flush=True)
-        results["diff_and_memory"] = diff_and_memory(args.rss_rows, work, urls)
+        results["memory"] = memory(args.rss_rows, args.rss_big_rows, work, urls)
         results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
         results["rate_limit"] = rate_limited(args.rate, work, urls)
     results["total_s"] = round(time.monotonic() - started, 1)

@@ -12,25 +12,31 @@ with model as (
     where {model_filter}
 ),
 hashed as (select *, md5(payload) as row_hash from model),
-state as (select * from relay.sync_state where sync_name = $sync and {state_filter}),
+-- Without payloads: the join holds the state's side, and an unchanged row never needs its payload.
+state as (select record_key, identifier, row_hash from relay.sync_state where sync_name = $sync and {state_filter}),
 -- Records a write of unknown fate may have undone, once it can no longer land.
 marks as (
     select record_key, identifier, payload from relay.sync_unconfirmed
     where sync_name = $sync and resend_after <= $now
 ),
-diff as (
+changed as (
     select
         coalesce(m.record_key, s.record_key) as record_key,
         case when s.record_key is null then 'add' when m.record_key is null then 'remove' else 'change' end as kind,
         m.identifier,
         s.identifier as prev_identifier,
         m.payload,
-        s.payload as prev_payload,
         m.row_hash,
         {forced} as resend
     from hashed m
     full outer join state s on m.record_key = s.record_key
     where s.record_key is null or m.record_key is null or {changed} or {forced}
+),
+-- What the destination was last sent, for the rows that changed only.
+diff as (
+    select c.record_key, c.kind, c.identifier, c.prev_identifier, c.payload, p.payload as prev_payload, c.row_hash, c.resend
+    from changed c
+    left join relay.sync_state p on p.sync_name = $sync and c.kind <> 'add' and p.record_key = c.record_key
 ),
 steps as (
     select *, coalesce(identifier, prev_identifier) as addressed, false as leaving from diff

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from relay import config
 from sinks.engine.result import RunResult
 
 STATE_COLUMNS = """(
@@ -142,6 +143,11 @@ KEEP_WAL_BYTES = 64 * 2**20  # see close
 
 def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse), read_only=read_only)
+    # A plan holds every payload of the run, and DuckDB's default limit is most of the machine's memory: with a
+    # limit, what does not fit spills to the warehouse's temp directory (<warehouse>.tmp), so a sync's memory
+    # stays flat in its rows. The setting is the database's: connections of this process open at the same time
+    # share it.
+    con.execute(f"set memory_limit = '{int(config.number('RELAY_SYNC_MEMORY_MB'))}MB'")
     if not read_only:
         try:  # the ledger's newest parts exist: the DDL has nothing to do
             con.execute("select resent, unconfirmed, skipped, acked_merge, orchestrator_run_id from relay.sync_runs limit 0; "

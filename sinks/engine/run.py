@@ -8,6 +8,9 @@ import time
 import uuid
 from typing import Callable
 
+import duckdb
+
+from relay import config
 from sinks.declarations import SyncSpec
 from sinks.destinations.base import Destination, DestinationAuthError
 from sinks.engine import events, ledger, merges, state
@@ -106,6 +109,12 @@ class SyncRun:
             ledger.update_run(self.con, self.result, started)
         except DestinationAuthError as exc:
             self._failed(REDACT(exc), started)
+        except duckdb.OutOfMemoryException as exc:  # the model's rows need more than the limit allows
+            message = REDACT(f"{exc}. The sync's warehouse memory limit is RELAY_SYNC_MEMORY_MB "
+                             f"({config.number('RELAY_SYNC_MEMORY_MB')} MB): raise it for rows this wide")
+            self._failed(message, started)
+            ledger.close(self.con, self.warehouse)
+            raise MemoryError(message) from exc
         except Exception as exc:  # recorded, then re-raised: the run row must say how it ended
             self._failed(REDACT(f"{type(exc).__name__}: {exc}"), started)
             ledger.close(self.con, self.warehouse)
