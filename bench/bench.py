@@ -182,7 +182,8 @@ def memory(rows: int, big_rows: int, work: Path, urls: dict[str, str]) -> dict:
     Customer.io's at `big_rows`, first sync only (memory must not grow with rows)."""
     template = real_width.build_template(work / "template")
     env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "CUSTOMERIO_RATE_LIMIT": "1e9",
-           "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9", "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9"}
+           "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9", "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9",
+           "RELAY_SYNC_MEMORY_MB": os.environ.get("RELAY_SYNC_MEMORY_MB", "400")}
     out = {"rows": rows, "big_rows": big_rows, "sync_memory_mb": env.get("RELAY_SYNC_MEMORY_MB", "default")}
     for destination in (*real_width.PEOPLE_SYNCS, "big"):
         name, n = ("customerio", big_rows) if destination == "big" else (destination, rows)
@@ -350,10 +351,11 @@ def rate_limited(rate: int, work: Path, urls: dict[str, str]) -> dict:
 def ratios(results: dict) -> dict:
     scales = results["scales"]
     out = {}
-    t = results["throughput"]
-    out["sync_vs_emulator_ceiling"] = min(d["engine_vs_ceiling"] for d in t.values())
-    out["rate_limit_utilisation"] = results["rate_limit"]["utilisation"] if results["rate_limit"]["rows_lost"] == 0 else 0.0
-    out["engine_vs_naive"] = min(d["engine_vs_naive"] for d in t.values())
+    if "throughput" in results:  # not with --scales-only
+        t = results["throughput"]
+        out["sync_vs_emulator_ceiling"] = min(d["engine_vs_ceiling"] for d in t.values())
+        out["rate_limit_utilisation"] = results["rate_limit"]["utilisation"] if results["rate_limit"]["rows_lost"] == 0 else 0.0
+        out["engine_vs_naive"] = min(d["engine_vs_naive"] for d in t.values())
     big = scales.get("1000000") or scales[max(scales, key=int)]
     # dbt + diff + sync of each job (run start to its last sync's end): the purchase-to-destination latency
     out["frequent_vs_full_pipeline_1M"] = round(big["frequent_path"]["job"]["to_destinations_s"]
@@ -362,6 +364,8 @@ def ratios(results: dict) -> dict:
         def per_customer(s):  # the pipeline's cost: dbt build + first sync, per customer
             return (s["dbt_build"]["seconds"] + s["first_sync"]["seconds"]) / s["customers"]
         out["cost_per_customer_1M_vs_100k"] = round(per_customer(scales["1000000"]) / per_customer(scales["100000"]), 3)
+    if "memory" not in results:
+        return out
     m = results["memory"]
     people = [m[d] for d in real_width.PEOPLE_SYNCS]
     out["peak_rss_1M_row_sync_gb"] = max(max(p["first_sync"]["peak_rss_gb"], p["changed_sync"]["peak_rss_gb"])
@@ -395,6 +399,8 @@ def markdown(results: dict) -> str:
         lines += ["", f"Steps at {s['customers']:,} customers (s): "
                   + "; ".join(f"{job} " + ", ".join(f"{k.split('__')[-1]} {v}" for k, v in s[key]["job"]["steps"].items())
                               for job, key in (("daily", "full_pipeline"), ("frequent", "frequent_path")))]
+    if "memory" not in results:  # --scales-only
+        return "\n".join(lines + [""])
     lines += ["", "| destination | engine rows/s | ceiling rows/s | engine / ceiling | rows/s at latency | naive rows/s "
               "| engine / naive | naive at 0 ms | engine / naive at 0 ms |", "|---|---|---|---|---|---|---|---|---|"]
     for name, d in results["throughput"].items():
@@ -455,6 +461,8 @@ def main() -> int:
     # sync lasts ~1.4 s, of which the single-threaded plan of one row group takes 0.2 s).
     parser.add_argument("--sync-rows", type=int, default=300_000, help="rows per destination for throughput")
     parser.add_argument("--rss-rows", type=int, default=1_000_000, help="rows of each people model (memory)")
+    parser.add_argument("--scales-only", action="store_true",
+                        help="only the pipeline at each scale (the single-node ceiling: --scales 3000000,10000000)")
     parser.add_argument("--rss-big-rows", type=int, default=3_000_000, help="rows of the larger Customer.io model")
     parser.add_argument("--rounds", type=int, default=3, help="engine/ceiling rounds per destination (median reported)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="emulator latency for the naive comparison")
@@ -473,10 +481,11 @@ def main() -> int:
         work, urls = Path(tmp), emulators.urls
         for customers in scales:
             results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
-        print("== sync engine", flush=True)
-        results["memory"] = memory(args.rss_rows, args.rss_big_rows, work, urls)
-        results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
-        results["rate_limit"] = rate_limited(args.rate, work, urls)
+        if not args.scales_only:
+            print("== sync engine", flush=True)
+            results["memory"] = memory(args.rss_rows, args.rss_big_rows, work, urls)
+            results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
+            results["rate_limit"] = rate_limited(args.rate, work, urls)
     results["total_s"] = round(time.monotonic() - started, 1)
     results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["ratios"] = ratios(results)

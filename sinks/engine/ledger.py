@@ -147,7 +147,9 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     # limit, what does not fit spills to the warehouse's temp directory (<warehouse>.tmp), so a sync's memory
     # stays flat in its rows. The setting is the database's: connections of this process open at the same time
     # share it.
-    con.execute(f"set memory_limit = '{int(config.number('RELAY_SYNC_MEMORY_MB'))}MB'")
+    # 0: DuckDB's own default, until a plan at millions of rows fits a small limit (a 3M-row plan does not yet).
+    if limit := int(config.number("RELAY_SYNC_MEMORY_MB")):
+        con.execute(f"set memory_limit = '{limit}MB'")
     if not read_only:
         try:  # the ledger's newest parts exist: the DDL has nothing to do
             con.execute("select resent, unconfirmed, skipped, acked_merge, orchestrator_run_id from relay.sync_runs limit 0; "
