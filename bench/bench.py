@@ -43,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/support
 
-from bench_destinations import make_model, naive, spec  # noqa: E402
+from bench_destinations import BUDGETS_OUT_OF_REACH, make_model, naive, spec  # noqa: E402
 from support.emulators import EMULATOR_CREDENTIALS as KEYS  # noqa: E402
 from support.emulators import EmulatorProcess, destination_env  # noqa: E402
 from support import peak  # noqa: E402
@@ -181,8 +181,7 @@ def memory(rows: int, big_rows: int, work: Path, urls: dict[str, str]) -> dict:
     first sync, unchanged rerun, then 1% changed: plan (the diff) and sync, each process's peak RSS; then
     Customer.io's at `big_rows`, first sync only (memory must not grow with rows)."""
     template = real_width.build_template(work / "template")
-    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "CUSTOMERIO_RATE_LIMIT": "1e9",
-           "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9", "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9",
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), **BUDGETS_OUT_OF_REACH,
            "RELAY_SYNC_MEMORY_MB": os.environ.get("RELAY_SYNC_MEMORY_MB", "400")}
     out = {"rows": rows, "big_rows": big_rows, "sync_memory_mb": env.get("RELAY_SYNC_MEMORY_MB", "default")}
     for destination in (*real_width.PEOPLE_SYNCS, "big"):
@@ -270,8 +269,7 @@ async def hammer(destination: str, url: str, requests, concurrency: int) -> floa
 
 def throughput(rows: int, work: Path, urls: dict[str, str], latency_ms: float, rounds: int) -> dict:
     env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), "RELAY_CONCURRENCY": "8",
-           "CUSTOMERIO_RATE_LIMIT": "1e9", "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9",
-           "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9"}
+           **BUDGETS_OUT_OF_REACH}
     out = {}
     for destination, url in urls.items():
         warehouse = work / f"{destination}.duckdb"

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/support
 
 from bench import hammer  # noqa: E402
-from bench_destinations import make_model  # noqa: E402
+from bench_destinations import BUDGETS_OUT_OF_REACH, make_model  # noqa: E402
 from bench_destinations import spec as people_spec  # noqa: E402
 from sinks import destinations  # noqa: E402
 from sinks.declarations import load_specs  # noqa: E402
@@ -154,10 +154,7 @@ def main() -> int:
               "destinations": {}}
     with tempfile.TemporaryDirectory(prefix="relay-bench-events-") as tmp, EmulatorProcess() as emulators:
         env = {"RELAY_DESTINATIONS": "emulator", "RELAY_DATA_DIR": str(Path(tmp) / "data"),
-               "RELAY_CONCURRENCY": str(args.concurrency), **destination_env(emulators.urls),
-               # Client-side budgets out of reach: this measures the engine, not the vendors' limits.
-               "CUSTOMERIO_RATE_LIMIT": "1e9", "CORDIAL_RATE_LIMIT_PER_MIN": "1e11", "TALON_ONE_RATE_LIMIT": "1e9",
-               "TALON_ONE_MANAGEMENT_RATE_LIMIT": "1e9"}
+               "RELAY_CONCURRENCY": str(args.concurrency), **destination_env(emulators.urls), **BUDGETS_OUT_OF_REACH}
         os.environ.update(env)
         print(f"{'destination':<12} {'events':>10} {'engine ev/s':>12} {'requests':>10} {'ev/request':>11} "
               f"{'ceiling ev/s':>13} {'ratio':>6}", flush=True)

@@ -2,7 +2,7 @@
 instead of filling the process (make bench measures the shipped models at 1M and 3M rows).
 
 A first sync of wide rows (about 4 KB of payload each, 160 MB in all), in a process of its own against the
-Customer.io emulator over loopback, with the limit set low; the process's peak RSS (wait4) is the judge."""
+Customer.io emulator over loopback, with the limit set low; the process's peak RSS (support/peak.py) is the judge."""
 
 import json
 import os
@@ -23,8 +23,8 @@ NOTES = [f"note_{i}" for i in range(16)]  # 16 attributes of about 250 character
 SPEC = SyncSpec(name="sync_test__wide_people", relation="syncs.wide_people", destination="customerio",
                 object="attributes", primary_key=("customer_key",), identifier="customer_key", on_exit="clear",
                 schedule="daily", columns={"customer_key": "varchar", **{n: "varchar" for n in NOTES}})
-# A limit of 256 MB, Python's own and the chunks in flight: about 400 MB here. Without the limit this sync
-# peaks above 1.2 GB (the plan holds every payload, and more while it is made).
+# The limit, Python's own and the chunks in flight. Without the limit this sync peaks near twice as high
+# (the plan holds every payload, and more while it is made).
 MAX_PEAK_MB = 600
 
 

@@ -110,8 +110,9 @@ class SyncRun:
         except DestinationAuthError as exc:
             self._failed(REDACT(exc), started)
         except duckdb.OutOfMemoryException as exc:  # the model's rows need more than the limit allows
+            limit = config.number("RELAY_SYNC_MEMORY_MB")
             message = REDACT(f"{exc}. The sync's warehouse memory limit is RELAY_SYNC_MEMORY_MB "
-                             f"({config.number('RELAY_SYNC_MEMORY_MB')} MB): raise it for rows this wide")
+                             f"({f'{limit} MB' if limit else 'unset: DuckDB default'}): raise it for rows this wide")
             self._failed(message, started)
             ledger.close(self.con, self.warehouse)
             raise MemoryError(message) from exc

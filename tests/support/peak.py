@@ -50,7 +50,6 @@ def run(command: list[str], *, cwd=None, env=None, stdout=subprocess.PIPE, stder
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, stdin=stdin)
     peaks: dict[int, int] = {}
-    out, err = b"", b""
     while True:
         for pid in _tree(process.pid):
             peaks[pid] = max(peaks.get(pid, 0), _hwm_kb(pid))
