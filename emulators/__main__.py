@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument("--rate-limit-talon-one-management", type=int, default=3, help="per second per endpoint")
     faults = p.add_argument_group("faults (probabilities per request, 0..1)")
     faults.add_argument("--fault-5xx", type=float, default=0.0, help="answer 500/502/503/504")
+    faults.add_argument("--fault-429", type=float, default=0.0,
+                        help="answer 429 whatever the pace (another client spent the account's limit)")
     faults.add_argument("--fault-drop", type=float, default=0.0, help="close the connection without answering")
     faults.add_argument("--fault-timeout", type=float, default=0.0, help="stall --timeout-s before answering")
     faults.add_argument("--timeout-s", type=float, default=30.0)
@@ -106,6 +108,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
     return Faults(
         error_rate=args.fault_5xx,
         drop_rate=args.fault_drop,
+        throttle_rate=args.fault_429,
         timeout_rate=args.fault_timeout,
         timeout_s=args.timeout_s,
         latency_ms=args.latency_ms,

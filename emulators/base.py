@@ -137,7 +137,7 @@ class Emulator:
         return endpoint
 
     async def _admit(self, e: Endpoint, route: str, check_auth: AuthCheck, request: Request) -> TokenBucket | None:
-        """Injected stalls and 5xx, then auth, then the rate limit; returns the bucket that was drawn from."""
+        """Injected stalls and 5xx, then auth, then injected 429s and the rate limit; returns the bucket drawn from."""
         if self.roll(self.faults.timeout_rate):
             # A server that has the whole request applies it even if the client gives up meanwhile: read it
             # first (a body read after the client left would fail, and the write would never land).
@@ -147,9 +147,13 @@ class Emulator:
             raise ApiError(self.rng.choice(SERVER_ERRORS), "injected server error", reason="server_error")
         check_auth(request)
         bucket = self._bucket(e.group, route)
+        publishes = self.rate_limits[e.group].headers
+        if self.roll(self.faults.throttle_rate):
+            raise ApiError(429, "rate limit exceeded", reason="rate_limited",
+                           headers={"Retry-After": "1"} if publishes else None)
         if bucket is not None and not bucket.take():
-            headers = bucket.headers(refused=True) if self.rate_limits[e.group].headers else None
-            raise ApiError(429, "rate limit exceeded", reason="rate_limited", headers=headers)
+            raise ApiError(429, "rate limit exceeded", reason="rate_limited",
+                           headers=bucket.headers(refused=True) if publishes else None)
         return bucket
 
     async def _handle(self, e: Endpoint, request: Request) -> Response:

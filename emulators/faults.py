@@ -1,4 +1,4 @@
-"""Injected failures: 5xx answers, dropped connections, stalls and added latency."""
+"""Injected failures: 5xx and 429 answers, dropped connections, stalls and added latency."""
 
 import asyncio
 from dataclasses import dataclass
@@ -16,6 +16,9 @@ class Faults:
 
     error_rate: float = 0.0  # answer 500/502/503/504 instead of handling the request
     drop_rate: float = 0.0  # close the connection without sending a response
+    # 429 whatever our own pace: another client of the same account spent the limit (a vendor's limit is
+    # per account or key, not per integration), so a client meets it however slowly it sends.
+    throttle_rate: float = 0.0
     timeout_rate: float = 0.0  # stall timeout_s before handling (the client should give up first)
     timeout_s: float = 30.0
     latency_ms: float = 0.0  # added to every request

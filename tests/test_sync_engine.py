@@ -165,7 +165,9 @@ def test_rejected_rows_are_recorded_and_retried_without_blocking_the_rest(h, war
 def test_5xx_429_and_dropped_connections_are_retried_without_loss(h, warehouse, small_batches, monkeypatch):
     rows = people_rows(h.fault_rows)
     h.write_people(warehouse, rows)
-    h.faults(error_rate=0.25, drop_rate=0.05, seed=7, rate_limits=h.throttle)
+    # Injected 429s, not the emulator's own limit (test_emulators): whether a client meets that depends on how
+    # fast this machine sends, and every attempt a 429 adds is one more chance of a failure.
+    h.faults(error_rate=0.2, drop_rate=0.08, throttle_rate=0.05, seed=7)
     monkeypatch.setenv("RELAY_CONCURRENCY", "4")
     result = h.sync(h.people, warehouse)
     statuses = h.stats()["by_status"]

@@ -56,7 +56,6 @@ class Harness:
     audiences: tuple[str, str]
     credential_var: str  # the key every data request carries
     items_route: str  # emulator route that receives people rows, counted per item
-    throttle: dict  # emulator rate limits that force 429s
     fault_rows: int  # enough rows to meet every injected fault
     small_batch: tuple | None = None  # (module, constant, value): smaller requests, so faults meet more of them
     kill: tuple[int, int, float]  # rows, kill after every this many items, latency slow enough to land mid-sync
@@ -121,7 +120,6 @@ class CustomerIOHarness(Harness):
     audiences = ("wh_cart_0_4h", "wh_vip")
     credential_var = "CUSTOMERIO_TRACK_API_KEY"
     items_route = "POST /api/v2/batch"
-    throttle = {"track": {"limit": 20}}
     fault_rows = 3000
     small_batch = (customerio_adapter, "MAX_BATCH_BYTES", 8 * 1024)
     kill = (20_000, 3000, 40)  # ~4000 rows a request
@@ -164,7 +162,6 @@ class CordialHarness(Harness):
     audiences = ("wh | cart | 0-4h | no purchase", "wh | vip | gold")
     credential_var = "CORDIAL_API_KEY"
     items_route = "POST /v2/contacts"
-    throttle = {"api": {"limit": 20, "window_s": 1}}
     fault_rows = 80  # one request per contact
     kill = (1500, 300, 5)
     poison = {"last_order_at": "yesterday"}
@@ -205,7 +202,6 @@ class TalonOneHarness(Harness):
     audiences = ("wh_cart_0_4h", "wh_vip_gold")
     credential_var = "TALON_ONE_INTEGRATION_KEY"
     items_route = "PUT /v2/customer_profiles"
-    throttle = {"integration": {"limit": 20}}
     fault_rows = 3000
     small_batch = (talon_one_adapter, "MAX_ITEMS", 50)
     kill = (6000, 1500, 300)
