@@ -45,14 +45,15 @@ def check_model(con: duckdb.DuckDBPyConnection, spec: SyncSpec, r: RunResult) ->
         )
 
 
-def diff_sql(spec: SyncSpec, covered: scope.Scope, *, full_resync: bool, marked: bool) -> str:
+def diff_sql(spec: SyncSpec, covered: scope.Scope, *, full_resync: bool, marked: bool) -> list[str]:
+    """The statements of diff.sql: the steps ($sync, $now), then _changes ($sync), then a cleanup."""
     model_filter, state_filter = ("true", "true") if isinstance(covered, str) else covered
     return DIFF_SQL.format(
         key=key_sql(spec), identifier=f"cast(m.{quote(spec.identifier)} as varchar)", payload=payload_sql(spec),
         relation=spec.relation, model_filter=model_filter, state_filter=state_filter,
         changed="true" if full_resync else "m.row_hash is distinct from s.row_hash",
         forced=FORCED if marked else "false",
-    )
+    ).split(";\n\n")
 
 
 def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Destination, r: RunResult, *,
@@ -67,8 +68,10 @@ def make_plan(con: duckdb.DuckDBPyConnection, spec: SyncSpec, destination: Desti
         {"sync": spec.name, "now": planned_at}).fetchone()[0]
     builds = scope.latest_builds(con)
     covered = scope.decide(con, spec, builds, full_resync=full_resync, marked=marked)
-    con.execute(diff_sql(spec, covered, full_resync=full_resync, marked=bool(marked)),
-                {"sync": spec.name, "now": planned_at})
+    steps, changes, cleanup = diff_sql(spec, covered, full_resync=full_resync, marked=bool(marked))
+    con.execute(steps, {"sync": spec.name, "now": planned_at})
+    con.execute(changes, {"sync": spec.name})
+    con.execute(cleanup)
     merged = merges.plan(con, spec, destination, r, samples_per_kind)
     resend = frozenset(k for (k,) in con.execute(
         "select record_key from _changes where resend and kind = 'change' and not leaving").fetchall())
