@@ -50,6 +50,7 @@ from support import peak  # noqa: E402
 from support.sync_process import sync_command  # noqa: E402
 
 import real_width  # noqa: E402
+from relay import config  # noqa: E402
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 TARGETS = {  # ratio -> (target, "min" or "max")
@@ -181,9 +182,8 @@ def memory(rows: int, big_rows: int, work: Path, urls: dict[str, str]) -> dict:
     first sync, unchanged rerun, then 1% changed: plan (the diff) and sync, each process's peak RSS; then
     Customer.io's at `big_rows`, first sync only (memory must not grow with rows)."""
     template = real_width.build_template(work / "template")
-    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), **BUDGETS_OUT_OF_REACH,
-           "RELAY_SYNC_MEMORY_MB": os.environ.get("RELAY_SYNC_MEMORY_MB", "400")}
-    out = {"rows": rows, "big_rows": big_rows, "sync_memory_mb": env.get("RELAY_SYNC_MEMORY_MB", "default")}
+    env = {**os.environ, **emulator_env(urls), "RELAY_DATA_DIR": str(work), **BUDGETS_OUT_OF_REACH}
+    out = {"rows": rows, "big_rows": big_rows, "sync_memory_mb": config.number("RELAY_SYNC_MEMORY_MB")}
     for destination in (*real_width.PEOPLE_SYNCS, "big"):
         name, n = ("customerio", big_rows) if destination == "big" else (destination, rows)
         warehouse = work / "rss.duckdb"

@@ -72,7 +72,7 @@ NUMBERS = {
     "RELAY_MAX_REJECTED_SHARE": (float, 0.01, _FRACTION),
     "RELAY_RESEND_UNCONFIRMED_S": (float, 300.0, _NOT_NEGATIVE),
     "RELAY_DEMO_CUSTOMERS": (int, 5000, _POSITIVE_COUNT),
-    "RELAY_SYNC_MEMORY_MB": (int, 0, (lambda v: v == 0 or v >= 128, "0 (DuckDB's default) or megabytes, 128 or more")),
+    "RELAY_SYNC_MEMORY_MB": (int, 400, (lambda v: v == 0 or v >= 128, "megabytes, 128 or more, or 0 (DuckDB's default)")),
     "CUSTOMERIO_RATE_LIMIT": (float, 100.0, _ABOVE_ZERO),
     "CORDIAL_RATE_LIMIT_PER_MIN": (float, 6000.0, _ABOVE_ZERO),
     "CORDIAL_IMPORT_MIN_ROWS": (int, 1000, _POSITIVE_COUNT),

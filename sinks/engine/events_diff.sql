@@ -33,13 +33,17 @@ where h.record_key not in (select record_key from relay.sync_skipped where sync_
 
 -- Every event to send is an add, a person's in time order. Each is `alone`: no step of another waits for it
 -- (unlike an attribute sync's, see diff.sql), so a destination's bulk path may take any of them; each event
--- carries its own time, and one request keeps its events' order.
+-- carries its own time, and one request keeps its events' order. Numbered without payloads (as in diff.sql).
 create or replace temp table _changes as
+with numbered as (
+    select row_number() over (order by identifier, occurred_at, record_key) as rn, record_key
+    from _events
+    where sent_hash is null and skip_reason is null
+)
 select
-    row_number() over w as rn, record_key, 'add' as kind, identifier, cast(null as varchar) as prev_identifier,
-    payload, cast(null as json) as prev_payload, row_hash, false as resend, false as leaving,
+    n.rn, e.record_key, 'add' as kind, e.identifier, cast(null as varchar) as prev_identifier,
+    e.payload, cast(null as json) as prev_payload, e.row_hash, false as resend, false as leaving,
     true as alone
-from _events
-where sent_hash is null and skip_reason is null
-window w as (order by identifier, occurred_at, record_key)
-order by rn;
+from numbered n
+join _events e using (record_key)
+order by n.rn;

@@ -146,7 +146,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     # A plan holds every payload of the run, and DuckDB's default limit is most of the machine's memory: with a
     # limit, what does not fit spills to the warehouse's temp directory (<warehouse>.tmp), so a sync's memory
     # stays flat in its rows. The setting is the database's: connections of this process open at the same time
-    # share it. Unset (0), DuckDB's own default holds: a plan at millions of rows does not fit a small limit yet.
+    # share it (a job's syncs run one after another). 0 leaves DuckDB's own default.
     if limit := int(config.number("RELAY_SYNC_MEMORY_MB")):
         con.execute(f"set memory_limit = '{limit}MB'")
     if not read_only:
