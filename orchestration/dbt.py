@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from orchestration.dbt_runs import dbt_cli
 from orchestration.preflight import PREFLIGHT_KEY
 from orchestration.project import relay_dbt_project
 from relay import config
@@ -71,10 +72,11 @@ def relay_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # The frequent path is a scoped run (dbt_project/macros/scope/): it recomputes only what changed
     # since the last complete build. Every other run (the daily job, a materialization from the UI)
     # rebuilds from scratch, so any drift lasts at most a day.
-    # Unit tests check the SQL, not the data: CI and the daily job run them, the frequent path need not.
+    # Unit tests check the SQL, not the data, so no scheduled run repeats them (dbt's advice): make test and
+    # relay build run them.
     frequent = context.run.job_name == FREQUENT_JOB
-    args = ["build", "--exclude", "resource_type:unit_test"] if frequent else ["build", "--full-refresh"]
-    yield from dbt.cli(args, context=context).stream()
+    args = ["build", "--exclude", "resource_type:unit_test"] + ([] if frequent else ["--full-refresh"])
+    yield from dbt_cli(dbt, args, context)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.dbt import AFTER_SYNCS, RelayTranslator
+from orchestration.dbt_runs import dbt_cli
 from orchestration.project import relay_dbt_project
 from orchestration.syncs import sync_assets
 from relay import config
@@ -27,7 +28,7 @@ class AfterSyncsTranslator(RelayTranslator):
             name="relay_dbt_reports",
             dagster_dbt_translator=AfterSyncsTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)))
 def relay_dbt_reports(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt_cli(dbt, ["build"], context)
     if AUDIENCE_HEALTH in context.selected_asset_keys:
         yield audience_health_figures()
 

@@ -29,6 +29,11 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("RELAY_WAREHOUSE", data_dir() / "warehouse.duckdb")).resolve()
 
 
+def dbt_target_dir() -> Path:
+    """The data directory's dbt artifacts and saved parse (orchestration/dbt_runs.py)."""
+    return data_dir() / "dbt"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster")).resolve()
 

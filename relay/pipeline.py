@@ -22,8 +22,9 @@ def run_dbt(*args: str, check: bool = True, quiet: bool = False, project_dir: Pa
     config.export_environment()
     project_dir = project_dir or config.DBT_PROJECT_DIR
     command = [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(config.DBT_PROJECT_DIR)]
-    result = subprocess.run(command, cwd=project_dir, text=True,
-                            capture_output=quiet, env=os.environ.copy())
+    # The data directory's own target (a --target-path in args wins): its saved parse is for this warehouse.
+    env = {**os.environ, "DBT_TARGET_PATH": str(config.dbt_target_dir() / "target")}
+    result = subprocess.run(command, cwd=project_dir, text=True, capture_output=quiet, env=env)
     if check and result.returncode != 0:
         detail = (result.stdout or "")[-4000:] if quiet else ""
         raise RuntimeError(f"dbt {' '.join(args)} failed with exit code {result.returncode}\n{detail}")

@@ -23,7 +23,7 @@ import pytest
 from support.dbt import run_dbt
 from support.emulators import serve_emulators, served_env
 from support.project import DBT, DBT_DIR
-from relay import sample_data
+from relay import config, sample_data
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,8 @@ def _drive(work: Path) -> None:
             output = io.StringIO()
             with contextlib.redirect_stdout(output):
                 code = cli.main(["run", "frequent_path"])
-            newest = max(project.glob("target/relay_dbt_models-*/run_results.json"), key=lambda p: p.stat().st_mtime)
+            newest = max(config.dbt_target_dir().glob("relay_dbt_models-*/run_results.json"),
+                         key=lambda p: p.stat().st_mtime)
             with duckdb.connect(str(warehouse), read_only=True) as con:  # a sync step records its run first
                 sync_runs = con.execute("select count(*) from information_schema.tables "
                                         "where table_schema = 'relay' and table_name = 'sync_runs'").fetchone()[0]

@@ -90,7 +90,7 @@ def test_pipeline_end_to_end(emulators, warehouse):
         assert frequent.success
         assert sum(requests(emulators).values()) > sum(before.values())
         # dbt ran every gate test on the frequent path, and each passed (tests/test_gates.py: each one blocks).
-        [results] = (config.DBT_PROJECT_DIR / "target").glob(f"relay_dbt_models-{frequent.run_id[:7]}-*/run_results.json")
+        [results] = config.dbt_target_dir().glob(f"relay_dbt_models-{frequent.run_id[:7]}-*/run_results.json")
         status = {r["unique_id"]: r["status"] for r in json.loads(results.read_text())["results"]}
         manifest = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
         gates = [u for u, n in manifest["nodes"].items() if n["resource_type"] == "test" and "gate" in n["tags"]]

@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -178,7 +177,6 @@ def run_pipeline(directory: Path, factory=None) -> None:
     warehouse = data / "warehouse.duckdb"
     texts: dict[str, str] = {}
     facts: dict = {}
-    targets_before = set((DBT_DIR / "target").glob("relay_dbt_models-*"))
     with serve_emulators(keys={**KEYS, "CUSTOMERIO_SITE_ID": SITE_ID}) as servers, \
             pytest.MonkeyPatch.context() as env, webhook() as (webhook_url, alerts_posted):
         env.setenv("RELAY_DATA_DIR", str(data))
@@ -253,13 +251,12 @@ def run_pipeline(directory: Path, factory=None) -> None:
         texts["alert webhook requests"] = "\n".join(alerts_posted)
         facts["alerts_posted"] = len(alerts_posted)
 
-    # dagster-dbt names each invocation's target (and log) directory after the run: relay_dbt_models-<run id[:7]>-...
-    new_targets = sorted(p for p in set((DBT_DIR / "target").glob("relay_dbt_models-*")) - targets_before
+    # Each dbt command of a job has its target (and log) directory under the data directory's dbt/, named after
+    # the run: relay_dbt_models-<run id[:7]>-... (orchestration/dbt_runs.py)
+    new_targets = sorted(p for p in (data / "dbt").glob("relay_dbt_*")
                          if p.name.split("-")[1] in {run_id[:7] for run_id in facts["run_ids"]})
     facts["dbt_target_dirs"] = [str(p) for p in new_targets]
     texts["dbt logs and artifacts of the runs"] = "\n".join(files_text(p) for p in new_targets)
-    for target in new_targets:  # Dagster's dbt invocations leave one per run in the project's target/
-        shutil.rmtree(target, ignore_errors=True)
     texts["warehouse, every table"] = table_dump(warehouse)
     from relay import publish
     with pytest.MonkeyPatch.context() as env:
@@ -268,7 +265,7 @@ def run_pipeline(directory: Path, factory=None) -> None:
     facts["published"] = str(published)
     texts["published copy, every table"] = table_dump(published)
     texts["files under DAGSTER_HOME (sqlite event log, run storage, compute logs)"] = files_text(directory / "dagster_home")
-    texts["files under the data directory (alerts, rate budgets)"] = files_text(data, skip=lambda p: ".duckdb" in p.name)
+    texts["files under the data directory (alerts, rate budgets, dbt's saved parse)"] = files_text(data, skip=lambda p: ".duckdb" in p.name)
     facts["alert_file"] = (data / "alerts" / "run_failures.jsonl").read_text()
     (directory / "texts.json").write_text(json.dumps(texts))
     (directory / "facts.json").write_text(json.dumps(facts, default=str))
@@ -284,7 +281,7 @@ def pipeline(request):
 SOURCES = [
     "python logging (DEBUG)", "captured stdout and stderr (Python and file descriptors)", "dbt logs and artifacts of the runs", "warehouse, every table", "published copy, every table",
     "Dagster event log records", "files under DAGSTER_HOME (sqlite event log, run storage, compute logs)",
-    "files under the data directory (alerts, rate budgets)", "alert webhook requests",
+    "files under the data directory (alerts, rate budgets, dbt's saved parse)", "alert webhook requests",
     *(f"emulator {n} /_emulator/{w}" for n in ("customerio", "cordial", "talon_one") for w in ("state", "stats")),
 ]
 
