@@ -58,6 +58,7 @@ TARGETS = {  # ratio -> (target, "min" or "max")
     "rate_limit_utilisation": (0.9, "min"),
     "engine_vs_naive": (50.0, "min"),
     "frequent_vs_full_pipeline_1M": (0.25, "max"),
+    "frequent_job_1M_with_publish_s": (60.0, "max"),  # the Dagster run, start to end, the stakeholder copy included
     "cost_per_customer_1M_vs_100k": (1.3, "max"),
     "peak_rss_1M_row_sync_gb": (1.0, "max"),  # the first sync of each shipped people model, at its width
     "peak_rss_3M_row_sync_gb": (1.2, "max"),
@@ -66,15 +67,22 @@ TARGETS = {  # ratio -> (target, "min" or "max")
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def timed(command: list[str], env: dict, log: Path) -> dict:
-    """Run a command; wall seconds and the peak RSS of its largest process (support/peak.py)."""
+class StepStopped(Exception):
+    """A step of a scale failed or ran past --step-limit: the scale stops there (the single-node ceiling)."""
+
+
+def timed(command: list[str], env: dict, log: Path, limit_s: float | None = None) -> dict:
+    """Run a command; wall seconds and the peak RSS of its largest process (support/peak.py). Raises
+    StepStopped, with those figures, when it fails or runs past `limit_s`."""
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(command)}\n".encode())
         out.flush()
-        run = peak.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if run.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({run.returncode}); see {log}")
-    return {"seconds": round(run.seconds, 2), "peak_rss_gb": round(run.peak_mb / 1024, 3)}
+        run = peak.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=limit_s)
+    figures = {"seconds": round(run.seconds, 2), "peak_rss_gb": round(run.peak_mb / 1024, 3)}
+    if run.timed_out or run.returncode != 0:
+        figures["stopped"] = f"past the {limit_s:.0f} s limit" if run.timed_out else f"failed with exit {run.returncode}"
+        raise StepStopped(figures)
+    return figures
 
 
 def emulator_env(urls: dict[str, str]) -> dict[str, str]:
@@ -115,7 +123,13 @@ def job_steps(dagster_home: Path, job: str) -> dict:
             "steps": {key: round(s.end_time - s.start_time, 2) for key, s in steps.items()}}
 
 
-def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Path) -> dict:
+STEPS = {"generate": "sample data", "dbt_build": "full dbt build", "first_sync": "first sync, all",
+         "full_pipeline": "daily job, same data", "append_1h": "+1 h of activity", "frequent_path": "frequent path"}
+
+
+def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Path, limit_s: float | None) -> dict:
+    """Every step at one scale, in a fresh warehouse; a step that fails or runs past `limit_s` ends the scale,
+    its figures kept under out[step]["stopped"]."""
     work.mkdir(parents=True, exist_ok=True)
     dagster_home = work / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
@@ -128,37 +142,42 @@ def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Pat
         admin(url, "reset")
     out: dict = {"customers": customers}
     print(f"== {customers:,} customers", flush=True)
-    out["generate"] = timed([RELAY, "sample-data", "--customers", str(customers)], env, log)
-    print(f"   sample data        {out['generate']['seconds']:>8.1f}s", flush=True)
-    out["dbt_build"] = timed([RELAY, "build"], env, log)
-    print(f"   full dbt build     {out['dbt_build']['seconds']:>8.1f}s  peak {out['dbt_build']['peak_rss_gb']:.1f} GB", flush=True)
-
-    since = datetime.now(timezone.utc).replace(tzinfo=None)
-    out["first_sync"] = timed([RELAY, "sync"], env, log)
-    out["first_sync"]["syncs"] = sync_runs(warehouse, since)
-    print(f"   first sync, all    {out['first_sync']['seconds']:>8.1f}s  "
-          f"{sum(r['requests'] for r in out['first_sync']['syncs']):,} requests", flush=True)
-
-    since = datetime.now(timezone.utc).replace(tzinfo=None)
-    out["full_pipeline"] = timed([RELAY, "run", "daily_full"], env, log)
-    out["full_pipeline"]["syncs"] = sync_runs(warehouse, since)
-    out["full_pipeline"]["job"] = job_steps(dagster_home, "daily_full")
-    out["unchanged_rerun_requests"] = sum(r["requests"] for r in out["full_pipeline"]["syncs"])
-    print(f"   daily job (same data) {out['full_pipeline']['seconds']:>5.1f}s  "
-          f"{out['unchanged_rerun_requests']} requests", flush=True)
-
-    out["append_1h"] = timed([RELAY, "sample-data", "--append-hours", "1"], env, log)
-    since = datetime.now(timezone.utc).replace(tzinfo=None)
-    out["frequent_path"] = timed([RELAY, "run", "frequent_path"], env, log)
-    out["frequent_path"]["syncs"] = sync_runs(warehouse, since)
-    out["frequent_path"]["job"] = job = job_steps(dagster_home, "frequent_path")
-    print(f"   frequent path (+1h) {out['frequent_path']['seconds']:>6.1f}s  "
-          f"{sum(r['acked'] for r in out['frequent_path']['syncs']):,} rows acknowledged; "
-          f"{job['to_destinations_s']:.1f}s from run start to the last sync's end", flush=True)
-    # Keep the disk: the warehouse is 1+ GB at 1M customers.
-    for path in work.glob("**/*.duckdb*"):
-        path.unlink()
+    commands = {"generate": ["sample-data", "--customers", str(customers)], "dbt_build": ["build"], "first_sync": ["sync"],
+                "full_pipeline": ["run", "daily_full"], "append_1h": ["sample-data", "--append-hours", "1"],
+                "frequent_path": ["run", "frequent_path"]}
+    try:
+        for step, args in commands.items():
+            since = datetime.now(timezone.utc).replace(tzinfo=None)
+            try:
+                out[step] = timed([RELAY, *args], env, log, limit_s)
+            except StepStopped as stopped:
+                out[step] = stopped.args[0]
+                print(f"   {STEPS[step]:<22} stopped: {out[step]['stopped']} after {out[step]['seconds']:.1f}s, "
+                      f"peak {out[step]['peak_rss_gb']:.1f} GB", flush=True)
+                break
+            _job_figures(out, step, warehouse, since, dagster_home)
+    finally:
+        for path in work.glob("**/*.duckdb*"):  # keep the disk: the warehouse is 1+ GB at 1M customers
+            path.unlink()
     return out
+
+
+def _job_figures(out: dict, step: str, warehouse: Path, since: datetime, dagster_home: Path) -> None:
+    o = out[step]
+    if step in ("first_sync", "full_pipeline", "frequent_path"):
+        o["syncs"] = sync_runs(warehouse, since)
+    if step in ("full_pipeline", "frequent_path"):
+        o["job"] = job_steps(dagster_home, "daily_full" if step == "full_pipeline" else "frequent_path")
+    detail = ""
+    if step == "first_sync":
+        detail = f"  {sum(r['requests'] for r in o['syncs']):,} requests"
+    elif step == "full_pipeline":
+        out["unchanged_rerun_requests"] = sum(r["requests"] for r in o["syncs"])
+        detail = f"  {out['unchanged_rerun_requests']} requests"
+    elif step == "frequent_path":
+        detail = (f"  {sum(r['acked'] for r in o['syncs']):,} rows acknowledged; {o['job']['to_destinations_s']:.1f}s "
+                  f"from run start to the last sync's end, {o['job']['run_s']:.1f}s with the publish")
+    print(f"   {STEPS[step]:<22} {o['seconds']:>8.1f}s  peak {o['peak_rss_gb']:.2f} GB{detail}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------ sync engine
@@ -354,11 +373,13 @@ def ratios(results: dict) -> dict:
         out["sync_vs_emulator_ceiling"] = min(d["engine_vs_ceiling"] for d in t.values())
         out["rate_limit_utilisation"] = results["rate_limit"]["utilisation"] if results["rate_limit"]["rows_lost"] == 0 else 0.0
         out["engine_vs_naive"] = min(d["engine_vs_naive"] for d in t.values())
-    big = scales.get("1000000") or scales[max(scales, key=int)]
-    # dbt + diff + sync of each job (run start to its last sync's end): the purchase-to-destination latency
-    out["frequent_vs_full_pipeline_1M"] = round(big["frequent_path"]["job"]["to_destinations_s"]
-                                                / big["full_pipeline"]["job"]["to_destinations_s"], 3)
-    if "100000" in scales and "1000000" in scales:
+    big = scales.get("1000000", {})
+    if "job" in big.get("frequent_path", {}):
+        # dbt + diff + sync of each job (run start to its last sync's end): the purchase-to-destination latency
+        out["frequent_vs_full_pipeline_1M"] = round(big["frequent_path"]["job"]["to_destinations_s"]
+                                                    / big["full_pipeline"]["job"]["to_destinations_s"], 3)
+        out["frequent_job_1M_with_publish_s"] = big["frequent_path"]["job"]["run_s"]
+    if all("job" in scales.get(n, {}).get("frequent_path", {}) for n in ("100000", "1000000")):
         def per_customer(s):  # the pipeline's cost: dbt build + first sync, per customer
             return (s["dbt_build"]["seconds"] + s["first_sync"]["seconds"]) / s["customers"]
         out["cost_per_customer_1M_vs_100k"] = round(per_customer(scales["1000000"]) / per_customer(scales["100000"]), 3)
@@ -382,21 +403,18 @@ def markdown(results: dict) -> str:
         target, kind = TARGETS[name]
         ok = value >= target if kind == "min" else value <= target
         lines.append(f"| {name} | {value} | {'≥' if kind == 'min' else '≤'} {target} | {'met' if ok else 'MISSED'} |")
-    lines += ["", "Jobs: the `relay run` process's seconds; in brackets, from the Dagster run's start to its last sync's end "
-              "(dbt + diff + sync, what the frequent/full ratio compares).", "",
-              "| customers | sample data s (peak GB) | dbt build s (peak GB) | first sync s (requests, peak GB) | daily job, "
-              "same data s (requests) | frequent path after +1h s (peak GB) |", "|---|---|---|---|---|---|"]
-    for s in results["scales"].values():
-        full, frequent = s["full_pipeline"], s["frequent_path"]
-        lines.append(f"| {s['customers']:,} | {s['generate']['seconds']} ({s['generate']['peak_rss_gb']}) | "
-                     f"{s['dbt_build']['seconds']} ({s['dbt_build']['peak_rss_gb']}) | {s['first_sync']['seconds']} "
-                     f"({sum(r['requests'] for r in s['first_sync']['syncs']):,}, {s['first_sync']['peak_rss_gb']}) | "
-                     f"{full['seconds']} [{full['job']['to_destinations_s']}] ({s['unchanged_rerun_requests']}) | "
-                     f"{frequent['seconds']} [{frequent['job']['to_destinations_s']}] ({frequent['peak_rss_gb']}) |")
-    for s in results["scales"].values():
-        lines += ["", f"Steps at {s['customers']:,} customers (s): "
-                  + "; ".join(f"{job} " + ", ".join(f"{k.split('__')[-1]} {v}" for k, v in s[key]["job"]["steps"].items())
-                              for job, key in (("daily", "full_pipeline"), ("frequent", "frequent_path")))]
+    lines += ["", "Each step: the command's seconds and the peak RSS of its largest process. Jobs: in brackets, from the "
+              "Dagster run's start to its last sync's end (dbt + diff + sync, what the frequent/full ratio compares) "
+              "and to the run's end (the stakeholder copy included).", "",
+              "| customers | " + " | ".join(STEPS.values()) + " |", "|---" * (len(STEPS) + 1) + "|"]
+    for s in _all_scales(results):
+        earlier = f" (run of {s['from']})" if "from" in s else ""
+        lines.append(f"| {s['customers']:,}{earlier} | " + " | ".join(_cell(s, step) for step in STEPS) + " |")
+    for s in _all_scales(results):
+        if "job" in s.get("frequent_path", {}):
+            lines += ["", f"Steps at {s['customers']:,} customers (s): " + "; ".join(
+                f"{job} " + ", ".join(f"{k.split('__')[-1]} {v}" for k, v in s[key]["job"]["steps"].items())
+                for job, key in (("daily", "full_pipeline"), ("frequent", "frequent_path")))]
     if "memory" not in results:  # --scales-only
         return "\n".join(lines + [""])
     lines += ["", "| destination | engine rows/s | ceiling rows/s | engine / ceiling | rows/s at latency | naive rows/s "
@@ -422,6 +440,27 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _all_scales(results: dict) -> list[dict]:
+    """This run's scales and those of the runs given with --include, smallest first."""
+    return sorted([*results["scales"].values(), *results.get("included", [])], key=lambda s: s["customers"])
+
+
+def _cell(s: dict, step: str) -> str:
+    if step not in s:
+        return "not run"
+    f = s[step]
+    text = f"{f['seconds']} s, {f['peak_rss_gb']} GB"
+    if "stopped" in f:
+        return f"**{f['stopped']}** ({text})"
+    if step == "first_sync":
+        text += f", {sum(r['requests'] for r in f['syncs']):,} requests"
+    if step == "full_pipeline":
+        text += f", {s['unchanged_rerun_requests']} requests"
+    if "job" in f:
+        text += f" [{f['job']['to_destinations_s']} s; {f['job']['run_s']} s]"
+    return text
+
+
 def plot(results: dict, path: Path) -> str | None:
     try:
         import matplotlib
@@ -430,14 +469,11 @@ def plot(results: dict, path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no plot (pip install matplotlib)"
-    scales = sorted(results["scales"].values(), key=lambda s: s["customers"])
-    xs = [s["customers"] for s in scales]
+    scales = _all_scales(results)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, get in [("sample data", lambda s: s["generate"]["seconds"]), ("full dbt build", lambda s: s["dbt_build"]["seconds"]),
-                       ("first sync", lambda s: s["first_sync"]["seconds"]),
-                       ("daily job, same data", lambda s: s["full_pipeline"]["seconds"]),
-                       ("frequent path after +1h", lambda s: s["frequent_path"]["seconds"])]:
-        ax.plot(xs, [get(s) for s in scales], marker="o", label=label)
+    for step, label in STEPS.items():
+        done = [s for s in scales if step in s and "stopped" not in s[step]]
+        ax.plot([s["customers"] for s in done], [s[step]["seconds"] for s in done], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("customers")
@@ -465,6 +501,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="engine/ceiling rounds per destination (median reported)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="emulator latency for the naive comparison")
     parser.add_argument("--rate", type=int, default=200, help="emulator rate limit (requests/s) for the utilisation test")
+    parser.add_argument("--step-limit", type=float, help="seconds after which a step is stopped, and its scale with it")
+    parser.add_argument("--include", type=Path, action="append", default=[],
+                        help="an earlier run's results.json whose scales join the tables and the plot (e.g. the ceiling's)")
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -475,25 +514,37 @@ def main() -> int:
                            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                            "load_before": [round(x, 2) for x in os.getloadavg()]},
                "arguments": {k: str(v) for k, v in vars(args).items()}, "scales": {}}
+    for path in args.include:
+        earlier = json.loads(path.read_text())
+        results.setdefault("included", []).extend({**scale, "from": earlier["finished_at"]}
+                                                  for scale in earlier["scales"].values())
     with EmulatorProcess() as emulators, tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work, urls = Path(tmp), emulators.urls
         for customers in scales:
-            results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log)
+            scale = results["scales"][str(customers)] = pipeline_at_scale(customers, work / str(customers), urls, log,
+                                                                           args.step_limit)
+            write(results, args.out, started)  # a long run's figures survive its interruption
+            if any("stopped" in v for v in scale.values() if isinstance(v, dict)):
+                break  # a larger scale would stop too
         if not args.scales_only:
             print("== sync engine", flush=True)
             results["memory"] = memory(args.rss_rows, args.rss_big_rows, work, urls)
             results["throughput"] = throughput(args.sync_rows, work, urls, args.latency_ms, args.rounds)
             results["rate_limit"] = rate_limited(args.rate, work, urls)
+    print(write(results, args.out, started))
+    return 0
+
+
+def write(results: dict, out: Path, started: float) -> str:
     results["total_s"] = round(time.monotonic() - started, 1)
     results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["ratios"] = ratios(results)
     results["targets"] = {k: {"target": v[0], "kind": v[1]} for k, v in TARGETS.items()}
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    note = plot(results, args.out / "cost_vs_scale.png")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    note = plot(results, out / "cost_vs_scale.png")
     report = markdown(results) + (f"\n{note}\n" if note else "\n![cost against scale](cost_vs_scale.png)\n")
-    (args.out / "results.md").write_text(report)
-    print(report)
-    return 0
+    (out / "results.md").write_text(report)
+    return report
 
 
 if __name__ == "__main__":

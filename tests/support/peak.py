@@ -4,6 +4,8 @@ process it starts, the largest of them.
 wait4's ru_maxrss cannot be used: Linux carries the launcher's own high-water mark into a child across
 fork and exec, so a child of a large test or benchmark process reports at least the parent's peak."""
 
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ class Measured:
     peak_mb: float
     stdout: bytes
     stderr: bytes
+    timed_out: bool = False
 
 
 def _hwm_kb(pid: int) -> int:
@@ -45,17 +48,25 @@ def _tree(pid: int) -> list[int]:
 
 
 def run(command: list[str], *, cwd=None, env=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL) -> Measured:
-    """Run `command` to its end; what it printed (when piped), its wall seconds and peak RSS in MB."""
+        stdin=subprocess.DEVNULL, timeout: float | None = None) -> Measured:
+    """Run `command` to its end, or until `timeout` seconds have passed (then it and every process it started
+    are killed); what it printed (when piped), its wall seconds and peak RSS in MB."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, stdin=stdin)
+    # Its own process group, so that a timeout kills what it started too.
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, stdin=stdin,
+                               start_new_session=timeout is not None)
     peaks: dict[int, int] = {}
+    timed_out = False
     while True:
         for pid in _tree(process.pid):
             peaks[pid] = max(peaks.get(pid, 0), _hwm_kb(pid))
+        if timeout is not None and not timed_out and time.monotonic() - started > timeout:
+            timed_out = True
+            os.killpg(process.pid, signal.SIGKILL)
         try:
             out, err = process.communicate(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
             continue
-    return Measured(process.returncode, time.monotonic() - started, max(peaks.values()) / 1024, out or b"", err or b"")
+    return Measured(process.returncode, time.monotonic() - started, max(peaks.values()) / 1024, out or b"", err or b"",
+                    timed_out)
