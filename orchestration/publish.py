@@ -23,4 +23,6 @@ def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResu
     page = report.write()
     return dg.MaterializeResult(metadata={
         "path": result["path"], "size_mb": round(result["bytes"] / 1e6, 1), "publish_seconds": result["seconds"],
+        # what this publish wrote: the part of the warehouse that changed since the generation it refreshed
+        "written_mb": round(result["written_bytes"] / 1e6, 1), "generation": result["generation"],
         "report": dg.MetadataValue.url(page.as_uri()), "report_path": dg.MetadataValue.path(str(page))})

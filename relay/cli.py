@@ -63,7 +63,8 @@ def _publish(quiet: bool = False) -> None:
 
     published = publish()
     if not quiet:  # --json output stays one document
-        print(f"published the stakeholder copy ({published['seconds']:.1f}s): relay query reads it")
+        print(f"published the stakeholder copy ({published['seconds']:.1f}s, {published['written_bytes'] / 1e6:.0f} MB "
+              "written): relay query reads it")
 
 
 def _run_syncs(args, apply: bool) -> int:

@@ -181,6 +181,10 @@ def test_sigkill_during_dbt_build_leaves_the_published_copy_readable_and_unchang
         assert con.execute("select count(*) from shopify.customer").fetchone()[0] > 0
 
 
+def generations(published: Path) -> list[Path]:
+    return sorted(published.with_name(published.name + ".generations").glob("*.duckdb"))
+
+
 def test_crash_between_copy_and_swap_leaves_the_previous_copy(warehouse, published):
     before = digest(published)
     set_marker(warehouse, "v2")
@@ -188,41 +192,49 @@ def test_crash_between_copy_and_swap_leaves_the_previous_copy(warehouse, publish
     crashed.communicate(timeout=60)
     assert crashed.returncode == CRASH_EXIT
     assert digest(published) == before and marker(published) == "v1"
-    assert list(published.parent.glob(f".{published.name}.*.tmp"))  # the full copy it made, never swapped in
+    assert len(generations(published)) == 2  # the spare it wrote, never swapped in
     done = relay_publish()
     done.communicate(timeout=60)
     assert done.returncode == 0 and marker(published) == "v2"
-    assert not list(published.parent.glob(f".{published.name}.*.tmp"))  # the next publish cleared the leftover
+    assert len(generations(published)) == 2
+
+
+def copying(process: subprocess.Popen, published: Path) -> bool:
+    """Whether `relay publish` has a generation of the copy open: it is writing it."""
+    directory = str(published.with_name(published.name + ".generations"))
+    try:
+        return any(os.readlink(fd).startswith(directory) for fd in Path(f"/proc/{process.pid}/fd").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def test_sigkill_during_the_copy_and_swap_of_a_publish_leaves_a_readable_copy(warehouse, published):
     """SIGKILL `relay publish` once its copy has begun, at growing delays (mid-copy, mid-fsync, around the
-    swap): the stakeholder copy is always a complete database, the previous snapshot or the new one."""
-    with duckdb.connect(str(warehouse)) as con:  # ~55 MB, so the copy takes a while
-        con.execute("create or replace table main.ballast as select i, md5(cast(i as varchar)) as h "
-                    "from range(3000000) t(i)")
+    swap), each time with tens of megabytes changed: the stakeholder copy is always a complete database, the
+    previous snapshot or the new one, and the generation a kill left half-written is repaired by the next."""
     set_marker(warehouse, "v2")
-    copies = published.parent.glob
     kills_mid_copy, seen = 0, []
-    for delay in (0, 0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08):
+    for round_, delay in enumerate((0, 0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08)):
+        with duckdb.connect(str(warehouse)) as con:  # tens of MB of new blocks, so the copy takes a while
+            con.execute("create or replace table main.ballast as select i, md5(cast(i + ? as varchar)) as h "
+                        "from range(2000000) t(i)", [round_])
         process = relay_publish()
         deadline = time.monotonic() + 30
-        while process.poll() is None and not list(copies(f".{published.name}.{process.pid}.tmp")):
-            if time.monotonic() > deadline:
-                break
+        while process.poll() is None and not copying(process, published) and time.monotonic() < deadline:
+            time.sleep(0.001)
         time.sleep(delay)
-        copying = bool(list(copies(f".{published.name}.{process.pid}.tmp")))
+        mid_copy = copying(process, published)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        kills_mid_copy += copying and process.returncode == -signal.SIGKILL
+        kills_mid_copy += mid_copy and process.returncode == -signal.SIGKILL
         version = marker(published)  # opens, so the file is a complete database
         seen.append(version)
         assert version in ("v1", "v2")
-        if version == "v2":
-            with duckdb.connect(str(published), read_only=True) as con:
-                assert con.execute("select count(*) from main.ballast").fetchone()[0] == 3000000
     assert kills_mid_copy >= 3 and "v1" in seen, seen
     done = relay_publish()
     done.communicate(timeout=60)
     assert done.returncode == 0 and marker(published) == "v2"
-    assert not list(copies(f".{published.name}.*.tmp"))  # every killed copy was cleared
+    contents = "select count(*), sum(hash(i, h)) from main.ballast"
+    with duckdb.connect(str(published), read_only=True) as copy, duckdb.connect(str(warehouse), read_only=True) as source:
+        assert copy.execute(contents).fetchone() == source.execute(contents).fetchone()
+    assert len(generations(published)) == 2
