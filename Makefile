@@ -53,7 +53,7 @@ bench-ceiling: $(STAMP) manifest
 	$(BIN)/python bench/bench.py --scales 3000000,10000000 --scales-only --step-limit 3600 \
 		--out artifacts/bench-ceiling $(BENCH_ARGS)
 
-# Events syncs' throughput against the emulators' ceiling (1M events per destination; about 50 min).
+# Events syncs' throughput against the emulators' ceiling (1M events per destination; README: Benchmarks).
 bench-events: $(STAMP) manifest
 	$(BIN)/python bench/bench_events.py $(BENCH_EVENTS_ARGS)
 

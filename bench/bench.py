@@ -397,7 +397,8 @@ def ratios(results: dict) -> dict:
 def markdown(results: dict) -> str:
     lines = [f"# Relay benchmark, {results['finished_at']}", "",
              f"{results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, load average before: "
-             f"{results['machine']['load_before']}. Total {results['total_s'] / 60:.1f} min.", "",
+             f"{results['machine']['load_before']}. Total {results['total_s'] / 60:.1f} min. Command: "
+             f"`{results['command']}` at commit {results['commit']}.", "",
              "| ratio | measured | target | |", "|---|---|---|---|"]
     for name, value in results["ratios"].items():
         target, kind = TARGETS[name]
@@ -491,8 +492,8 @@ def main() -> int:
     parser.add_argument("--scales", default="100000,1000000", help="comma-separated customer counts")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
-    # 300k: a first sync long enough that throughput, not the plan's fixed costs, decides (at 100k a Talon.One
-    # sync lasts ~1.4 s, of which the single-threaded plan of one row group takes 0.2 s).
+    # A first sync long enough that throughput, not the plan's fixed costs, decides: a Talon.One sync of 100k
+    # rows spends a large share of its time planning a single row group on one thread.
     parser.add_argument("--sync-rows", type=int, default=300_000, help="rows per destination for throughput")
     parser.add_argument("--rss-rows", type=int, default=1_000_000, help="rows of each people model (memory)")
     parser.add_argument("--scales-only", action="store_true",
@@ -513,7 +514,10 @@ def main() -> int:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                            "load_before": [round(x, 2) for x in os.getloadavg()]},
-               "arguments": {k: str(v) for k, v in vars(args).items()}, "scales": {}}
+               "arguments": {k: str(v) for k, v in vars(args).items()}, "scales": {},
+               "command": " ".join(["bench/bench.py", *sys.argv[1:]]),
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip() or "unknown"}
     for path in args.include:
         earlier = json.loads(path.read_text())
         results.setdefault("included", []).extend({**scale, "from": earlier["finished_at"]}

@@ -5,7 +5,7 @@
 Sample data, a dbt build and every shipped sync to in-process emulators, then `steps` appends of `hours` of
 activity, each followed by a build and every sync. It prints, as JSON, the profiles Talon.One holds with a
 future winback_eligible_until or winback_eligible true, and the people Customer.io holds with winback_eligible
-true, among those the model says are not eligible. Not collected by pytest; about 2 minutes at the defaults.
+true, among those the model says are not eligible. Not collected by pytest (README lists its duration).
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """The dbt models on generated sample data and on the hand-written messy fixture.
 
 One module-scoped build of 3,000 generated customers carries most assertions; dbt runs a handful of
-times in total (start-up is ~2.5 s per invocation): build, rebuild on unchanged data, a full refresh of the
+times in total (each invocation starts up for seconds): build, rebuild on unchanged data, a full refresh of the
 identity memory, append an hour and rebuild, and one build of the messy fixture.
 """
 

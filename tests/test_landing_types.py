@@ -5,7 +5,7 @@ An all-VARCHAR copy of the sample builds sync models identical to the typed samp
 read (a boolean "yes please", a bigint id "12a", an amount "abc") fails the build naming the raw table, the
 column, the row's key and the value, while the other spellings the rules accept stage as their typed value.
 
-Cost (about 30 s on 2 cores): small samples, `dbt run` of the sync models' ancestors only (no tests), and
+Kept cheap: small samples, `dbt run` of the sync models' ancestors only (no tests), and
 the typed and the text warehouse built at one path in turn, so dbt parses the project once for both.
 """
 

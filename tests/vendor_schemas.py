@@ -147,7 +147,7 @@ def _talon_one(r) -> list[tuple[str, str]]:
 
 @functools.cache
 def _talon_operations() -> dict[tuple[str, str], tuple[Any, dict]]:
-    from talon_one import models  # a test-only dependency, and a 2 s import: only when Talon.One is judged
+    from talon_one import models  # a test-only dependency, and a slow import: only when Talon.One is judged
 
     def body(model):
         return functools.partial(_model_problems, model, pointer="")
