@@ -8,6 +8,7 @@ the same tables. The SQL lives in relay/sql/sample_*.sql; this module only rende
 
 from __future__ import annotations
 
+import os
 import pathlib
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -111,6 +112,8 @@ def _run(con: duckdb.DuckDBPyConnection, scripts: list[str], params: dict) -> No
         raise ValueError(f"unrendered parameter near: {sql[sql.index('{{'):][:40]}")
     # Temp tables, not the row order, carry the work; dropping insertion order saves memory and time.
     con.execute("set preserve_insertion_order = false")
+    # dbt's limit (dbt_project/profiles.yml): past it, DuckDB spills to <warehouse>.tmp instead of taking the machine.
+    con.execute("set memory_limit = ?", [os.environ.get("RELAY_DBT_MEMORY_LIMIT", "50%")])
     con.begin()  # all or nothing: a failed run leaves the previous tables in place
     con.execute(sql)
     con.commit()
