@@ -95,12 +95,14 @@ def test_pipeline_end_to_end(emulators, warehouse):
         manifest = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
         gates = [u for u, n in manifest["nodes"].items() if n["resource_type"] == "test" and "gate" in n["tags"]]
         assert len(gates) == 8 and {status.get(gate) for gate in gates} == {"pass"}, status
-        # Only the data directory's first dbt command parsed the whole project; every later one started from
-        # the parse the one before left (orchestration/dbt_runs.py).
-        commands = sorted(config.dbt_target_dir().glob("relay_dbt_*"))
+        # At most the data directory's first dbt command parsed the whole project; every later one started from
+        # the parse the one before left (orchestration/dbt_runs.py). (The test's data directory shares its
+        # worker's parse: tests/conftest.py.)
+        ours = {r.run_id[:7] for r in instance.get_runs()}
+        commands = sorted(d for d in config.dbt_target_dir().glob("relay_dbt_*") if d.name.split("-")[1] in ours)
         reparsed = [d.name for d in commands
                     if any("Unable to do partial parsing" in log.read_text() for log in d.glob("dbt.log*"))]
-        assert len(commands) >= 4 and len(reparsed) == 1, reparsed
+        assert len(commands) >= 4 and len(reparsed) <= 1, reparsed
 
         # A further day of churn through the frequent path, so that the schema judge (the `emulators`
         # fixture's teardown) sees a day's worth of changes, exits and audience moves as well.
