@@ -30,6 +30,7 @@ import base64
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,8 +158,11 @@ def pipeline_at_scale(customers: int, work: Path, urls: dict[str, str], log: Pat
                 break
             _job_figures(out, step, warehouse, since, dagster_home)
     finally:
-        for path in work.glob("**/*.duckdb*"):  # keep the disk: the warehouse is 1+ GB at 1M customers
-            path.unlink()
+        for path in sorted(work.glob("**/*.duckdb*"), reverse=True):  # keep the disk: the warehouse and its copies
+            if path.is_dir() and not path.is_symlink():                 # (and the copy's generations directory)
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
     return out
 
 
