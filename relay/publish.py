@@ -62,16 +62,13 @@ def _current(target: Path) -> Path | None:
 
 def _refresh_a_spare(source: Path, generations: Path, current: Path | None) -> tuple[Path, int]:
     """Bring the newest generation no reader holds up to date with `source`, or write a new one."""
-    spares = sorted((p for p in generations.glob("*.duckdb") if p != current), key=_number, reverse=True)
-    numbers = [_number(p) for p in generations.glob("*.duckdb")]
-    for path in [*spares, generations / f"{max(numbers, default=0) + 1}.duckdb"]:
-        if path.exists():
-            os.chmod(path, 0o644)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    existing = sorted(generations.glob("*.duckdb"), key=_number, reverse=True)
+    new = generations / f"{max(map(_number, existing), default=0) + 1}.duckdb"
+    for path in [*(p for p in existing if p != current), new]:
+        fd = _open_unread(path)
+        if fd is None:
+            continue  # a reader still has this generation open
         try:
-            if not _try_lock(fd):
-                os.chmod(path, 0o444)
-                continue  # a reader still has this generation open
             written = _copy_differing_blocks(source, fd)
             os.fsync(fd)
             os.fchmod(fd, 0o444)  # the copy is for reading; writes belong in the warehouse
@@ -81,14 +78,20 @@ def _refresh_a_spare(source: Path, generations: Path, current: Path | None) -> t
     raise AssertionError("unreachable: the last candidate is a new file")
 
 
-def _try_lock(fd: int) -> bool:
-    """DuckDB's readers hold a shared lock on the file for as long as they are open."""
+def _open_unread(path: Path) -> int | None:
+    """`path` opened for writing and locked, or None when a reader has it open: DuckDB's readers hold a shared
+    lock on the file for as long as they are open. A generation is read-only between publishes."""
+    if path.exists():
+        os.chmod(path, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
+        return fd
     except OSError as error:
+        os.close(fd)
+        os.chmod(path, 0o444)
         if error.errno in (errno.EAGAIN, errno.EACCES):
-            return False
+            return None
         raise
 
 
@@ -126,14 +129,9 @@ def _remove_unused(generations: Path, keep: set) -> None:
     for path in generations.glob("*.duckdb"):
         if path in keep:
             continue
-        os.chmod(path, 0o644)
-        fd = os.open(path, os.O_RDWR)
-        try:
-            if _try_lock(fd):
-                path.unlink()
-            else:
-                os.chmod(path, 0o444)
-        finally:
+        fd = _open_unread(path)
+        if fd is not None:
+            path.unlink()
             os.close(fd)
 
 
