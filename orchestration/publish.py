@@ -25,4 +25,6 @@ def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResu
         "path": result["path"], "size_mb": round(result["bytes"] / 1e6, 1), "publish_seconds": result["seconds"],
         # what this publish wrote: the part of the warehouse that changed since the generation it refreshed
         "written_mb": round(result["written_bytes"] / 1e6, 1), "generation": result["generation"],
+        # what it then wrote to the generation it replaced, so the next publish starts one change behind
+        "caught_up_mb": round(result["caught_up_bytes"] / 1e6, 1),
         "report": dg.MetadataValue.url(page.as_uri()), "report_path": dg.MetadataValue.path(str(page))})

@@ -1,5 +1,6 @@
 """The stakeholder copy (relay/publish.py): a publish writes only what changed since the generation it
-refreshes, never a generation a reader has open, and keeps at most one spare beside what readers hold.
+refreshes, never a generation a reader has open, and keeps at most one spare beside what readers hold; a
+spare's saved digests spare reading it, and never stand in for bytes they do not describe.
 Crashes and kills mid-publish: tests/test_crash_recovery.py."""
 
 import subprocess
@@ -35,8 +36,12 @@ def contents(path) -> tuple:
 
 
 def generations() -> set[str]:
+    return {p.name for p in generation_paths()}
+
+
+def generation_paths() -> list:
     path = publish.published_path()
-    return {p.name for p in path.with_name(path.name + ".generations").glob("*.duckdb")}
+    return sorted(path.with_name(path.name + ".generations").glob("*.duckdb"))
 
 
 def test_a_publish_writes_what_changed_not_the_whole_warehouse(warehouse):
@@ -89,3 +94,46 @@ def test_a_copy_published_before_generations_is_replaced(warehouse):
     change(warehouse, 10, "x")
     publish.publish()
     assert legacy.is_symlink() and contents(legacy) == contents(warehouse)
+
+
+def test_the_generation_replaced_is_caught_up_so_the_next_publish_writes_one_change(warehouse):
+    publish.publish()
+    publish.publish()
+    change(warehouse, 1000, "first")
+    first = publish.publish()
+    # The generation it replaced was given the same change: both generations now hold the warehouse.
+    assert first["caught_up_bytes"] > 0
+    assert {contents(path) for path in generation_paths()} == {contents(warehouse)}
+    change(warehouse, 1000, "second")
+    second = publish.publish()
+    assert 0 < second["written_bytes"] <= second["caught_up_bytes"] * 2, second  # one change, not two
+    assert contents(publish.published_path()) == contents(warehouse)
+
+
+def test_a_spare_without_digests_that_hold_is_compared_byte_by_byte(warehouse):
+    publish.publish()
+    publish.publish()
+    spare = next(p for p in generation_paths() if p != publish.published_path().resolve())
+    damage(spare)  # and its digests already gone, as that publish removed them before its first write
+    spare.with_name(spare.name + ".digests").unlink()
+    repaired = publish.publish()
+    assert repaired["generation"] == spare.name and repaired["written_bytes"] >= 1 << 20
+    assert contents(publish.published_path()) == contents(warehouse)
+    # Digests saved for a file of another size do not describe it either: the next spare, damaged the same
+    # way, keeps its digests but under another size, and is repaired all the same.
+    other = next(p for p in generation_paths() if p != publish.published_path().resolve())
+    damage(other)
+    saved = other.with_name(other.name + ".digests")
+    saved.write_bytes(saved.read_bytes().replace(f" {other.stat().st_size}\n".encode(), b" 1\n", 1))
+    change(warehouse, 10, "after")
+    publish.publish()
+    assert publish.published_path().resolve() == other
+    assert contents(publish.published_path()) == contents(warehouse)
+
+
+def damage(path) -> None:
+    """Overwrite a MB in the middle of a generation, as a publish killed mid-write leaves it."""
+    path.chmod(0o644)
+    with open(path, "r+b") as out:
+        out.seek(path.stat().st_size // 2)
+        out.write(b"\xff" * (1 << 20))
