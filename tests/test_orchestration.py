@@ -81,6 +81,22 @@ def test_every_sync_model_has_a_sync_asset_downstream_of_it(defs):
     assert {sync_asset_key(s).to_user_string() for s in SYNC_SPECS if s.schedule == "frequent"} <= frequent
 
 
+def test_the_dbt_start_up_costs_relay_skips_are_still_the_ones_dagster_dbt_pays():
+    """orchestration.dbt.RelayDbtCliResource overrides two dagster-dbt internals; if an upgrade renames them,
+    the override would silently stop saving anything."""
+    import importlib.metadata
+    import inspect
+
+    from dagster_dbt import DbtCliResource
+    from orchestration.dbt import dbt_resource
+
+    cli = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli and "self._initialize_dbt_core_adapter(" in cli
+    resource = dbt_resource()
+    assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+
+
 def test_schedules_run_by_default(defs):
     schedules = {s.name: s for s in defs.schedules}
     assert schedules["frequent_path_schedule"].default_status == dg.DefaultScheduleStatus.RUNNING
