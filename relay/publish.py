@@ -117,7 +117,7 @@ def _sync_pieces(source: Path, fd: int, path: Path, known: list[bytes] | None = 
             before = memoryview(os.pread(fd, len(new), offset)) if old is None else None
             for piece in range(0, len(new), PIECE):
                 chunk, index = new[piece:piece + PIECE], first + piece // PIECE
-                digest = xxhash.xxh3_128_digest(chunk)
+                digest = known[index] if known else xxhash.xxh3_128_digest(chunk)
                 digests.append(digest)
                 same = (before[piece:piece + PIECE] == chunk) if before is not None else (
                     index < len(old) and old[index] == digest)
@@ -202,7 +202,6 @@ def _remove_unused(generations: Path, keep: set) -> None:
             continue
         fd = _open_unread(path)
         if fd is not None:
-            _digests_path(path).unlink(missing_ok=True)
             path.unlink()
             os.close(fd)
     for saved in generations.glob("*.duckdb.digests"):
@@ -215,6 +214,8 @@ def _number(path: Path) -> int:
         return int(path.stem)
     except ValueError:
         return 0
+
+
 def _remove_leftovers(target: Path) -> None:
     """Delete what publishes killed before their swap left behind (links, and the whole copies made before
     generations existed), unless their process still runs."""
