@@ -118,7 +118,7 @@ def job_steps(dagster_home: Path, job: str) -> dict:
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     record = instance.get_run_records(filters=dg.RunsFilter(job_name=job), limit=1)[0]
     steps = {s.step_key: s for s in instance.get_run_step_stats(record.dagster_run.run_id)}
-    synced = max(s.end_time for key, s in steps.items() if key.startswith("destinations__"))
+    synced = max(s.end_time for key, s in steps.items() if key == "destinations")
     return {"run_s": round(record.end_time - record.start_time, 2),
             "to_destinations_s": round(synced - record.start_time, 2),
             "steps": {key: round(s.end_time - s.start_time, 2) for key, s in steps.items()}}

@@ -9,7 +9,7 @@ from orchestration.sensors import raw_data_sensor, run_failure_alert, run_partia
 from orchestration.syncs import SyncEngine, sync_assets
 
 defs = dg.Definitions(
-    assets=[*raw_source_specs(), preflight, relay_dbt_models, relay_dbt_reports, *sync_assets, published_warehouse],
+    assets=[*raw_source_specs(), preflight, relay_dbt_models, relay_dbt_reports, sync_assets, published_warehouse],
     asset_checks=[raw_freshness],
     jobs=[frequent_job, daily_job],
     schedules=[frequent_schedule, daily_schedule],

@@ -11,7 +11,7 @@ from relay import publish, report
 
 @dg.asset(
     key=PUBLISHED_KEY,
-    deps=[*(a.key for a in sync_assets), *relay_dbt_models.keys, *relay_dbt_reports.keys],
+    deps=[*sync_assets.keys, *relay_dbt_models.keys, *relay_dbt_reports.keys],
     group_name="stakeholders",
     kinds={"duckdb"},
     description="Read-only snapshot of the warehouse (customers, segments, history, sync ledger, reporting marts) "

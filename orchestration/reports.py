@@ -20,7 +20,7 @@ class AfterSyncsTranslator(RelayTranslator):
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         if "after_syncs" in (manifest["nodes"].get(unique_id) or {}).get("tags", []):
-            spec = spec.merge_attributes(deps=[asset.key for asset in sync_assets])
+            spec = spec.merge_attributes(deps=list(sync_assets.keys))
         return spec
 
 

@@ -81,6 +81,49 @@ def test_every_sync_model_has_a_sync_asset_downstream_of_it(defs):
     assert {sync_asset_key(s).to_user_string() for s in SYNC_SPECS if s.schedule == "frequent"} <= frequent
 
 
+def test_each_destination_syncs_in_a_lane_of_its_own(defs):
+    """Lanes run side by side; within one, people first; a failed people sync stops its lane's later syncs
+    (they follow the person), not the other lanes; an exception is reported with its sync."""
+    import dataclasses
+    import threading
+    import time
+
+    from orchestration.syncs import SYNC_SPECS, run_lanes
+
+    specs = sorted(SYNC_SPECS, key=lambda s: s.object == "attributes")  # people last: the lanes must reorder
+    spans, lock = {}, threading.Lock()
+
+    def run_one(spec, fail=()):
+        start = time.monotonic()
+        time.sleep(0.3)
+        with lock:
+            spans[spec.name] = (start, time.monotonic())
+        if spec.name in fail:
+            raise RuntimeError(f"{spec.name} broke")
+        return dataclasses.make_dataclass("Result", ["status"])("succeeded")
+
+    started = time.monotonic()
+    ended = list(run_lanes(specs, run_one))
+    elapsed = time.monotonic() - started
+    longest = max(sum(1 for s in specs if s.destination == d) for d in {s.destination for s in specs})
+    assert {spec.name for spec, _, _ in ended} == {s.name for s in specs} and not any(e for _, _, e in ended)
+    assert elapsed < 0.3 * (longest + 1) < 0.3 * len(specs), (elapsed, longest)
+    for spec in specs:
+        if spec.object != "attributes":
+            people = [s for s in specs if s.destination == spec.destination and s.object == "attributes"]
+            assert all(spans[p.name][1] <= spans[spec.name][0] for p in people), spec.name
+
+    people = next(s for s in specs if s.destination == "customerio" and s.object == "attributes")
+    spans.clear()
+    outcome = {spec.name: (result, error) for spec, result, error in run_lanes(specs, lambda s: run_one(s, [people.name]))}
+    assert f"RuntimeError: {people.name} broke" in outcome[people.name][1]
+    for spec in specs:
+        if spec.destination == "customerio" and spec is not people:
+            assert outcome[spec.name] == (None, f"not run: {people.name} did not succeed") and spec.name not in spans
+        elif spec.destination != "customerio":
+            assert outcome[spec.name][0].status == "succeeded", spec.name
+
+
 def test_the_dbt_start_up_costs_relay_skips_are_still_the_ones_dagster_dbt_pays():
     """orchestration.dbt.RelayDbtCliResource overrides two dagster-dbt internals; if an upgrade renames them,
     the override would silently stop saving anything."""

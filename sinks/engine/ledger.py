@@ -18,6 +18,7 @@ date, and each run's row in relay.sync_runs.
 
 import json
 import os
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -139,6 +140,9 @@ create table if not exists relay.destination_objects (
 );
 """
 KEEP_WAL_BYTES = 64 * 2**20  # see close
+# Syncs of several destinations run side by side in one process: one at a time brings the ledger up to date
+# (concurrent DDL would conflict in the catalog).
+_UPGRADE = threading.Lock()
 
 
 def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -146,24 +150,25 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.Duc
     # A plan holds every payload of the run, and DuckDB's default limit is most of the machine's memory: with a
     # limit, what does not fit spills to the warehouse's temp directory (<warehouse>.tmp), so a sync's memory
     # stays flat in its rows. The setting is the database's: connections of this process open at the same time
-    # share it (a job's syncs run one after another). 0 leaves DuckDB's own default.
+    # share it (a job's destinations sync side by side under one limit). 0 leaves DuckDB's own default.
     if limit := int(config.number("RELAY_SYNC_MEMORY_MB")):
         con.execute(f"set memory_limit = '{limit}MB'")
     if not read_only:
-        try:  # the ledger's newest parts exist: the DDL has nothing to do
-            con.execute("select resent, unconfirmed, skipped, acked_merge, orchestrator_run_id from relay.sync_runs limit 0; "
-                        "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0; "
-                        "select unknown_at from relay.sync_in_flight limit 0; select note from relay.sync_merges limit 0")
-        except duckdb.Error:
-            con.execute(DDL)
-        if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "
-                       "schema_name = 'relay' and table_name = 'sync_state' and constraint_type = 'PRIMARY KEY'"
-                       ).fetchone()[0]:
-            # A ledger from before sync_state lost its key index (see state.write): the same rows, without it.
-            con.execute(f"begin; create table relay.sync_state_unindexed {STATE_COLUMNS}; "
-                        "insert into relay.sync_state_unindexed select * from relay.sync_state order by sync_name, "
-                        "record_key; drop table relay.sync_state; "
-                        "alter table relay.sync_state_unindexed rename to sync_state; commit")
+        with _UPGRADE:
+            try:  # the ledger's newest parts exist: the DDL has nothing to do
+                con.execute("select resent, unconfirmed, skipped, acked_merge, orchestrator_run_id from relay.sync_runs limit 0; "
+                            "select resend_after from relay.sync_unconfirmed limit 0; select reason from relay.sync_skipped limit 0; "
+                            "select unknown_at from relay.sync_in_flight limit 0; select note from relay.sync_merges limit 0")
+            except duckdb.Error:
+                con.execute(DDL)
+            if con.execute("select count(*) from duckdb_constraints() where database_name = current_database() and "
+                           "schema_name = 'relay' and table_name = 'sync_state' and constraint_type = 'PRIMARY KEY'"
+                           ).fetchone()[0]:
+                # A ledger from before sync_state lost its key index (see state.write): the same rows, without it.
+                con.execute(f"begin; create table relay.sync_state_unindexed {STATE_COLUMNS}; "
+                            "insert into relay.sync_state_unindexed select * from relay.sync_state order by sync_name, "
+                            "record_key; drop table relay.sync_state; "
+                            "alter table relay.sync_state_unindexed rename to sync_state; commit")
         # DuckDB checkpoints in the commit that takes the WAL past 16 MB: a large first sync made dozens of them,
         # each holding up its warehouse thread (and the next chunks) mid-delivery. A run's WAL is folded in when
         # it closes instead (see close); the WAL stays bounded.
