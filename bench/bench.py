@@ -508,7 +508,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="emulator rate limit (requests/s) for the utilisation test")
     parser.add_argument("--step-limit", type=float, help="seconds after which a step is stopped, and its scale with it")
     parser.add_argument("--include", type=Path, action="append", default=[],
-                        help="an earlier run's results.json whose scales join the tables and the plot (e.g. the ceiling's)")
+                        help="an earlier run's results.json whose scales join the tables and the plot (e.g. the ceiling's, "
+                             "docs/bench-ceiling.json)")
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -522,10 +523,11 @@ def main() -> int:
                "command": " ".join(["bench/bench.py", *sys.argv[1:]]),
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                         text=True).stdout.strip() or "unknown"}
-    for path in args.include:
+    for path in args.include:  # an earlier run's scales, and those it included, unless this run measures them again
         earlier = json.loads(path.read_text())
-        results.setdefault("included", []).extend({**scale, "from": earlier["finished_at"]}
-                                                  for scale in earlier["scales"].values())
+        results.setdefault("included", []).extend(
+            {**scale, "from": scale.get("from", earlier["finished_at"])}
+            for scale in [*earlier["scales"].values(), *earlier.get("included", [])] if scale["customers"] not in scales)
     with EmulatorProcess() as emulators, tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work, urls = Path(tmp), emulators.urls
         for customers in scales:
