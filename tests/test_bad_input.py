@@ -22,6 +22,7 @@ the row and the engine records why in relay.sync_rejections.
 | plus-addressed email                              | kept as typed, a distinct address from the one without "+tag"   |
 | Unicode email, composed vs decomposed, any case   | one NFC lower-case address: the guest order joins the account   |
 | SQL- or JSON-looking names                        | arrive at the destinations verbatim, as data                    |
+| a Segment user id that is not a Shopify id        | a Segment user identifier of its own: the person's events join them |
 | empty raw tables                                  | everything builds, empty; nothing to send                      |
 
 Covered elsewhere (not repeated here): a raw table missing a required column names table and column
@@ -60,6 +61,7 @@ LONG_NAME = "L" * 10_240
 UNICODE_ACCOUNT_EMAIL = unicodedata.normalize("NFD", " Zoë.Ünicode@Exämple.COM ")  # decomposed, padded
 UNICODE_GUEST_EMAIL = unicodedata.normalize("NFC", "ZOË.ÜNICODE@EXÄMPLE.COM")  # composed, capitals
 UNICODE_EMAIL = unicodedata.normalize("NFC", "zoë.ünicode@exämple.com")
+OWN_USER_ID = "usr_7f3a9c"  # a Segment user id that is not a Shopify customer id
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -125,6 +127,16 @@ def land_corpus(warehouse: Path) -> None:
             customer(900060, "tz.offset@example.com", "Tz", updated="2026-10-15 12:00:00+02:00"),
             customer(900061, "tz.zulu@example.com", "Tz", updated="2026-10-15T12:00:00Z"),
             customer(900062, "tz.padded@example.com", "Tz", updated="\t2026-10-15 12:00:00\n"),
+            # A Segment install that identifies people by its own ids, not Shopify's (see segment rows).
+            customer(900070, "own.ids@example.com", "Own"),
+        ])
+        insert(con, "segment.identifies", [
+            {"id": "own-ids-identify", "anonymous_id": "anon-own-ids", "user_id": OWN_USER_ID,
+             "email": "own.ids@example.com", "timestamp": "2026-10-18 09:00:00", "received_at": "2026-10-18 09:00:01"},
+        ])
+        insert(con, "segment.tracks", [
+            {"id": "own-ids-track", "user_id": OWN_USER_ID, "event": "Product Viewed", "event_text": "Product Viewed",
+             "timestamp": "2026-10-18 09:05:00", "received_at": "2026-10-18 09:05:01", "sent_at": "2026-10-18 09:05:00"},
         ])
         insert(con, 'shopify."order"', [
             # The same order twice: refunded in the newer load.
@@ -279,6 +291,15 @@ def test_staging_cleans_text_without_losing_it(corpus, customer_id, first_name, 
     rows = corpus.query("select first_name, last_name, email from staging.stg_shopify__customers where customer_id = ?",
                         [customer_id])
     assert rows == [(first_name, last_name, email)]
+
+
+def test_a_segment_user_id_that_is_not_a_shopify_id_identifies_its_person(corpus):
+    """Segment installs that send their own user ids (not Shopify's numeric ones) must neither fail the build nor
+    lose the person's events: the id is a Segment user identifier, linked to the account by the identify's email."""
+    key = corpus.key_of(900070)
+    assert key is not None
+    assert corpus.query("select user_identifier, customer_key from intermediate.int_events_attributed "
+                        "where event_id = 'own-ids-track'") == [(f"segment_user:{OWN_USER_ID}", key)]
 
 
 def test_plus_addressing_is_a_distinct_address_and_person(corpus):

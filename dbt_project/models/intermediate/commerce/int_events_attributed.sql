@@ -33,8 +33,8 @@ keyed as (
     select
         tracks.*,
         case
-            when {{ dbt.safe_cast('tracks.user_id', dbt.type_bigint()) }} is not null
-                then 'shopify_customer:' || cast({{ dbt.safe_cast('tracks.user_id', dbt.type_bigint()) }} as {{ dbt.type_string() }})
+            when {{ relay_try_cast('tracks.user_id', dbt.type_bigint()) }} is not null
+                then 'shopify_customer:' || cast({{ relay_try_cast('tracks.user_id', dbt.type_bigint()) }} as {{ dbt.type_string() }})
             when tracks.user_id is not null
                 then 'segment_user:' || tracks.user_id
         end as user_identifier,

@@ -87,9 +87,9 @@ records as (
     select
         'segment_identify' as record_type,
         identify_id as record_id,
-        {{ dbt.safe_cast('user_id', dbt.type_bigint()) }} as shopify_customer_id,
+        {{ relay_try_cast('user_id', dbt.type_bigint()) }} as shopify_customer_id,
         case
-            when {{ dbt.safe_cast('user_id', dbt.type_bigint()) }} is null then user_id
+            when {{ relay_try_cast('user_id', dbt.type_bigint()) }} is null then user_id
         end as segment_user_id,
         email,
         email_hash,

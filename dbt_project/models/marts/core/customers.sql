@@ -49,7 +49,7 @@ people as (
         count(case when identifier_type = 'salesforce_contact' then 1 end) as salesforce_contact_count,
         -- Orders can name an account whose customer row never landed: still the person's Shopify id.
         max(
-            case when identifier_type = 'shopify_customer' then {{ dbt.safe_cast('identifier_value', dbt.type_bigint()) }} end
+            case when identifier_type = 'shopify_customer' then {{ relay_try_cast('identifier_value', dbt.type_bigint()) }} end
         ) as any_shopify_customer_id
     from resolved
     group by customer_key
