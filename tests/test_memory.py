@@ -1,5 +1,6 @@
 """A sync's memory does not grow with its rows: the plan's payloads spill to disk past RELAY_SYNC_MEMORY_MB
-instead of filling the process (make bench measures the shipped models at 1M and 3M rows).
+instead of filling the process (make bench measures the shipped models at 1M and 3M rows). And a dbt build
+whose step spills past RELAY_DBT_MEMORY_LIMIT goes on building.
 
 A first sync of wide rows (about 4 KB of payload each, 160 MB in all), in a process of its own against the
 Customer.io emulator over loopback, with the limit set low; the process's peak RSS (support/peak.py) is the judge."""
@@ -14,6 +15,7 @@ from sinks import destinations
 from sinks.declarations import SyncSpec
 from sinks.engine import SyncRun
 from support import peak
+from support.dbt import create_contract_tables, run_dbt
 from support.project import ROOT
 from support.sync_process import sync_command
 from support.warehouse import query
@@ -59,3 +61,20 @@ def test_a_limit_too_low_for_the_rows_fails_the_run_naming_the_setting(warehouse
     assert query(warehouse, "select status, message like '%RELAY_SYNC_MEMORY_MB%' from relay.sync_runs") == [
         ("failed", True)]
     assert query(warehouse, "select count(*) from relay.sync_state") == [(0,)]
+
+
+def test_a_dbt_build_goes_on_after_a_step_spilled(warehouse, monkeypatch):
+    """A million Segment events deduplicated under a 200 MB limit: the staging model spills, and its tests, each
+    in a cursor of its own, still run. (A temp directory set per cursor failed every node after a spill.)"""
+    create_contract_tables(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("""insert into segment.tracks (id, anonymous_id, event, "timestamp", received_at)
+            select md5(i::varchar) || md5((i * 7)::varchar), md5((i * 3)::varchar), 'Product Viewed',
+                   timestamp '2026-10-01' + to_seconds(i), timestamp '2026-10-01' + to_seconds(i) from range(1000000) t(i)""")
+    monkeypatch.setenv("RELAY_DBT_MEMORY_LIMIT", "200MB")
+    built = run_dbt(warehouse, "build", "--select", "stg_segment__tracks", check=False)
+    assert built.returncode == 0 and "ERROR=0" in built.stdout, built.stdout[-3000:]
+    # The same step with spilling turned off runs out of memory: the build above did spill.
+    monkeypatch.setenv("RELAY_DBT_TEMP_DIRECTORY", "")
+    unspilled = run_dbt(warehouse, "run", "--select", "stg_segment__tracks", "--full-refresh", check=False)
+    assert unspilled.returncode != 0 and "Out of Memory" in unspilled.stdout, unspilled.stdout[-3000:]
