@@ -77,25 +77,18 @@ labels_0 as (
 
 {%- for i in range(1, iterations + 1) %}
 
-propagated_{{ i }} as (
-    select
-        neighbours.node_id,
-        min(previous.label) as label
-    from neighbours
-    inner join labels_{{ i - 1 }} as previous
-        on neighbours.neighbour_id = previous.node_id
-    group by neighbours.node_id
-),
-
--- Hooking: per label, the smallest label any identifier carrying it found.
+-- Per label, the smallest label found among the identifiers carrying it and their neighbours: what the
+-- group hooks onto.
 hooked_{{ i }} as (
     select
-        previous.label,
-        min(propagated.label) as hooked_label
-    from propagated_{{ i }} as propagated
-    inner join labels_{{ i - 1 }} as previous
-        on propagated.node_id = previous.node_id
-    group by previous.label
+        own.label,
+        min(neighbour.label) as hooked_label
+    from neighbours
+    inner join labels_{{ i - 1 }} as own
+        on neighbours.node_id = own.node_id
+    inner join labels_{{ i - 1 }} as neighbour
+        on neighbours.neighbour_id = neighbour.node_id
+    group by own.label
 ),
 
 -- Each identifier takes what its label's group found, or, when it is itself a label, what its own group
