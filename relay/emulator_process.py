@@ -20,7 +20,10 @@ from sinks import destinations
 from sinks.http import connection_refused, is_loopback
 
 EMULATORS = tuple(config.EMULATOR_PORTS)
-STARTUP_TIMEOUT_S = 30
+STARTUP_TIMEOUT_S = 30  # to answer, besides loading the saved state
+# Loading a saved state is JSON parsing, on any machine slower than this: a large state (a sync of a million
+# people) gets the time it needs, and a hang is still caught.
+STATE_LOAD_BYTES_PER_S = 10_000_000
 
 
 def state_dir() -> Path:
@@ -98,7 +101,9 @@ def _start_emulators(host: str, ports: dict[str, int]) -> subprocess.Popen | Non
         process = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=log)
     urls = {name: config.http_url(host, port) for name, port in ports.items()}
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    saved = sum(f.stat().st_size for f in directory.glob("*.json"))
+    timeout = STARTUP_TIMEOUT_S + saved / STATE_LOAD_BYTES_PER_S
+    deadline = time.monotonic() + timeout
     while True:
         found = {name: probe_emulator(name, url) for name, url in urls.items()}
         if all(found[n] == ("usable", str(process.pid)) for n in EMULATORS):
@@ -109,7 +114,8 @@ def _start_emulators(host: str, ports: dict[str, int]) -> subprocess.Popen | Non
             raise RuntimeError(f"the destination emulators exited ({process.returncode}); see {log_path}")
         if time.monotonic() > deadline:
             _stop(process)
-            raise RuntimeError(f"the destination emulators did not start within {STARTUP_TIMEOUT_S} s; see {log_path}")
+            raise RuntimeError(f"the destination emulators did not start within {timeout:.0f} s (saved state: "
+                               f"{saved / 1e6:.0f} MB); see {log_path}")
         time.sleep(0.1)
 
 

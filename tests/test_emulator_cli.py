@@ -300,3 +300,32 @@ def test_two_demos_in_two_data_directories_at_the_same_time(tmp_path):
         state = json.loads((tmp_path / name / "data" / "emulators" / "customerio.json").read_text())
         assert state["people"], name
     print(f"two concurrent demos (300 customers each): {elapsed:.0f}s")
+
+
+def test_emulators_with_a_large_saved_state_get_the_time_to_load_it(tmp_path, monkeypatch):
+    """A data directory that synced many people leaves a large state; the emulators a command starts must get the
+    time to load it (at a million people it took longer than the fixed allowance, and every run failed)."""
+    from relay import emulator_process
+
+    people = {f"cio_{i}": {"id": f"user-{i}", "email": f"u{i}@example.com", "attributes": {"first_name": "x" * 40}}
+              for i in range(60_000)}
+    state = {"people": people, "segments": {}, "objects": {}, "suppressed": [], "event_ids": [], "events": {},
+             "attribute_failures": [], "next_person": len(people) + 1, "next_segment": 1}
+    directory = emulator_process.state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "customerio.json").write_text(json.dumps(state))
+    size = (directory / "customerio.json").stat().st_size
+    monkeypatch.setattr(emulator_process, "STARTUP_TIMEOUT_S", 0)  # no allowance of its own: only the state's
+    monkeypatch.setattr(emulator_process, "STATE_LOAD_BYTES_PER_S", size / 60)  # this state: a minute more
+
+    process = emulator_process._start_emulators("127.0.0.1", dict(zip(NAMES, free_ports())))
+    try:
+        url = f"http://127.0.0.1:{process.args[process.args.index('--customerio-port') + 1]}"
+        assert info(url)["state_file"].endswith("customerio.json")
+    finally:
+        emulator_process._stop(process)
+
+    for saved in directory.glob("*.json"):  # nothing to load: the fixed allowance alone, which is too short
+        saved.unlink()
+    with pytest.raises(RuntimeError, match=r"did not start within 0 s \(saved state: [0-9]+ MB\)"):
+        emulator_process._stop(emulator_process._start_emulators("127.0.0.1", dict(zip(NAMES, free_ports()))))
