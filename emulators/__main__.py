@@ -54,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
     for name, label in zip(EMULATOR_PORTS, ("Customer.io", "Cordial", "Talon.One")):
         where.add_argument(f"--{name.replace('_', '-')}-port", type=_port, metavar="PORT",
                            help=f"{label}'s port (overrides --base-port)")
-    p.add_argument("--state-dir", type=Path, help="keep each emulator's state in <dir>/<name>.json across restarts")
+    p.add_argument("--state-dir", type=Path,
+                   help="keep each emulator's state across restarts: <dir>/<name>.json and the journal of changes beside it")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="WARNING: only problems (default INFO: also the addresses)")
     p.add_argument("--save-interval", type=float, default=2.0, help="seconds between state saves after changes")

@@ -68,7 +68,6 @@ class Emulator:
         self.render_error = render_error
         self.state_file = Path(config.state_file) if config.state_file else None
         self.save_interval_s = config.save_interval_s
-        self.dirty = False
         self._buckets: dict[str, TokenBucket] = {}
         self._in_flight: set[str] = set()
         # Not cleared by /_emulator/reset, so a judge still sees every request a test made.
@@ -95,7 +94,6 @@ class Emulator:
         self.state.clear()
         self.stats.clear()
         self._buckets.clear()
-        self.dirty = True
 
     def app(self, endpoints: Iterable[Endpoint]) -> Starlette:
         routes = [Route(e.path, self._endpoint(e), methods=[e.method]) for e in endpoints]
@@ -129,8 +127,6 @@ class Emulator:
                 response.headers.update(bucket.headers(refused=False))
             status = "dropped" if isinstance(response, Dropped) else str(response.status_code)
             self.stats.by_status[status] += 1
-            if e.method != "GET" and response.status_code < 300:
-                self.dirty = True
             log.debug("%s %s", route, status)  # the route template: paths can carry emails
             return response
 

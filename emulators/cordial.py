@@ -175,7 +175,7 @@ class Cordial:
             "cID": cid,
             "channels": {"email": {"address": contact["email"], "subscribeStatus": contact["subscribeStatus"]}},
             **contact["attributes"],
-            "lists": [lst["name"] for lst in self.state.lists.values() if cid in lst["members"]],
+            "lists": [lst["name"] for lst in self.state.lists.peek_values() if cid in lst["members"]],
         })  # fmt: skip
 
     async def delete_contact(self, request: Request) -> JSONResponse:
@@ -218,7 +218,7 @@ class Cordial:
 
     async def list_lists(self, request: Request) -> JSONResponse:
         name = request.query_params.get("name")
-        lists = [lst for lst in self.state.lists.values() if name is None or lst["name"] == name]
+        lists = [lst for lst in self.state.lists.peek_values() if name is None or lst["name"] == name]
         return JSONResponse([self._list_json(lst) for lst in lists])
 
     async def create_list(self, request: Request) -> JSONResponse:
@@ -268,7 +268,6 @@ class Cordial:
             self._write(body, self._match(body))
 
         await run_import(job, url, write, self.state, subscribe, self.api.rng, self.config.import_step_s)
-        self.api.dirty = True
 
 
 def create_app(config: CordialConfig) -> Starlette:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api import utc_now
+from .persistence import json_ready
+from .tracked import Tracked, TrackedList
 
 
 @dataclass
@@ -27,23 +29,25 @@ class CordialState:
 
     def clear(self) -> None:
         # A contact is {"email", "subscribeStatus", "attributes"}, kept JSON-ready for cheap dumps.
-        self.contacts: dict[str, dict[str, Any]] = {}  # by cID
+        self.contacts: dict[str, dict[str, Any]] = Tracked()  # by cID
         self.by_email: dict[str, str] = {}  # lowercased address -> cID
         self.by_key: dict[str, dict[str, str]] = {k: {} for k in self.secondary_keys}  # key -> value -> cID
         self.attributes: dict[str, dict[str, str]] = {}  # key -> {"key", "name", "type"}
-        self.lists: dict[int, dict[str, Any]] = {}  # id -> {"id", "name", "enhanced", "members": {cID: joined}}
+        self.lists: dict[int, dict[str, Any]] = Tracked()  # id -> {"id", "name", "enhanced", "members": {cID: joined}}
         self.list_ids: dict[str, int] = {}  # name -> id
+        # Import jobs change while they run, through references held across awaits: saved whole each time.
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.activities: list[dict[str, Any]] = []  # contact activities, as received (no id: a repeat is another)
+        self.activities: list[dict[str, Any]] = TrackedList()  # contact activities, as received (a repeat is another)
         self.next_contact = 1
         self.next_list = 1
         self.next_job = 1
 
-    def to_json(self) -> dict[str, Any]:
+    def parts(self) -> dict[str, Any]:
+        """The live state, as persistence saves it."""
         return {
             "contacts": self.contacts,
             "attributes": self.attributes,
-            "lists": {str(i): lst for i, lst in self.lists.items()},
+            "lists": self.lists,
             "jobs": self.jobs,
             "activities": self.activities,
             "next_contact": self.next_contact,
@@ -51,16 +55,19 @@ class CordialState:
             "next_job": self.next_job,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return json_ready(self.parts())
+
     def load(self, data: dict[str, Any]) -> None:
         self.clear()
-        self.contacts = data["contacts"]
-        for cid, contact in self.contacts.items():
+        self.contacts = Tracked(data["contacts"])
+        for cid, contact in dict.items(self.contacts):
             self._index(cid, contact, add=True)
         self.attributes = data["attributes"]
-        self.lists = {int(i): lst for i, lst in data["lists"].items()}
-        self.list_ids = {lst["name"]: i for i, lst in self.lists.items()}
+        self.lists = Tracked({int(i): lst for i, lst in data["lists"].items()})
+        self.list_ids = {lst["name"]: i for i, lst in dict.items(self.lists)}
         self.jobs = data["jobs"]
-        self.activities = data.get("activities", [])
+        self.activities = TrackedList(data.get("activities", []))
         self.next_contact, self.next_list, self.next_job = data["next_contact"], data["next_list"], data["next_job"]
 
     def _index(self, cid: str, contact: dict[str, Any], add: bool) -> None:
@@ -82,8 +89,8 @@ class CordialState:
 
     def delete(self, cid: str) -> None:
         self._index(cid, self.contacts.pop(cid), add=False)
-        for lst in self.lists.values():
-            lst["members"].pop(cid, None)
+        for list_id in [i for i, lst in dict.items(self.lists) if cid in lst["members"]]:
+            del self.lists[list_id]["members"][cid]
 
     def find(self, key: str) -> str | None:
         """A contact by `<email>`, `email:<email>`, `cID:<id>` or `<secondary key>:<value>`."""

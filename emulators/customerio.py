@@ -321,7 +321,7 @@ class CustomerIO:
         return JSONResponse({"segment": self._segment_json(segment)})
 
     async def list_segments(self, request: Request) -> JSONResponse:
-        return JSONResponse({"segments": [self._segment_json(s) for s in self.state.segments.values()]})
+        return JSONResponse({"segments": [self._segment_json(s) for s in self.state.segments.peek_values()]})
 
     async def get_segment(self, request: Request) -> JSONResponse:
         return JSONResponse({"segment": self._segment_json(self._segment(request))})

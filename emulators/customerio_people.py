@@ -95,7 +95,7 @@ class People:
         if into is None or away is None or into == away or into in self.fresh:
             self.stats.flags["merges_without_effect"] += 1
             return
-        segments = [segment for segment in s.segments.values() if away in segment["members"]]
+        segments = [s.segments[i] for i, segment in dict.items(s.segments) if away in segment["members"]]
         gone, kept = s.delete(away), s.people[into]
         for name, value in gone["attributes"].items():
             if cleared(kept["attributes"].get(name)):
@@ -107,9 +107,9 @@ class People:
             segment["members"].add(into)
         names = {gone.get(k) for k in ("id", "email", "phone")} - {None}
         since = time.time() - 30 * 86400
-        for event in s.event_log:
+        for i, event in enumerate(s.event_log):
             if event["person"] in names and (event["timestamp"] is None or event["timestamp"] >= since):
-                event["person"] = kept.get("id", into)
+                s.event_log[i] = {**event, "person": kept.get("id", into)}  # by assignment: saved state sees it
         s.merges.append({"primary": into, "secondary": away, "secondary_id": gone.get("id"), "at": int(time.time())})
         self.stats.flags["people_merged"] += 1
 

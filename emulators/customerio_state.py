@@ -4,6 +4,9 @@ and event ids."""
 from collections import Counter, deque
 from typing import Any
 
+from .persistence import json_ready
+from .tracked import Tracked, TrackedList, TrackedSet
+
 
 def identifier_key(kind: str, value: str) -> str:
     """Index key of an identifier; emails compare case-insensitively."""
@@ -19,26 +22,28 @@ class CustomerIOState:
     def clear(self) -> None:
         # A person is {"attributes": {...}} plus whichever of id/email/phone it has and "ts", the
         # timestamp of its last ordered update; kept JSON-ready so state dumps need no copying.
-        self.people: dict[str, dict[str, Any]] = {}  # by cio_id
+        self.people: dict[str, dict[str, Any]] = Tracked()  # by cio_id
         self.index: dict[str, str] = {}  # identifier_key(kind, value) -> cio_id
-        self.segments: dict[int, dict[str, Any]] = {}  # members is a set of cio_ids
-        self.objects: dict[str, dict[str, Any]] = {}  # "<object_type_id>:<object_id>" -> attributes
+        self.segments: dict[int, dict[str, Any]] = Tracked()  # members is a set of cio_ids
+        self.objects: dict[str, dict[str, Any]] = Tracked()  # "<object_type_id>:<object_id>" -> attributes
         self.suppressed: dict[str, list[str]] = {}  # identifier key -> every key suppressed with it
-        self.event_ids: set[str] = set()  # ULIDs seen, for deduplication
+        self.event_ids: set[str] = TrackedSet()  # ULIDs seen, for deduplication
         self.events: Counter[str] = Counter()  # accepted events by name
-        self.event_log: list[dict[str, Any]] = []  # accepted events: person (identifier value), name, id, timestamp, attributes
+        # Accepted events: person (identifier value), name, id, timestamp, attributes; changed by assignment only.
+        self.event_log: list[dict[str, Any]] = TrackedList()
         self.failures: deque[dict[str, str]] = deque(maxlen=1000)  # attribute update failures, latest last
-        self.merges: list[dict[str, Any]] = []  # merges applied: primary and secondary cio_id, when
+        self.merges: list[dict[str, Any]] = TrackedList()  # merges applied: primary and secondary cio_id, when
         self.next_person = 1
         self.next_segment = 1
 
-    def to_json(self) -> dict[str, Any]:
+    def parts(self) -> dict[str, Any]:
+        """The live state, as persistence saves it (sets as sorted lists)."""
         return {
             "people": self.people,
-            "segments": {str(i): {**s, "members": sorted(s["members"])} for i, s in self.segments.items()},
+            "segments": self.segments,
             "objects": self.objects,
             "suppressed": sorted({tuple(group) for group in self.suppressed.values()}),
-            "event_ids": list(self.event_ids),
+            "event_ids": self.event_ids,
             "events": dict(self.events),
             "event_log": self.event_log,
             "attribute_failures": list(self.failures),
@@ -47,23 +52,26 @@ class CustomerIOState:
             "next_segment": self.next_segment,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return json_ready(self.parts())
+
     def load(self, data: dict[str, Any]) -> None:
         self.clear()
-        self.people = data["people"]
-        for cio_id, person in self.people.items():
+        self.people = Tracked(data["people"])
+        for cio_id, person in dict.items(self.people):
             for kind in ("id", "email", "phone"):
                 if kind in person:
                     self.index[identifier_key(kind, person[kind])] = cio_id
-        self.segments = {int(i): {**s, "members": set(s["members"])} for i, s in data["segments"].items()}
-        self.objects = data["objects"]
+        self.segments = Tracked({int(i): {**s, "members": set(s["members"])} for i, s in data["segments"].items()})
+        self.objects = Tracked(data["objects"])
         for group in data["suppressed"]:
             for key in group:
                 self.suppressed[key] = list(group)
-        self.event_ids = set(data["event_ids"])
+        self.event_ids = TrackedSet(data["event_ids"])
         self.events = Counter(data["events"])
-        self.event_log = data.get("event_log", [])
+        self.event_log = TrackedList(data.get("event_log", []))
         self.failures.extend(data["attribute_failures"])
-        self.merges = data.get("merges", [])
+        self.merges = TrackedList(data.get("merges", []))
         self.next_person = data["next_person"]
         self.next_segment = data["next_segment"]
 
@@ -95,8 +103,8 @@ class CustomerIOState:
         for kind in ("id", "email", "phone"):
             if kind in person:
                 del self.index[identifier_key(kind, person[kind])]
-        for segment in self.segments.values():
-            segment["members"].discard(cio_id)
+        for segment_id in [i for i, segment in dict.items(self.segments) if cio_id in segment["members"]]:
+            self.segments[segment_id]["members"].discard(cio_id)
         return person
 
     def is_suppressed(self, kind: str, value: str) -> bool:

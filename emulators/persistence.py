@@ -1,27 +1,210 @@
-"""An emulator's state across restarts: loaded at start, saved after changes and at shutdown."""
+"""An emulator's state across restarts: a snapshot (<name>.json) plus a journal of the changes since
+(<name>.json.journal), loaded at start and appended to while serving.
+
+A save writes what changed since the previous one, so it costs what changed: serialising a whole state of a
+million people blocks the event loop for seconds, and requests would wait. The large collections say what
+changed themselves (tracked.py); anything else is small and written again when its encoding differs. When
+the journal outgrows the snapshot, a new snapshot replaces both, so loading never reads more than twice the
+state.
+"""
 
 import asyncio
 import contextlib
 import json
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .tracked import Tracked, TrackedList, TrackedSet
+
 if TYPE_CHECKING:
     from .base import Emulator
+
+COMPACT_MIN_BYTES = 16_000_000  # below this, a journal is never worth a new snapshot
 
 
 class State(Protocol):
     """What an emulator's destination state offers to the shared machinery."""
 
     def clear(self) -> None: ...
-    def to_json(self) -> dict[str, Any]: ...
+    def parts(self) -> dict[str, Any]: ...
     def load(self, data: dict[str, Any]) -> None: ...
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, deque):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode(value: Any) -> str:
+    """The saved form: sets as sorted lists; a Tracked dict's entries copied out first, so that encoding it
+    does not count as handing them out."""
+    if isinstance(value, Tracked):
+        value = dict(value)  # dict's own copy reads the table directly, not through our methods
+    elif isinstance(value, dict):
+        value = {k: dict(v) if isinstance(v, Tracked) else v for k, v in value.items()}
+    return json.dumps(value, separators=(",", ":"), default=_jsonable)
+
+
+def json_ready(parts: dict[str, Any]) -> dict[str, Any]:
+    """A state's parts as they would be saved (and served by /_emulator/state)."""
+    return json.loads(encode(parts))
+
+
+class Journal:
+    """The saves of one state file. `load` (or a first `snapshot`) once; then each save appends the line
+    `changes` returns, {"generation": g, "changes": {part: change}}. Lines of another generation than the
+    snapshot's were already folded into it (a crash between writing a snapshot and emptying the journal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.journal_path = path.with_name(path.name + ".journal")
+        self.generation = 0
+        self.snapshot_bytes = 0
+        self.journal_bytes = 0
+        self._saved: dict[str, tuple[Any, int | None, str | None]] = {}  # part -> (object, length, encoding)
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state (snapshot and journal), None when there is none; a torn last line is dropped."""
+        data, self.generation, good = read_saved(self.path)
+        self.snapshot_bytes = self.path.stat().st_size if self.path.exists() else 0
+        if self.journal_path.exists():
+            with open(self.journal_path, "r+b") as f:
+                f.truncate(good)
+        self.journal_bytes = good
+        return data
+
+    def saved(self, parts: dict[str, Any]) -> None:
+        """Mark `parts` as saved in full (just loaded, or written as a snapshot)."""
+        self._saved = {}
+        for name, part in parts.items():
+            self._mark_saved(name, part, None if _journaled(part) else encode(part))
+
+    def _mark_saved(self, name: str, part: Any, encoding: str | None) -> None:
+        if _journaled(part):
+            part.touched.clear()
+            self._saved[name] = (part, len(part), None)
+        else:
+            self._saved[name] = (part, None, encoding)
+
+    def changes(self, parts: dict[str, Any]) -> str | None:
+        """One journal line of what changed since the last save (None: nothing did), marking it saved."""
+        encoded = []
+        for name, part in parts.items():
+            change = self._change(name, part)
+            if change is not None:
+                encoded.append(f"{json.dumps(name)}:{change}")
+        if not encoded:
+            return None
+        return f'{{"generation":{self.generation},"changes":{{{",".join(encoded)}}}}}\n'
+
+    def _change(self, name: str, part: Any) -> str | None:
+        # The saved object itself is kept, not its id: a computed part's id can be reused by the next one.
+        saved, length, encoding = self._saved.get(name, (None, 0, None))
+        if saved is part and isinstance(part, Tracked):
+            keys, part.touched = part.touched, set()
+            put = {k: dict.__getitem__(part, k) for k in keys if k in part}
+            drop = [str(k) for k in keys if k not in part]
+            return encode({"put": put, "drop": drop}) if put or drop else None
+        if saved is part and isinstance(part, TrackedSet):
+            elements, part.touched = part.touched, set()
+            add, remove = [e for e in elements if e in part], [e for e in elements if e not in part]
+            return encode({"add": add, "remove": remove}) if add or remove else None
+        if saved is part and isinstance(part, TrackedList):
+            indices, part.touched = part.touched, set()
+            edits = {str(i): part[i] for i in indices if i < length}
+            self._saved[name] = (part, len(part), None)
+            return encode({"append": part[length:], "edit": edits}) if len(part) > length or edits else None
+        whole = encode(part)  # a small part, or a tracked one replaced (a reset)
+        self._mark_saved(name, part, whole)
+        return None if whole == encoding else f'{{"whole":{whole}}}'
+
+    def append(self, line: str) -> None:
+        """Append a line of changes; durable when this returns (a crash mid-write leaves a torn line that
+        load drops)."""
+        data = line.encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal_path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self.journal_bytes += len(data)
+
+    def wants_snapshot(self) -> bool:
+        return self.journal_bytes > max(self.snapshot_bytes, COMPACT_MIN_BYTES)
+
+    def snapshot(self, parts: dict[str, Any]) -> bytes:
+        """The whole state as the next generation's snapshot, marked saved; `write_snapshot` writes it."""
+        self.saved(parts)
+        return encode({"journal_generation": self.generation + 1, **parts}).encode()
+
+    def write_snapshot(self, data: bytes) -> None:
+        """Replace the snapshot, then empty the journal (its lines are of the previous generation now)."""
+        write_atomic(self.path, data)
+        self.generation += 1
+        with open(self.journal_path, "wb"):
+            pass
+        self.snapshot_bytes, self.journal_bytes = len(data), 0
+
+
+def _journaled(part: Any) -> bool:
+    return isinstance(part, (Tracked, TrackedSet, TrackedList))
+
+
+def read_saved(path: Path) -> tuple[dict[str, Any] | None, int, int]:
+    """The state saved at `path` with its journal applied, the snapshot's generation, and the length of the
+    journal's readable lines."""
+    data = json.loads(path.read_bytes()) if path.exists() else None
+    generation = data.pop("journal_generation", 0) if data is not None else 0
+    journal = path.with_name(path.name + ".journal")
+    good = 0
+    sets: dict[str, set] = {}  # parts saved as sets, as sets while the journal applies
+    if journal.exists():
+        with open(journal, "rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    break  # a torn last line: the save it began never finished
+                if not line.endswith(b"\n"):
+                    break
+                good += len(line)
+                if entry["generation"] == generation:
+                    data = _apply(data if data is not None else {}, entry["changes"], sets)
+    for name, elements in sets.items():
+        data[name] = sorted(elements)
+    return data, generation, good
+
+
+def _apply(data: dict[str, Any], changes: dict[str, Any], sets: dict[str, set]) -> dict[str, Any]:
+    for name, change in changes.items():
+        if "whole" in change:
+            data[name] = change["whole"]
+            sets.pop(name, None)
+        elif "append" in change:
+            part = data[name]
+            for index, entry in change["edit"].items():
+                part[int(index)] = entry
+            part.extend(change["append"])
+        elif "put" in change:
+            part = data[name]
+            for key in change["drop"]:
+                part.pop(key, None)
+            part.update(change["put"])
+        else:
+            elements = sets.setdefault(name, set(data[name]))
+            elements.difference_update(change["remove"])
+            elements.update(change["add"])
+    return data
+
+
 def lifespan(emulator: "Emulator"):
-    """The app's lifespan: with a state file, load it, then save it while serving (emulator.dirty) and at exit."""
+    """The app's lifespan: with a state file, load it, then save what changes while serving and at exit."""
 
     @contextlib.asynccontextmanager
     async def serving(app: Any):
@@ -29,35 +212,45 @@ def lifespan(emulator: "Emulator"):
         if state_file is None:
             yield
             return
-        if state_file.exists():
-            emulator.state.load(json.loads(state_file.read_bytes()))
+        journal = Journal(state_file)
+        data = journal.load()
+        if data is not None:
+            emulator.state.load(data)
+            journal.saved(emulator.state.parts())
+        else:  # a fresh directory: start with a snapshot of the empty state
+            journal.write_snapshot(journal.snapshot(emulator.state.parts()))
         stop = asyncio.Event()
-        saver = asyncio.create_task(_autosave(emulator, state_file, stop))
+        saver = asyncio.create_task(_autosave(emulator, journal, stop))
         try:
             yield
         finally:
             stop.set()
-            emulator.dirty = True  # always leave a file behind at shutdown
             await saver
 
     return serving
 
 
-async def _autosave(emulator: "Emulator", state_file: Path, stop: asyncio.Event) -> None:
-    # The only writer of the state file, so saves never interleave; the last pass runs after `stop`.
+async def _autosave(emulator: "Emulator", journal: Journal, stop: asyncio.Event) -> None:
+    # The only writer of the state files, so saves never interleave; the last pass runs after `stop`.
     interval = emulator.save_interval_s
     while True:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-        if emulator.dirty:
-            emulator.dirty = False
-            # Serialise on the loop (a consistent snapshot), write in a thread (no disk I/O on the loop).
-            started = time.monotonic()
-            data = json.dumps(emulator.state.to_json(), separators=(",", ":")).encode()
-            # Serialising blocks request handling: with a large state, save less often so that
-            # saving never takes more than a tenth of the loop's time.
-            interval = max(emulator.save_interval_s, 10 * (time.monotonic() - started))
-            await asyncio.to_thread(write_atomic, state_file, data)
+        # Encode on the loop (a consistent view; what changes meanwhile goes into the next save), write in a
+        # thread (no disk I/O on the loop).
+        started = time.monotonic()
+        if journal.wants_snapshot() and not stop.is_set():
+            # Rare (the changes since the last snapshot outweigh it); encoding the whole state blocks the loop.
+            data = journal.snapshot(emulator.state.parts())
+            blocked = time.monotonic() - started
+            await asyncio.to_thread(journal.write_snapshot, data)
+        else:
+            line = journal.changes(emulator.state.parts())
+            blocked = time.monotonic() - started
+            if line is not None:
+                await asyncio.to_thread(journal.append, line)
+        # Saving must not take more than a tenth of the loop's time.
+        interval = max(emulator.save_interval_s, 10 * blocked)
         if stop.is_set():
             return
 

@@ -138,7 +138,7 @@ class TalonOne:
 
     def _profile_json(self, integration_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         memberships = [
-            {"id": a["id"], "name": a["name"]} for a in self.state.audiences.values() if integration_id in a["members"]
+            {"id": a["id"], "name": a["name"]} for a in self.state.audiences.peek_values() if integration_id in a["members"]
         ]
         return {
             "id": profile["id"],
@@ -280,7 +280,7 @@ class TalonOne:
                              "data": body["data"]})
 
     async def list_audiences(self, request: Request) -> JSONResponse:
-        return self._page(request, [self._audience_json(a) for a in self.state.audiences.values()])
+        return self._page(request, [self._audience_json(a) for a in self.state.audiences.peek_values()])
 
 
 def create_app(config: TalonOneConfig) -> Starlette:

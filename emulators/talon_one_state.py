@@ -4,6 +4,8 @@ request (talon_one_validation) is stored."""
 from typing import Any
 
 from .api import utc_now
+from .persistence import json_ready
+from .tracked import Tracked, TrackedList
 
 
 class TalonOneState:
@@ -15,29 +17,33 @@ class TalonOneState:
     def clear(self) -> None:
         self.attributes: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> name -> attribute
         # A profile is {"id", "created", "attributes"} plus "hidden": true while only an audience add knows it.
-        self.profiles: dict[str, dict[str, Any]] = {}  # by integrationId
-        self.audiences: dict[int, dict[str, Any]] = {}  # members is a set of profile integrationIds
-        self.events: list[dict[str, Any]] = []  # custom events, as received (Talon.One keeps every one)
+        self.profiles: dict[str, dict[str, Any]] = Tracked()  # by integrationId
+        self.audiences: dict[int, dict[str, Any]] = Tracked()  # members is a set of profile integrationIds
+        self.events: list[dict[str, Any]] = TrackedList()  # custom events, as received (Talon.One keeps every one)
         self.next_attribute = 1
         self.next_profile = 1
         self.next_audience = 1
 
-    def to_json(self) -> dict[str, Any]:
+    def parts(self) -> dict[str, Any]:
+        """The live state, as persistence saves it (sets as sorted lists)."""
         return {
             "attributes": self.attributes,
             "profiles": self.profiles,
-            "audiences": {str(i): {**a, "members": sorted(a["members"])} for i, a in self.audiences.items()},
+            "audiences": self.audiences,
             "events": self.events,
             "next_attribute": self.next_attribute,
             "next_profile": self.next_profile,
             "next_audience": self.next_audience,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return json_ready(self.parts())
+
     def load(self, data: dict[str, Any]) -> None:
         self.attributes = data["attributes"]
-        self.profiles = data["profiles"]
-        self.audiences = {int(i): {**a, "members": set(a["members"])} for i, a in data["audiences"].items()}
-        self.events = data.get("events", [])
+        self.profiles = Tracked(data["profiles"])
+        self.audiences = Tracked({int(i): {**a, "members": set(a["members"])} for i, a in data["audiences"].items()})
+        self.events = TrackedList(data.get("events", []))
         self.next_attribute = data["next_attribute"]
         self.next_profile = data["next_profile"]
         self.next_audience = data["next_audience"]

@@ -246,7 +246,7 @@ def new_audience(body: Any, state: TalonOneState) -> dict[str, Any]:
     integration_id, integration = body.get("integrationId"), body.get("integration")
     if integration_id is not None and any(
         a.get("integrationId") == integration_id and a.get("integration") == integration
-        for a in state.audiences.values()
+        for a in state.audiences.peek_values()
     ):
         raise ApiError(409, "an audience with this integrationId already exists", {"/integrationId": "taken"})
     return body

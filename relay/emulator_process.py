@@ -101,7 +101,7 @@ def _start_emulators(host: str, ports: dict[str, int]) -> subprocess.Popen | Non
         process = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=log)
     urls = {name: config.http_url(host, port) for name, port in ports.items()}
-    saved = sum(f.stat().st_size for f in directory.glob("*.json"))
+    saved = sum(f.stat().st_size for f in directory.glob("*.json*"))  # snapshots and their journals
     timeout = STARTUP_TIMEOUT_S + saved / STATE_LOAD_BYTES_PER_S
     deadline = time.monotonic() + timeout
     while True:

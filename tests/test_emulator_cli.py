@@ -22,6 +22,7 @@ import duckdb
 import httpx
 import pytest
 
+from emulators.persistence import read_saved
 from support.cordial_syncs import PEOPLE, people, write
 from support.emulators import NAMES, CordialConfig, RateLimit, emulator_command, start, wait_until_answering
 from support.ports import free_ports
@@ -238,7 +239,7 @@ def test_sync_starts_the_emulators_when_none_answer_and_stops_them_after(one_syn
     result, _ = relay("sync")
     assert result.returncode == 0, result.stderr
     assert "relay: started the emulators of" in result.stderr and "Traceback" not in result.stderr
-    state = json.loads((tmp_path / "data" / "emulators" / "cordial.json").read_text())
+    state = read_saved(tmp_path / "data" / "emulators" / "cordial.json")[0]
     assert len(state["contacts"]) == 5
     base = int(os.environ["RELAY_EMULATOR_BASE_PORT"])
     with pytest.raises(httpx.ConnectError):  # stopped with the command
@@ -297,7 +298,7 @@ def test_two_demos_in_two_data_directories_at_the_same_time(tmp_path):
     for name, process in runs.items():
         assert process.returncode == 0, outputs[name][-5000:]
         assert "failed" not in outputs[name].split("== syncs in this run")[1], outputs[name][-3000:]
-        state = json.loads((tmp_path / name / "data" / "emulators" / "customerio.json").read_text())
+        state = read_saved(tmp_path / name / "data" / "emulators" / "customerio.json")[0]
         assert state["people"], name
     print(f"two concurrent demos (300 customers each): {elapsed:.0f}s")
 

@@ -20,6 +20,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from emulators.persistence import read_saved
 from support.emulators import (
     NAMES,
     CordialConfig,
@@ -717,7 +718,7 @@ def test_state_survives_a_restart(tmp_path, config, fill):
         while not state_file.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert state_file.exists()  # saved while running, not only at shutdown
-    assert json.loads(state_file.read_text()) == held
+    assert read_saved(state_file)[0] == held
     with serve(config(state_file=state_file)) as second:
         assert admin(second, "state") == held
         assert _probe(second).status_code < 300  # indexes rebuilt: the restored state is usable
@@ -757,6 +758,6 @@ def test_module_entry_point_serves_all_three_and_saves_on_sigterm(tmp_path):
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert not any(secret in stderr for secret in SECRETS)
-    people = json.loads((tmp_path / "customerio.json").read_text())["people"]
+    people = read_saved(tmp_path / "customerio.json")[0]["people"]
     assert [p["attributes"] for p in people.values()] == [{"plan": "pro"}]
     assert {"cordial.json", "talon_one.json"} <= {p.name for p in tmp_path.iterdir()}
