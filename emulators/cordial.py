@@ -38,6 +38,7 @@ from .cordial_imports import run_import
 from .cordial_state import CordialState
 from .cordial_validation import contact_activity, contact_change, new_attribute, new_import, new_list
 from .rate_limit import RateLimit
+from .tracked import Tracked
 
 
 @dataclass(kw_only=True)
@@ -225,7 +226,7 @@ class Cordial:
         name, enhanced = new_list(await json_body(request), self.state)
         list_id = self.state.next_list
         self.state.next_list += 1
-        self.state.lists[list_id] = {"id": list_id, "name": name, "enhanced": enhanced, "members": {}}
+        self.state.lists[list_id] = {"id": list_id, "name": name, "enhanced": enhanced, "members": Tracked()}
         self.state.list_ids[name] = list_id
         return JSONResponse(self._list_json(self.state.lists[list_id]))
 
@@ -236,7 +237,7 @@ class Cordial:
         return JSONResponse({"count": len(self._list(request)["members"])})
 
     async def clear_list(self, request: Request) -> JSONResponse:
-        self._list(request)["members"].clear()
+        self._list(request)["members"] = Tracked()
         return JSONResponse({"success": True})
 
     async def delete_list(self, request: Request) -> JSONResponse:

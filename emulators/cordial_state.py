@@ -33,7 +33,8 @@ class CordialState:
         self.by_email: dict[str, str] = {}  # lowercased address -> cID
         self.by_key: dict[str, dict[str, str]] = {k: {} for k in self.secondary_keys}  # key -> value -> cID
         self.attributes: dict[str, dict[str, str]] = {}  # key -> {"key", "name", "type"}
-        self.lists: dict[int, dict[str, Any]] = Tracked()  # id -> {"id", "name", "enhanced", "members": {cID: joined}}
+        # id -> {"id", "name", "enhanced", "members": a Tracked {cID: joined}}
+        self.lists: dict[int, dict[str, Any]] = Tracked(nested=("members",))
         self.list_ids: dict[str, int] = {}  # name -> id
         # Import jobs change while they run, through references held across awaits: saved whole each time.
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -64,7 +65,8 @@ class CordialState:
         for cid, contact in dict.items(self.contacts):
             self._index(cid, contact, add=True)
         self.attributes = data["attributes"]
-        self.lists = Tracked({int(i): lst for i, lst in data["lists"].items()})
+        self.lists = Tracked({int(i): {**lst, "members": Tracked(lst["members"])} for i, lst in data["lists"].items()},
+                             nested=("members",))
         self.list_ids = {lst["name"]: i for i, lst in dict.items(self.lists)}
         self.jobs = data["jobs"]
         self.activities = TrackedList(data.get("activities", []))

@@ -50,6 +50,7 @@ from .customerio_validation import (
     v2_identifier,
 )
 from .rate_limit import RateLimit
+from .tracked import TrackedSet
 
 HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 
@@ -316,7 +317,7 @@ class CustomerIO:
         segment_id = self.state.next_segment
         self.state.next_segment += 1
         segment = {"id": segment_id, "name": name, "description": description, "type": "manual"}
-        segment["members"] = set()
+        segment["members"] = TrackedSet()
         self.state.segments[segment_id] = segment
         return JSONResponse({"segment": self._segment_json(segment)})
 

@@ -24,7 +24,7 @@ class CustomerIOState:
         # timestamp of its last ordered update; kept JSON-ready so state dumps need no copying.
         self.people: dict[str, dict[str, Any]] = Tracked()  # by cio_id
         self.index: dict[str, str] = {}  # identifier_key(kind, value) -> cio_id
-        self.segments: dict[int, dict[str, Any]] = Tracked()  # members is a set of cio_ids
+        self.segments: dict[int, dict[str, Any]] = Tracked(nested=("members",))  # members: a TrackedSet of cio_ids
         self.objects: dict[str, dict[str, Any]] = Tracked()  # "<object_type_id>:<object_id>" -> attributes
         self.suppressed: dict[str, list[str]] = {}  # identifier key -> every key suppressed with it
         self.event_ids: set[str] = TrackedSet()  # ULIDs seen, for deduplication
@@ -62,7 +62,8 @@ class CustomerIOState:
             for kind in ("id", "email", "phone"):
                 if kind in person:
                     self.index[identifier_key(kind, person[kind])] = cio_id
-        self.segments = Tracked({int(i): {**s, "members": set(s["members"])} for i, s in data["segments"].items()})
+        self.segments = Tracked({int(i): {**s, "members": TrackedSet(s["members"])} for i, s in data["segments"].items()},
+                                nested=("members",))
         self.objects = Tracked(data["objects"])
         for group in data["suppressed"]:
             for key in group:

@@ -87,7 +87,7 @@ class Journal:
 
     def _mark_saved(self, name: str, part: Any, encoding: str | None) -> None:
         if _journaled(part):
-            part.touched.clear()
+            _settle(part)
             self._saved[name] = (part, len(part), None)
         else:
             self._saved[name] = (part, None, encoding)
@@ -106,15 +106,9 @@ class Journal:
     def _change(self, name: str, part: Any) -> str | None:
         # The saved object itself is kept, not its id: a computed part's id can be reused by the next one.
         saved, length, encoding = self._saved.get(name, (None, 0, None))
-        if saved is part and isinstance(part, Tracked):
-            keys, part.touched = part.touched, set()
-            put = {k: dict.__getitem__(part, k) for k in keys if k in part}
-            drop = [str(k) for k in keys if k not in part]
-            return encode({"put": put, "drop": drop}) if put or drop else None
-        if saved is part and isinstance(part, TrackedSet):
-            elements, part.touched = part.touched, set()
-            add, remove = [e for e in elements if e in part], [e for e in elements if e not in part]
-            return encode({"add": add, "remove": remove}) if add or remove else None
+        if saved is part and isinstance(part, (Tracked, TrackedSet)):
+            change = _container_change(part)
+            return None if change is None else encode(change)
         if saved is part and isinstance(part, TrackedList):
             indices, part.touched = part.touched, set()
             edits = {str(i): part[i] for i in indices if i < length}
@@ -156,6 +150,46 @@ def _journaled(part: Any) -> bool:
     return isinstance(part, (Tracked, TrackedSet, TrackedList))
 
 
+def _settled(container: Any) -> bool:
+    """A tracked container saved before, so that what it remembers is all that changed since."""
+    return isinstance(container, (Tracked, TrackedSet)) and not container.fresh
+
+
+def _settle(container: Any) -> None:
+    """Mark a tracked container as saved in full, with the nested containers of its entries."""
+    container.touched.clear()
+    container.fresh = False
+    for entry in dict.values(container) if isinstance(container, Tracked) and container.nested else ():
+        for field in container.nested:
+            if _journaled(entry.get(field)):
+                _settle(entry[field])
+
+
+def _container_change(part: Tracked | TrackedSet) -> dict[str, Any] | None:
+    """What changed in a tracked set or dict since its last save, marking it saved; None: nothing."""
+    keys, part.touched = part.touched, set()
+    if isinstance(part, TrackedSet):
+        add, remove = [e for e in keys if e in part], [e for e in keys if e not in part]
+        return {"add": add, "remove": remove} if add or remove else None
+    put, drop, edit = {}, [str(k) for k in keys if k not in part], {}
+    for key in keys & dict.keys(part):
+        entry = dict.__getitem__(part, key)
+        if part.nested and all(_settled(entry.get(field)) for field in part.nested):
+            # Its own fields again; its nested containers by what changed in them (below).
+            edit[str(key)] = {"fields": {f: v for f, v in entry.items() if f not in part.nested}}
+        else:
+            put[key] = entry
+            for field in part.nested:
+                if _journaled(entry.get(field)):
+                    _settle(entry[field])
+    for key, entry in dict.items(part) if part.nested else ():
+        if key not in put:
+            nested = {field: _container_change(entry[field]) for field in part.nested if _settled(entry.get(field))}
+            if any(nested.values()) or str(key) in edit:
+                edit.setdefault(str(key), {})["nested"] = nested
+    return {"put": put, "drop": drop, "edit": edit} if put or drop or edit else None
+
+
 def read_saved(path: Path) -> tuple[dict[str, Any] | None, int, int]:
     """The state saved at `path` with its journal applied, the snapshot's generation, and the length of the
     journal's readable lines."""
@@ -163,7 +197,7 @@ def read_saved(path: Path) -> tuple[dict[str, Any] | None, int, int]:
     generation = data.pop("journal_generation", 0) if data is not None else 0
     journal = path.with_name(path.name + ".journal")
     good = 0
-    sets: dict[str, set] = {}  # parts saved as sets, as sets while the journal applies
+    as_sets: list[tuple[Any, Any]] = []  # (holder, key) of sets the journal changed: sorted lists again at the end
     if journal.exists():
         with open(journal, "rb") as f:
             for line in f:
@@ -175,32 +209,47 @@ def read_saved(path: Path) -> tuple[dict[str, Any] | None, int, int]:
                     break
                 good += len(line)
                 if entry["generation"] == generation:
-                    data = _apply(data if data is not None else {}, entry["changes"], sets)
-    for name, elements in sets.items():
-        data[name] = sorted(elements)
+                    data = _apply(data if data is not None else {}, entry["changes"], as_sets)
+    for holder, key in as_sets:
+        if isinstance(holder[key], set):
+            holder[key] = sorted(holder[key])
     return data, generation, good
 
 
-def _apply(data: dict[str, Any], changes: dict[str, Any], sets: dict[str, set]) -> dict[str, Any]:
+def _apply(data: dict[str, Any], changes: dict[str, Any], as_sets: list[tuple[Any, Any]]) -> dict[str, Any]:
     for name, change in changes.items():
         if "whole" in change:
             data[name] = change["whole"]
-            sets.pop(name, None)
         elif "append" in change:
             part = data[name]
             for index, entry in change["edit"].items():
                 part[int(index)] = entry
             part.extend(change["append"])
-        elif "put" in change:
-            part = data[name]
-            for key in change["drop"]:
-                part.pop(key, None)
-            part.update(change["put"])
         else:
-            elements = sets.setdefault(name, set(data[name]))
-            elements.difference_update(change["remove"])
-            elements.update(change["add"])
+            _apply_container(data, name, change, as_sets)
     return data
+
+
+def _apply_container(holder: Any, key: Any, change: dict[str, Any], as_sets: list[tuple[Any, Any]]) -> None:
+    """Apply a `_container_change` to holder[key], a dict or (saved as a list) a set."""
+    if "add" in change:
+        if not isinstance(holder[key], set):
+            holder[key] = set(holder[key])
+            as_sets.append((holder, key))
+        holder[key].difference_update(change["remove"])
+        holder[key].update(change["add"])
+        return
+    part = holder[key]
+    for dropped in change["drop"]:
+        part.pop(dropped, None)
+    part.update(change["put"])
+    for entry_key, edit in change["edit"].items():
+        if "fields" in edit:
+            old = part[entry_key]
+            part[entry_key] = {**edit["fields"], **{field: old[field] for field in edit["nested"]}}
+        for field, nested in edit["nested"].items():
+            if nested is not None:
+                _apply_container(part[entry_key], field, nested, as_sets)
 
 
 def lifespan(emulator: "Emulator"):

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from .api import ApiError, Endpoint, json_body, same, scheme_token
 from .base import Emulator, EmulatorConfig
 from .rate_limit import RateLimit
+from .tracked import TrackedSet
 from .talon_one_state import TalonOneState
 from .talon_one_validation import (
     MAX_ITEMS,
@@ -237,7 +238,7 @@ class TalonOne:
         return Response(status_code=204)
 
     async def clear_audience(self, request: Request) -> Response:
-        self._audience(request)["members"].clear()
+        self._audience(request)["members"] = TrackedSet()
         return Response(status_code=204)
 
     async def change_audiences(self, request: Request) -> Response:

@@ -5,7 +5,7 @@ from typing import Any
 
 from .api import utc_now
 from .persistence import json_ready
-from .tracked import Tracked, TrackedList
+from .tracked import Tracked, TrackedList, TrackedSet
 
 
 class TalonOneState:
@@ -18,7 +18,7 @@ class TalonOneState:
         self.attributes: dict[str, dict[str, dict[str, Any]]] = {}  # entity -> name -> attribute
         # A profile is {"id", "created", "attributes"} plus "hidden": true while only an audience add knows it.
         self.profiles: dict[str, dict[str, Any]] = Tracked()  # by integrationId
-        self.audiences: dict[int, dict[str, Any]] = Tracked()  # members is a set of profile integrationIds
+        self.audiences: dict[int, dict[str, Any]] = Tracked(nested=("members",))  # members: a TrackedSet of integrationIds
         self.events: list[dict[str, Any]] = TrackedList()  # custom events, as received (Talon.One keeps every one)
         self.next_attribute = 1
         self.next_profile = 1
@@ -42,7 +42,8 @@ class TalonOneState:
     def load(self, data: dict[str, Any]) -> None:
         self.attributes = data["attributes"]
         self.profiles = Tracked(data["profiles"])
-        self.audiences = Tracked({int(i): {**a, "members": set(a["members"])} for i, a in data["audiences"].items()})
+        self.audiences = Tracked({int(i): {**a, "members": TrackedSet(a["members"])} for i, a in data["audiences"].items()},
+                                 nested=("members",))
         self.events = TrackedList(data.get("events", []))
         self.next_attribute = data["next_attribute"]
         self.next_profile = data["next_profile"]
@@ -90,7 +91,7 @@ class TalonOneState:
         audience_id = self.next_audience
         self.next_audience += 1
         audience = {"id": audience_id, "accountId": account_id, "created": utc_now(), "sandbox": False}
-        audience.update(body, members=set())
+        audience.update(body, members=TrackedSet())
         self.audiences[audience_id] = audience
         return audience
 

@@ -6,11 +6,17 @@ from typing import Any
 
 class Tracked(dict):
     """A dict that remembers the keys whose entries may have changed: set, removed, or handed out (an entry
-    is a mutable dict its holder may change in place). Iterating values or items hands out every entry."""
+    is a mutable dict its holder may change in place). Iterating values or items hands out every entry. A
+    handler changes an entry between its awaits, not across one: a save in between would take the key.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `nested`: fields of the entries holding tracked containers (a segment's members), saved by their own
+    changes rather than whole with the entry."""
+
+    def __init__(self, *args: Any, nested: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.touched: set[Any] = set()
+        self.nested = nested
+        self.fresh = True  # never saved: its `touched` says nothing yet
 
     def __getitem__(self, key: Any) -> Any:
         self.touched.add(key)
@@ -66,6 +72,7 @@ class TrackedSet(set):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.touched: set[Any] = set()
+        self.fresh = True
 
     def add(self, element: Any) -> None:
         self.touched.add(element)
@@ -98,6 +105,7 @@ class TrackedList(list):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.touched: set[int] = set()
+        self.fresh = True
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if not isinstance(index, int):

@@ -9,7 +9,7 @@ from emulators.cordial_state import CordialState
 from emulators.customerio_state import CustomerIOState
 from emulators.persistence import Journal, read_saved
 from emulators.talon_one_state import TalonOneState
-from emulators.tracked import TrackedList
+from emulators.tracked import Tracked, TrackedList, TrackedSet
 
 
 def _save(journal: Journal, state) -> str | None:
@@ -36,7 +36,7 @@ def test_changes_replay_in_order_over_the_snapshot(tmp_path):
     state = CustomerIOState()
     journal = _fresh(tmp_path, state)
     first, second = _person(state, "u1", plan="pro"), _person(state, "u2")
-    state.segments[1] = {"id": 1, "name": "vip", "members": {first, second}}
+    state.segments[1] = {"id": 1, "name": "vip", "members": TrackedSet({first, second})}
     state.event_ids.add("01J0")
     state.event_log.append({"person": "u2", "name": "viewed", "id": "01J0", "timestamp": 1, "attributes": {}})
     state.events["viewed"] += 1
@@ -63,7 +63,7 @@ def test_every_destination_replays_its_changes(tmp_path, make):
     state = make()
     journal = _fresh(tmp_path, state)
     if isinstance(state, CordialState):
-        state.lists[1] = {"id": 1, "name": "vip", "enhanced": False, "members": {}}
+        state.lists[1] = {"id": 1, "name": "vip", "enhanced": False, "members": Tracked()}
         state.put("c1", {"email": "a@example.com", "subscribeStatus": "subscribed", "attributes": {}})
         state.lists[1]["members"]["c1"] = "2026-01-01"
         state.jobs["j1"] = job = {"status": "queued"}
@@ -72,7 +72,7 @@ def test_every_destination_replays_its_changes(tmp_path, make):
         job["status"] = "done"  # an import job changes through the reference its task holds
         state.delete("c1")
     else:
-        state.audiences[1] = {"id": 1, "name": "vip", "members": set()}
+        state.audiences[1] = {"id": 1, "name": "vip", "members": TrackedSet()}
         state.update_profile("p1", {"Tier": "gold"}, {"adds": [1], "deletes": []})
         state.add_event({"type": "viewed", "profileId": "p1"})
         _save(journal, state)
@@ -85,13 +85,15 @@ def test_a_save_costs_what_changed_not_the_whole_state(tmp_path):
     state = CustomerIOState()
     for i in range(20_000):
         _person(state, f"user-{i}", first_name="x" * 40)
-    state.segments[1] = {"id": 1, "name": "all", "members": set(state.people)}
+    state.segments[1] = {"id": 1, "name": "all", "members": TrackedSet(state.people)}
     journal = _fresh(tmp_path, state)
     snapshot_bytes = journal.path.stat().st_size
 
-    state.people[state.find("id", "user-7")]["attributes"]["plan"] = "pro"
+    who = state.find("id", "user-7")
+    state.people[who]["attributes"]["plan"] = "pro"
+    state.segments[1]["members"].discard(who)
     line = _save(journal, state)
-    assert line is not None and len(line) < 500, line  # one person, not twenty thousand
+    assert line is not None and len(line) < 500, line  # one person and one member, not twenty thousand
     assert _save(journal, state) is None  # nothing changed since: nothing written
     assert journal.path.stat().st_size == snapshot_bytes
     assert read_saved(journal.path)[0] == state.to_json()
@@ -172,3 +174,23 @@ def test_a_legacy_snapshot_without_a_journal_still_loads(tmp_path):
     _person(restored, "u2")
     _save(journal, restored)
     assert read_saved(path)[0] == restored.to_json()
+
+
+def test_a_segment_saves_its_members_by_what_changed_and_its_own_fields_whole(tmp_path):
+    state = TalonOneState()
+    journal = _fresh(tmp_path, state)
+    state.audiences[1] = {"id": 1, "name": "vip", "members": TrackedSet(f"p{i}" for i in range(5000))}
+    assert len(_save(journal, state)) > 5000 * 4  # new: written whole
+
+    state.change_memberships([{"audienceId": 1, "action": "add", "profileIntegrationId": "new"},
+                              {"audienceId": 1, "action": "delete", "profileIntegrationId": "p7"}])
+    assert len(_save(journal, state)) < 500
+    state.audiences[1] = {**{k: v for k, v in dict.items(state.audiences[1]) if k != "name"},
+                          "description": "renamed away"}  # a new entry around the same members
+    state.audiences[1]["members"].add("later")
+    _save(journal, state)
+    state.audiences[1]["members"] = TrackedSet({"only"})  # emptied, as DELETE .../memberships does, then one
+    _save(journal, state)
+    state.audiences[1]["members"].add("second")
+    _save(journal, state)
+    assert read_saved(journal.path)[0] == state.to_json()
