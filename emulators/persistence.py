@@ -11,6 +11,7 @@ state.
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -21,6 +22,8 @@ from .tracked import Tracked, TrackedList, TrackedSet
 
 if TYPE_CHECKING:
     from .base import Emulator
+
+log = logging.getLogger("emulators")
 
 COMPACT_MIN_BYTES = 16_000_000  # below this, a journal is never worth a new snapshot
 
@@ -42,13 +45,28 @@ def _jsonable(value: Any) -> Any:
 
 
 def encode(value: Any) -> str:
-    """The saved form: sets as sorted lists; a Tracked dict's entries copied out first, so that encoding it
-    does not count as handing them out."""
+    """The saved form: sets as sorted lists. Tracked dicts are copied out first: json walks a dict subclass
+    through its items(), which would count as handing out every entry."""
     if isinstance(value, Tracked):
-        value = dict(value)  # dict's own copy reads the table directly, not through our methods
+        value = _plain(value)
     elif isinstance(value, dict):
-        value = {k: dict(v) if isinstance(v, Tracked) else v for k, v in value.items()}
+        value = {k: _plain(v) for k, v in value.items()}
     return json.dumps(value, separators=(",", ":"), default=_jsonable)
+
+
+def _plain(value: Any) -> Any:
+    """A Tracked dict as a plain one, with its entries' nested Tracked dicts; anything else as it is."""
+    if not isinstance(value, Tracked):
+        return value
+    if not value.nested:
+        return dict(value)  # dict's own copy reads the table directly, not through our methods
+    return {key: _plain_entry(entry, value.nested) for key, entry in dict.items(value)}
+
+
+def _plain_entry(entry: dict[str, Any], nested: tuple[str, ...]) -> dict[str, Any]:
+    if not any(isinstance(entry.get(field), Tracked) for field in nested):
+        return entry
+    return {field: dict(v) if isinstance(v, Tracked) else v for field, v in entry.items()}
 
 
 def json_ready(parts: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +85,7 @@ class Journal:
         self.generation = 0
         self.snapshot_bytes = 0
         self.journal_bytes = 0
+        self.must_snapshot = False  # a save failed after marking its changes saved: only a snapshot is whole
         self._saved: dict[str, tuple[Any, int | None, str | None]] = {}  # part -> (object, length, encoding)
 
     def load(self) -> dict[str, Any] | None:
@@ -130,7 +149,7 @@ class Journal:
         self.journal_bytes += len(data)
 
     def wants_snapshot(self) -> bool:
-        return self.journal_bytes > max(self.snapshot_bytes, COMPACT_MIN_BYTES)
+        return self.must_snapshot or self.journal_bytes > max(self.snapshot_bytes, COMPACT_MIN_BYTES)
 
     def snapshot(self, parts: dict[str, Any]) -> bytes:
         """The whole state as the next generation's snapshot, marked saved; `write_snapshot` writes it."""
@@ -144,6 +163,7 @@ class Journal:
         with open(self.journal_path, "wb"):
             pass
         self.snapshot_bytes, self.journal_bytes = len(data), 0
+        self.must_snapshot = False
 
 
 def _journaled(part: Any) -> bool:
@@ -178,7 +198,7 @@ def _container_change(part: Tracked | TrackedSet) -> dict[str, Any] | None:
             # Its own fields again; its nested containers by what changed in them (below).
             edit[str(key)] = {"fields": {f: v for f, v in entry.items() if f not in part.nested}}
         else:
-            put[key] = entry
+            put[key] = _plain_entry(entry, part.nested)
             for field in part.nested:
                 if _journaled(entry.get(field)):
                     _settle(entry[field])
@@ -221,7 +241,7 @@ def _apply(data: dict[str, Any], changes: dict[str, Any], as_sets: list[tuple[An
         if "whole" in change:
             data[name] = change["whole"]
         elif "append" in change:
-            part = data[name]
+            part = data.setdefault(name, [])  # a snapshot from before this part existed
             for index, entry in change["edit"].items():
                 part[int(index)] = entry
             part.extend(change["append"])
@@ -233,20 +253,22 @@ def _apply(data: dict[str, Any], changes: dict[str, Any], as_sets: list[tuple[An
 def _apply_container(holder: Any, key: Any, change: dict[str, Any], as_sets: list[tuple[Any, Any]]) -> None:
     """Apply a `_container_change` to holder[key], a dict or (saved as a list) a set."""
     if "add" in change:
-        if not isinstance(holder[key], set):
-            holder[key] = set(holder[key])
+        if not isinstance(holder.get(key), set):
+            holder[key] = set(holder.get(key, ()))
             as_sets.append((holder, key))
         holder[key].difference_update(change["remove"])
         holder[key].update(change["add"])
         return
-    part = holder[key]
+    part = holder.setdefault(key, {})
     for dropped in change["drop"]:
         part.pop(dropped, None)
     part.update(change["put"])
     for entry_key, edit in change["edit"].items():
-        if "fields" in edit:
-            old = part[entry_key]
-            part[entry_key] = {**edit["fields"], **{field: old[field] for field in edit["nested"]}}
+        if "fields" in edit:  # in place: a set an earlier line made of its members is listed under this dict
+            entry = part[entry_key]
+            kept = {field: entry[field] for field in edit["nested"]}
+            entry.clear()
+            entry.update(edit["fields"], **kept)
         for field, nested in edit["nested"].items():
             if nested is not None:
                 _apply_container(part[entry_key], field, nested, as_sets)
@@ -280,27 +302,34 @@ def lifespan(emulator: "Emulator"):
 
 
 async def _autosave(emulator: "Emulator", journal: Journal, stop: asyncio.Event) -> None:
-    # The only writer of the state files, so saves never interleave; the last pass runs after `stop`.
+    # The only writer of the state files, so saves never interleave. The pass that finds `stop` set is the
+    # last: it starts after the server stopped, so nothing changes after it.
     interval = emulator.save_interval_s
     while True:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+        final = stop.is_set()
         # Encode on the loop (a consistent view; what changes meanwhile goes into the next save), write in a
         # thread (no disk I/O on the loop).
         started = time.monotonic()
-        if journal.wants_snapshot() and not stop.is_set():
-            # Rare (the changes since the last snapshot outweigh it); encoding the whole state blocks the loop.
-            data = journal.snapshot(emulator.state.parts())
+        try:
+            if journal.wants_snapshot() and (journal.must_snapshot or not final):
+                # Rare (the changes since the last snapshot outweigh it); encoding the whole state blocks the loop.
+                data = journal.snapshot(emulator.state.parts())
+                blocked = time.monotonic() - started
+                await asyncio.to_thread(journal.write_snapshot, data)
+            else:
+                line = journal.changes(emulator.state.parts())
+                blocked = time.monotonic() - started
+                if line is not None:
+                    await asyncio.to_thread(journal.append, line)
+        except OSError as exc:  # e.g. a full disk: the changes it took are in memory only, so write them all
+            log.error("saving %s failed (%s); the next save writes the whole state", journal.path, exc)
+            journal.must_snapshot = True
             blocked = time.monotonic() - started
-            await asyncio.to_thread(journal.write_snapshot, data)
-        else:
-            line = journal.changes(emulator.state.parts())
-            blocked = time.monotonic() - started
-            if line is not None:
-                await asyncio.to_thread(journal.append, line)
         # Saving must not take more than a tenth of the loop's time.
         interval = max(emulator.save_interval_s, 10 * blocked)
-        if stop.is_set():
+        if final:
             return
 
 
@@ -313,3 +342,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)  # the rename itself durable before the journal is emptied
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -62,6 +62,9 @@ class Tracked(dict):
     def popitem(self) -> Any:
         raise TypeError("Tracked does not support popitem")
 
+    def __ior__(self, other: Any) -> Any:
+        raise TypeError("Tracked does not support |=: use update")
+
     def clear(self) -> None:
         raise TypeError("Tracked does not support clear: replace it")
 
@@ -91,8 +94,11 @@ class TrackedSet(set):
             for element in other:
                 self.add(element)
 
-    def pop(self) -> Any:
-        raise TypeError("TrackedSet does not support pop")
+    def _refused(self, *args: Any) -> Any:
+        raise TypeError("a TrackedSet changes only through add, discard, remove and update")
+
+    pop = difference_update = intersection_update = symmetric_difference_update = _refused
+    __ior__ = __isub__ = __iand__ = __ixor__ = _refused
 
     def clear(self) -> None:
         raise TypeError("TrackedSet does not support clear: replace it")

@@ -166,14 +166,18 @@ def test_a_legacy_snapshot_without_a_journal_still_loads(tmp_path):
     state = CustomerIOState()
     _person(state, "u1")
     path = tmp_path / "customerio.json"
-    path.write_text(json.dumps(state.to_json()))  # the format before journals
+    legacy = {k: v for k, v in state.to_json().items() if k not in ("merges", "event_log")}  # before those parts
+    path.write_text(json.dumps(legacy))  # the format before journals
     journal = Journal(path)
     restored = CustomerIOState()
     restored.load(journal.load())
     journal.saved(restored.parts())
     _person(restored, "u2")
+    restored.merges.append({"primary": "a", "secondary": "b"})
     _save(journal, restored)
-    assert read_saved(path)[0] == restored.to_json()
+    again = CustomerIOState()
+    again.load(read_saved(path)[0])
+    assert again.to_json() == restored.to_json()
 
 
 def test_a_segment_saves_its_members_by_what_changed_and_its_own_fields_whole(tmp_path):
@@ -193,4 +197,26 @@ def test_a_segment_saves_its_members_by_what_changed_and_its_own_fields_whole(tm
     _save(journal, state)
     state.audiences[1]["members"].add("second")
     _save(journal, state)
+    assert read_saved(journal.path)[0] == state.to_json()
+
+
+def test_members_changed_over_several_saves_replay_as_members(tmp_path):
+    state = CustomerIOState()
+    journal = _fresh(tmp_path, state)
+    state.segments[1] = {"id": 1, "name": "vip", "type": "manual", "members": TrackedSet()}
+    _save(journal, state)
+    for member in ("a", "b", "c"):  # each request hands out the segment, then changes its members
+        state.segments.get(1)["members"].add(member)
+        _save(journal, state)
+    assert read_saved(journal.path)[0] == state.to_json()
+
+
+def test_after_a_snapshot_a_list_saves_only_the_member_that_changed(tmp_path):
+    state = CordialState(("customer_key",))
+    state.lists[1] = {"id": 1, "name": "vip", "enhanced": False,
+                      "members": Tracked({f"c{i}": "2026-01-01" for i in range(5000)})}
+    journal = _fresh(tmp_path, state)
+    state.lists[1]["members"]["new"] = "2026-01-02"
+    line = _save(journal, state)
+    assert line is not None and len(line) < 500, line[:300]
     assert read_saved(journal.path)[0] == state.to_json()
