@@ -6,14 +6,18 @@ from pathlib import Path
 import pytest
 
 import vendor_schemas
+from support.dbt import WORKER_DIR, point
 from support.emulators import serve_emulators, served_env
 from support.project import DBT_DIR
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _worker_dir(tmp_path_factory) -> Path:
-    """A directory of this pytest process (each xdist worker has its own) that outlives its tests."""
-    return tmp_path_factory.mktemp("worker")
+    """A directory of this pytest process (each xdist worker has its own) that outlives its tests. Set before
+    any module's fixture builds: run_dbt reaches every warehouse through it (tests/support/dbt.py)."""
+    directory = tmp_path_factory.mktemp("worker")
+    os.environ[WORKER_DIR] = str(directory)
+    return directory
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +34,7 @@ def _isolated_environment(tmp_path, monkeypatch, _worker_dir):
     shared_dbt.mkdir(exist_ok=True)
     (data / "dbt").symlink_to(shared_dbt)
     current = _worker_dir / "data"
-    link = _worker_dir / ".data.link"
-    link.unlink(missing_ok=True)
-    link.symlink_to(data)
-    link.replace(current)
+    point(current, data)
     monkeypatch.setenv("RELAY_DATA_DIR", str(data))
     monkeypatch.setenv("RELAY_WAREHOUSE", str(current / "warehouse.duckdb"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from relay import sample_data
+from support.dbt import dbt_command
 from support.emulators import serve_emulators, served_env
 from support.project import DBT, DBT_DIR
 
@@ -194,5 +195,5 @@ def test_a_segment_dbt_was_not_told_about_fails_with_the_command_to_run(tmp_path
 
 
 def dbt(project: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project)], cwd=project,
-                          env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, text=True, capture_output=True)
+    return dbt_command([DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project)],
+                       {**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, project)

@@ -9,7 +9,6 @@ after an order and once for a window after an event (the views ageing out of an 
 
 import os
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import duckdb
 import pytest
 
 from relay import sample_data
-from support.dbt import run_dbt
+from support.dbt import dbt_command, run_dbt
 from support.project import DBT, DBT_DIR
 
 DECLARATION = "macros/time_boundaries.sql"
@@ -49,8 +48,7 @@ def run_dbt_in(project: Path, warehouse: Path, *args: str) -> None:
     work = warehouse.parent / "dbt_copy"
     command = [DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project),
                "--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    result = subprocess.run(command, cwd=project, env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)},
-                            text=True, capture_output=True)
+    result = dbt_command(command, {**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, project)
     assert result.returncode == 0, f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
 
 
@@ -106,9 +104,8 @@ def test_a_window_after_an_anchor_the_scope_does_not_know_fails_the_build(wareho
     """A window int_scope_keys cannot put in scope would leave rows stale until the daily rebuild: it fails."""
     project = project_declaring(tmp_path, 60, anchor="refund")
     work = warehouse.parent / "dbt_copy"
-    result = subprocess.run([DBT, "compile", "--select", "int_scope_keys", "--project-dir", str(project),
-                             "--profiles-dir", str(project), "--target-path", str(work / "target"),
-                             "--log-path", str(work / "logs")],
-                            cwd=project, env={**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, text=True, capture_output=True)
+    result = dbt_command([DBT, "compile", "--select", "int_scope_keys", "--project-dir", str(project),
+                          "--profiles-dir", str(project), "--target-path", str(work / "target"),
+                          "--log-path", str(work / "logs")], {**os.environ, "RELAY_WAREHOUSE": str(warehouse)}, project)
     assert result.returncode != 0
     assert "int_scope_keys has no anchor 'refund'" in result.stdout

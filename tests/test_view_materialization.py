@@ -3,12 +3,13 @@ and replaced when their SQL changed or their inputs now bind to other types. A p
 project's own materialization, in a warehouse of its own."""
 
 import json
+import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
 
+from support.dbt import dbt_command
 from support.project import DBT, DBT_DIR
 
 
@@ -27,7 +28,7 @@ def _project(root: Path) -> Path:
 def _run(root: Path, *args: str) -> dict[str, str]:
     """dbt run; each model's message (`unchanged` for a view left as it stood)."""
     command = [DBT, "run", "--project-dir", str(root), "--profiles-dir", str(root), *args]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    result = dbt_command(command, dict(os.environ), root)
     assert result.returncode == 0, result.stdout[-3000:]
     results = json.loads((root / "target" / "run_results.json").read_text())["results"]
     return {r["unique_id"].split(".")[-1]: r["message"] for r in results}
