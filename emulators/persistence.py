@@ -81,7 +81,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.journal_path = path.with_name(path.name + ".journal")
+        self.journal_path = journal_path(path)
         self.generation = 0
         self.snapshot_bytes = 0
         self.journal_bytes = 0
@@ -210,12 +210,17 @@ def _container_change(part: Tracked | TrackedSet) -> dict[str, Any] | None:
     return {"put": put, "drop": drop, "edit": edit} if put or drop or edit else None
 
 
+def journal_path(path: Path) -> Path:
+    """Where the journal of the snapshot at `path` lives."""
+    return path.with_name(path.name + ".journal")
+
+
 def read_saved(path: Path) -> tuple[dict[str, Any] | None, int, int]:
     """The state saved at `path` with its journal applied, the snapshot's generation, and the length of the
     journal's readable lines."""
     data = json.loads(path.read_bytes()) if path.exists() else None
     generation = data.pop("journal_generation", 0) if data is not None else 0
-    journal = path.with_name(path.name + ".journal")
+    journal = journal_path(path)
     good = 0
     as_sets: list[tuple[Any, Any]] = []  # (holder, key) of sets the journal changed: sorted lists again at the end
     if journal.exists():
